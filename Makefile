@@ -1,0 +1,89 @@
+# Makefile: builds stockgate, its tests, fuzz targets and benchmarks (one non-recursive GNU Makefile).
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+BUILD    ?= build
+CC       ?= cc
+PKGS      = gmime-3.0 libcurl sqlite3 libcjson libxml-2.0
+SANITIZE ?=
+WERROR   ?=
+
+WARN     = -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes \
+           -Wwrite-strings -Wvla -Wno-unused-parameter -Wno-missing-field-initializers
+CFLAGS  ?= -O2 -g
+SG_CFLAGS = -std=gnu11 -D_GNU_SOURCE $(WARN) $(if $(WERROR),-Werror) \
+            $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -Isrc
+SG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcsv -lm
+ifneq ($(SANITIZE),)
+  SG_CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+  SG_LDFLAGS += -fsanitize=$(SANITIZE)
+  BUILD = build-san
+endif
+
+SRC      = $(wildcard src/*.c)
+LIBSRC   = $(filter-out src/stockgate.c,$(SRC))
+LIBOBJ   = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIBSRC))
+UNITSRC  = $(wildcard tests/unit/test-*.c)
+UNITBIN  = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNITSRC))
+VERSION  = $(shell cat VERSION 2>/dev/null || echo 0.1.0)
+
+all: $(BUILD)/stockgate
+
+$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) | $(BUILD)/obj
+	$(CC) $(SG_CFLAGS) $(CFLAGS) -DSG_VERSION='"$(VERSION)"' -c -o $@ $<
+
+$(BUILD)/obj $(BUILD)/tests:
+	mkdir -p $@
+
+$(BUILD)/libsg.a: $(LIBOBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/stockgate: $(BUILD)/obj/stockgate.o $(BUILD)/libsg.a
+	$(CC) $(CFLAGS) $(SG_LDFLAGS) -o $@ $^ $(SG_LIBS)
+
+# A unit test links the objects named in tests/unit/test-NAME.deps (one module name a word), so
+# that a module can be tested while others are still being written.
+.SECONDEXPANSION:
+$(BUILD)/tests/test-%: tests/unit/test-%.c tests/unit/tap.h \
+    $$(addprefix $(BUILD)/obj/,$$(addsuffix .o,$$(shell cat tests/unit/test-$$*.deps 2>/dev/null))) | $(BUILD)/tests
+	$(CC) $(SG_CFLAGS) $(CFLAGS) $(SG_LDFLAGS) -o $@ $(filter %.c %.o,$^) $(SG_LIBS)
+
+units: $(UNITBIN)
+
+deps:
+	@build-aux/deps.sh install
+
+deps-check:
+	@build-aux/deps.sh check || build-aux/deps.sh install
+
+# The whole suite: unit tests, then end-to-end scenarios against real servers on loopback.
+check: deps-check
+	@$(MAKE) --no-print-directory all units
+	@BUILD=$(BUILD) tests/run.sh
+
+demo: deps-check
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) build-aux/demo.sh
+
+bench: deps-check
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) bench/run.sh
+
+fuzz: deps-check
+	@BUILD=$(BUILD) tests/fuzz/run.sh
+
+lint-man:
+	mandoc -Tlint -W warning man/stockgate.1 man/stockgate.conf.5
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 \
+	    $(DESTDIR)/etc/stockgate $(DESTDIR)/lib/systemd/system
+	install -m 755 $(BUILD)/stockgate $(DESTDIR)$(PREFIX)/bin/stockgate
+	install -m 644 man/stockgate.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 644 man/stockgate.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/
+	install -m 600 etc/stockgate.conf.example $(DESTDIR)/etc/stockgate/stockgate.conf.example
+	for u in etc/*.service etc/*.timer; do [ -f "$$u" ] && install -m 644 "$$u" $(DESTDIR)/lib/systemd/system/; done; true
+
+clean:
+	rm -rf build build-san build-fuzz
+
+.PHONY: all units deps deps-check check demo bench fuzz lint-man install clean

@@ -1,0 +1,39 @@
+/* cmd.h: the interface of the subcommands (one file each, cmd-NAME.c) and what main() sets up. */
+#pragma once
+#include "config.h"
+#include "store.h"
+
+typedef struct {
+	const char *config_path; /* -c, else $STOCKGATE_CONFIG, else /etc/stockgate/stockgate.conf */
+	sg_config *cfg;          /* loaded by main() when the command's table row asks for it,
+	                          * else NULL */
+	const char *log_format;  /* "text" or "json" */
+} sg_ctx;
+
+/*
+ * A command gets argv starting at its own name (argv[0] = "process"), parses its options with
+ * getopt_long (optind reset by main), and returns a status that main() maps to the exit code.
+ * `--help` prints the command's usage to stdout and returns SG_OK; a usage error prints it to
+ * stderr and returns SG_EUSAGE.
+ */
+typedef sg_status (*sg_cmd_fn)(sg_ctx *ctx, int argc, char **argv);
+
+sg_status cmd_poll(sg_ctx *ctx, int argc, char **argv);
+sg_status cmd_process(sg_ctx *ctx, int argc, char **argv);
+sg_status cmd_check(sg_ctx *ctx, int argc, char **argv);
+sg_status cmd_import(sg_ctx *ctx, int argc, char **argv);
+sg_status cmd_dealer(sg_ctx *ctx, int argc, char **argv);
+sg_status cmd_user(sg_ctx *ctx, int argc, char **argv);
+sg_status cmd_catalog(sg_ctx *ctx, int argc, char **argv);
+sg_status cmd_warehouses(sg_ctx *ctx, int argc, char **argv);
+sg_status cmd_remains(sg_ctx *ctx, int argc, char **argv);
+sg_status cmd_batch(sg_ctx *ctx, int argc, char **argv);
+sg_status cmd_status(sg_ctx *ctx, int argc, char **argv);
+sg_status cmd_mirror(sg_ctx *ctx, int argc, char **argv);
+
+/* Opens the store of ctx->cfg ([store] path); logs and returns the failure. */
+sg_status sg_ctx_store(sg_ctx *ctx, sg_store **out);
+/* Logs err (when not NULL) as an error and returns st: `return sg_cmd_fail(st, err);`. */
+sg_status sg_cmd_fail(sg_status st, const char *err);
+/* Prints usage to stdout (st == SG_OK) or stderr, returns st. */
+sg_status sg_cmd_usage(const char *usage, sg_status st);

@@ -1,0 +1,81 @@
+/* config.h: the configuration file (SPEC 4), loaded once with GKeyFile and checked whole. */
+#pragma once
+#include "sg.h"
+
+/* TLS settings of one connection section. */
+typedef struct {
+	bool verify;   /* tls_verify; always true unless the section says otherwise */
+	bool off;      /* tls = off: plaintext allowed (loopback tests); logged as a warning */
+	char *ca_file; /* an extra CA bundle, or NULL */
+} sg_tls;
+
+typedef struct {
+	char *path; /* the file it came from, or NULL for the built-in defaults */
+
+	struct {
+		char *url; /* imaps://host/INBOX, imap://…, maildir:/path; NULL when absent */
+		char *username;
+		char *password; /* inline or read from password_file; never logged */
+		char *oauth2_token_command;
+		char *processed_folder, *rejected_folder, *failed_folder;
+		int poll_interval;         /* seconds, default 60 */
+		int max_attempts;          /* default 10 */
+		gint64 max_defer;          /* seconds, default 24h */
+		int max_messages_per_poll; /* default 500 */
+		gint64 max_age;            /* seconds, default 7d; 0 = off */
+		sg_tls tls;
+	} source;
+
+	struct {
+		char *url; /* smtps://…, smtp://…, dir:/path; default dir:/var/spool/stockgate/outbox */
+		char *username, *password, *oauth2_token_command;
+		char *from;     /* "Stock API" <api@example.com> */
+		char *language; /* "ru" (default) or "en" */
+		char *bcc;      /* NULL when none */
+		sg_tls tls;
+	} report;
+
+	struct {
+		char *path; /* default /var/lib/stockgate/stockgate.db */
+	} store;
+
+	struct {
+		char *url;   /* NULL or "": local store only */
+		int timeout; /* seconds, default 30 */
+		int batch_size; /* default 500 */
+		sg_tls tls;
+	} mirror;
+
+	struct {
+		gint64 max_message_size; /* 25M */
+		int max_attachments;     /* 20 */
+		long max_rows;           /* 1000000 */
+		int max_field_length;    /* 1024 characters */
+		int max_mime_depth;      /* 10 */
+		int max_parts;           /* 100 */
+		gint64 max_header_size;  /* 64K */
+		int parse_cpu_seconds;   /* CPU-time limit of the message parser, default 10 */
+		char **allowed_types;    /* NULL-terminated, lower case */
+	} limits;
+
+	struct {
+		char *trusted_authserv_id; /* NULL: off */
+	} security;
+
+	/* Vendor APIs for the batch jobs (SPEC 9). Secrets inline or from *_file. */
+	struct { char *url, *token; sg_tls tls; } vin;
+	struct { char *url, *key; sg_tls tls; } frame;
+	struct { char *url, *s_sn; sg_tls tls; } price;
+	struct { char *url, *login, *password; sg_tls tls; } rental;
+} sg_config;
+
+/*
+ * Loads and checks a config file: unknown groups or keys, bad values, and secrets readable by
+ * group or others (the file itself when it holds a secret, or a *_file) are errors naming the
+ * file, the line and the key. Returns SG_OK, SG_ENOINPUT (no such file), SG_ECONFIG.
+ */
+sg_status sg_config_load(const char *path, sg_config **out, char **err);
+/* The built-in defaults (used by commands that need no config file). */
+sg_config *sg_config_defaults(void);
+void sg_config_free(sg_config *cfg);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(sg_config, sg_config_free)

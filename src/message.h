@@ -1,0 +1,66 @@
+/* message.h: an incoming message taken apart safely: parsed by gmime in a child process under
+ * a CPU-time limit and the [limits], reduced to the facts the pipeline needs (SPEC 5, 10). */
+#pragma once
+#include "sg.h"
+
+typedef struct {
+	char *name;         /* sanitised file name to show (sg_sanitize_filename), never a path;
+	                     * "attachment-N" when the part has none */
+	char *content_type; /* "type/subtype", lower case, no parameters */
+	char *charset;      /* the charset parameter, or NULL */
+	char *path;         /* the decoded content in the message's private temp dir (owned) */
+	gint64 size;        /* decoded size in bytes */
+} sg_attachment;
+
+typedef struct {
+	char *from;            /* the single From address, lower case; NULL when none */
+	int from_count;        /* addresses in all From headers (!= 1: several_senders) */
+	char *sender;          /* the Sender address, lower case, or NULL */
+	bool return_path_null; /* Return-Path: <> */
+	char *message_id;      /* without <>, or NULL */
+	char *subject;         /* decoded UTF-8, control characters replaced by spaces */
+	gint64 date;           /* the Date header as a unix time, or -1 when missing/unparseable */
+	char *auto_submitted;  /* the header value, or NULL */
+	char *precedence;      /* the header value, or NULL */
+	bool has_list_id;      /* a List-Id header */
+	bool is_report;        /* top-level multipart/report (a delivery report) */
+	bool own_report;       /* carries stockgate's own X-Stockgate-Report header */
+	char **auth_results;   /* Authentication-Results values, topmost first, NULL-terminated */
+	char *key;             /* the first non-empty line of the text body, trimmed (of the HTML
+	                        * body's text when there is no plain one), or NULL */
+	GPtrArray *attachments; /* sg_attachment *, in order; inline images with Content-ID,
+	                         * signatures and vCards already left out */
+	int parts;             /* MIME parts seen */
+	int depth;             /* deepest nesting seen */
+	char *tmpdir;          /* private dir holding the attachments; removed by sg_message_free */
+} sg_message;
+
+typedef struct {
+	gint64 max_message_size;
+	gint64 max_header_size; /* any single header field (folded) or the whole header block */
+	int max_mime_depth;
+	int max_parts;
+	int max_attachments; /* more: too_many_attachments (decided by the pipeline, not here) */
+	int cpu_seconds;     /* CPU limit of the parsing child */
+} sg_message_limits;
+
+/*
+ * Parses the message file at path. Returns:
+ *   SG_OK with *out set;
+ *   SG_EDATA with *reason set to "too_large", "too_complex" or "unparseable" (the parser failed,
+ *     crashed or ran out of its CPU time), and *out still set when the headers could be read
+ *     (so that From is known for too_large/too_complex replies) or NULL;
+ *   SG_EIO/SG_EINTERNAL for local failures (temp dir, fork).
+ * tmp_parent: where to create the private dir (NULL: g_get_tmp_dir()).
+ */
+sg_status sg_message_parse(const char *path, const sg_message_limits *lim, const char *tmp_parent,
+			   sg_message **out, const char **reason, char **err);
+void sg_message_free(sg_message *m);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(sg_message, sg_message_free)
+
+/*
+ * The method named by a subject (SPEC 5.3): Re:/Fwd:/Fw:/Отв:/Пересл: prefixes (repeated, any
+ * case, also "Re[2]:") and blanks stripped, compared without case; "склады" → "warehouses",
+ * "остатки" → "remains"; "vin", "frame", "price", "rental". Returns a static string or NULL.
+ */
+const char *sg_subject_method(const char *subject);

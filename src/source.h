@@ -1,0 +1,43 @@
+/* source.h: where messages come from: an IMAP mailbox, a Maildir, or message files. One struct
+ * of function pointers, one file per driver (source-imap.c, source-maildir.c, source-file.c). */
+#pragma once
+#include "config.h"
+
+/* One message of a source. */
+typedef struct {
+	char *id;          /* the record's source: "imap:INBOX/42", "maildir:NAME", "file:x.eml" */
+	char *path;        /* a local file with the message bytes (a temp file for IMAP, filled by
+	                    * fetch), or NULL before fetch */
+	bool path_is_temp; /* path is removed by sg_source_msg_free */
+	gint64 size;       /* RFC822.SIZE or the file size */
+	gint64 received;   /* INTERNALDATE or the file's mtime (unix time) */
+	char *mailbox;     /* the IMAP mailbox, or NULL */
+	gint64 uidvalidity, uid;
+} sg_source_msg;
+void sg_source_msg_free(sg_source_msg *m);
+
+typedef struct sg_source sg_source;
+typedef struct {
+	const char *name;
+	/* The pending messages in arrival order, at most max (bodies not fetched). */
+	sg_status (*list)(sg_source *s, int max, GPtrArray **out /* sg_source_msg * */, char **err);
+	/* Fetches the body (BODY.PEEK[]) into m->path. */
+	sg_status (*fetch)(sg_source *s, sg_source_msg *m, char **err);
+	/* Moves the message to folder (created when missing). */
+	sg_status (*move)(sg_source *s, sg_source_msg *m, const char *folder, char **err);
+	void (*close)(sg_source *s);
+} sg_source_ops;
+
+struct sg_source {
+	const sg_source_ops *ops; /* drivers embed this struct first */
+};
+
+/* Opens the source named by [source] url. SG_ECONFIG when missing or unknown. */
+sg_status sg_source_open(const sg_config *cfg, sg_source **out, char **err);
+void sg_source_close(sg_source *s);
+
+sg_status sg_source_maildir_open(const sg_config *cfg, const char *dir, sg_source **out,
+				 char **err);
+sg_status sg_source_imap_open(const sg_config *cfg, sg_source **out, char **err);
+/* A message file given on the command line ("-": standard input, spooled to a temp file). */
+sg_status sg_source_msg_from_file(const char *arg, sg_source_msg **out, char **err);

@@ -1,0 +1,29 @@
+/* util.h: small helpers used across modules: hashing, time, text. */
+#pragma once
+#include <glib.h>
+#include <stdbool.h>
+
+/* SHA-256 of a buffer / of a file's bytes as 64 lower-case hex digits; g_free. NULL on I/O error. */
+char *sg_sha256_hex(const void *data, size_t len);
+char *sg_sha256_file(const char *path);
+/* Constant-time comparison of two NUL-terminated strings of the same length. */
+bool sg_secure_equal(const char *a, const char *b);
+/* Seconds since the epoch; SG_NOW (a number) fixes it for tests. */
+gint64 sg_now(void);
+/* "2026-11-22T12:00:00Z" for a unix time; g_free. */
+char *sg_iso_time(gint64 t);
+/* Parses a duration "90", "30s", "15m", "24h", "7d" into seconds; -1 when malformed. */
+gint64 sg_parse_duration(const char *s);
+/* Parses a size "25M", "64K", "1G", "1000" into bytes; -1 when malformed. */
+gint64 sg_parse_size(const char *s);
+/* Trims ASCII blanks and the Unicode spaces U+00A0, U+202F, U+2007, U+FEFF in place; returns s. */
+char *sg_trim(char *s);
+/* A copy of s cut to at most max characters (UTF-8 aware), with "…" when cut; g_free. */
+char *sg_truncate(const char *s, size_t max);
+/* A name safe to show in a report: no path, no control or bidi characters, at most 100 chars. */
+char *sg_sanitize_filename(const char *name);
+/* Writes data to path atomically (temp file in the same directory, fsync, rename). */
+bool sg_write_atomic(const char *path, const void *data, size_t len, int mode, char **err);
+
+/* Test hook (STYLE 15): when $SG_CRASH names this point, the process kills itself here. */
+void sg_crash_point(const char *name);

@@ -1,0 +1,84 @@
+# lib.sh: shared helpers for the end-to-end scenarios (sourced by tests/e2e/t*.sh).
+# Each scenario gets a private temp dir ($T) with a config ($CONF) whose store and outbox live
+# there; servers started with sg_bg are killed by the EXIT trap. Checks print TAP lines.
+set -u
+SG_TOP=${SG_TOP:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+STOCKGATE=${STOCKGATE:-$SG_TOP/build/stockgate}
+PY=/usr/bin/python3           # Debian's python, where python3-aiosmtpd lives
+FIX=$SG_TOP/fixtures
+T=$(mktemp -d "${TMPDIR:-/tmp}/sg-test.XXXXXX")
+chmod 700 "$T"
+CONF=$T/stockgate.conf
+OUTBOX=$T/outbox
+_n=0 _failed=0 _pids=()
+
+_cleanup() {
+	local p
+	for p in "${_pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	[ "$_failed" -eq 0 ] && [ -z "${SG_KEEP:-}" ] && rm -rf "$T"
+	[ "$_failed" -ne 0 ] && echo "# kept $T"
+	return 0
+}
+trap _cleanup EXIT
+
+ok()    { _n=$((_n + 1)); echo "ok $_n - $*"; }
+notok() { _n=$((_n + 1)); _failed=$((_failed + 1)); echo "not ok $_n - $*"; }
+# check DESC COMMAND…: passes when the command exits 0.
+check() { local d=$1; shift; if "$@"; then ok "$d"; else notok "$d"; fi; }
+# is GOT WANT DESC
+is() {
+	if [ "$1" == "$2" ]; then ok "$3"; else notok "$3"; printf '#   got:  %s\n#   want: %s\n' "$1" "$2"; fi
+}
+# like GOT REGEX DESC
+like() {
+	if [[ $1 =~ $2 ]]; then ok "$3"; else notok "$3"; printf '#   got:  %s\n#   want: /%s/\n' "$1" "$2"; fi
+}
+unlike() {
+	if [[ ! $1 =~ $2 ]]; then ok "$3"; else notok "$3"; printf '#   got:  %s\n#   must not match: /%s/\n' "$1" "$2"; fi
+}
+# jf JSON FILTER: a jq query over one JSON value, raw output.
+jf() { printf '%s' "$1" | jq -r "$2"; }
+
+# A config with a dir: outbox and a store in $T; extra lines on stdin are appended verbatim.
+write_config() {
+	mkdir -p "$OUTBOX"
+	{
+		printf '[store]\npath = %s/stockgate.db\n\n' "$T"
+		printf '[report]\nurl = dir:%s\nfrom = "Stock API" <api@stock.example>\nlanguage = ru\n\n' "$OUTBOX"
+		cat
+	} >"$CONF"
+	chmod 600 "$CONF"
+}
+
+sg() { "$STOCKGATE" -c "$CONF" "$@"; }
+
+# A dealer D1 with key KEY1 and a user with the remains_upload role; ids and keys may be overridden.
+setup_dealer() {
+	local id=${1:-D1} key=${2:-0123456789abcdef0123456789abcdef} email=${3:-dealer@shop.example}
+	sg dealer add "$id" --name "Dealer $id" --key "$key" >/dev/null &&
+		sg user add "$email" --dealer "$id" >/dev/null
+}
+
+# A free TCP port on 127.0.0.1.
+free_port() {
+	$PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# sg_bg CMD…: start a background server and remember it for the trap.
+sg_bg() { "$@" & _pids+=($!); }
+
+# wait_port PORT: wait up to 10 s for a listener.
+wait_port() {
+	local i
+	for i in $(seq 100); do
+		(exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# Number of report files in the outbox.
+outbox_count() { find "$OUTBOX" -maxdepth 1 -name '*.eml' 2>/dev/null | wc -l; }
+
+done_testing() { echo "1..$_n"; [ "$_failed" -eq 0 ]; }
