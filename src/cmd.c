@@ -1,5 +1,6 @@
 /* cmd.c: what the subcommands share: opening the store, reporting a failure, printing usage. */
 #include "cmd.h"
+#include <cjson/cJSON.h>
 #include <string.h>
 
 #include "log.h"
@@ -39,4 +40,60 @@ sg_status sg_cmd_usage(const char *usage, sg_status st)
 	if (*usage && usage[strlen(usage) - 1] != '\n')
 		fputc('\n', f);
 	return st;
+}
+
+/*
+ * Helpers of `check` and `import`, which print one file's verdict the same way. Their prototypes
+ * are repeated in those two files until cmd.h carries them.
+ */
+void sg_cmd_print_verdict(FILE *f, const char *path, const sg_file_result *fr);
+char *sg_cmd_file_json(const sg_file_result *fr);
+
+/* "FILE:LINE: column 'X': message" for every error, warnings, then the verdict. */
+void sg_cmd_print_verdict(FILE *f, const char *path, const sg_file_result *fr)
+{
+	for (guint i = 0; i < fr->errors->len; i++) {
+		const sg_issue *is = g_ptr_array_index(fr->errors, i);
+		g_autofree char *where = is->line > 0 ? g_strdup_printf("%s:%ld", path, is->line)
+						      : g_strdup(path);
+		if (is->column)
+			fprintf(f, "%s: column '%s': %s\n", where, is->column,
+				is->message ? is->message : is->code);
+		else
+			fprintf(f, "%s: %s\n", where, is->message ? is->message : is->code);
+	}
+	for (guint i = 0; i < fr->warnings->len; i++) {
+		const sg_issue *is = g_ptr_array_index(fr->warnings, i);
+		g_autofree char *where = is->line > 0 ? g_strdup_printf("%s:%ld", path, is->line)
+						      : g_strdup(path);
+		fprintf(f, "%s: warning: %s%s%s%s\n", where, is->code, is->value ? " '" : "",
+			is->value ? is->value : "", is->value ? "'" : "");
+	}
+	if (!fr->applied)
+		fprintf(f, "%s: rejected: %s%s%s\n", path, fr->reason ? fr->reason : "rejected",
+			fr->detail ? ": " : "", fr->detail ? fr->detail : "");
+}
+
+/* One element of "files" of the result record, printed by sg.c so that the shape is the same. */
+char *sg_cmd_file_json(const sg_file_result *fr)
+{
+	g_autoptr(sg_result) r = sg_result_new("file:");
+	g_autofree char *json = NULL;
+	char *out = NULL;
+	cJSON *root, *files;
+
+	/* The record borrows fr only for printing. */
+	g_ptr_array_set_free_func(r->files, NULL);
+	g_ptr_array_add(r->files, (gpointer)fr);
+	json = sg_result_to_json(r);
+	root = json ? cJSON_Parse(json) : NULL;
+	files = root ? cJSON_GetObjectItemCaseSensitive(root, "files") : NULL;
+	if (cJSON_IsArray(files) && cJSON_GetArraySize(files) == 1)
+		out = cJSON_PrintUnformatted(cJSON_GetArrayItem(files, 0));
+	cJSON_Delete(root);
+	if (!out)
+		return g_strdup("{}");
+	char *copy = g_strdup(out);
+	cJSON_free(out);
+	return copy;
 }

@@ -32,6 +32,8 @@ int sg_log_level(void)
 	return log_level;
 }
 
+static void vlog(int level, int errnum, const char *fmt, va_list ap) G_GNUC_PRINTF(3, 0);
+
 static void vlog(int level, int errnum, const char *fmt, va_list ap)
 {
 	g_autofree char *msg = NULL;

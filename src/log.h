@@ -1,6 +1,7 @@
 /* log.h: the logging API (stderr, text or JSON lines); secrets must never be passed to it. */
 #pragma once
 #include <glib.h>
+#include <stdbool.h>
 
 enum sg_log_level { SG_LOG_ERROR = 0, SG_LOG_WARN = 1, SG_LOG_INFO = 2, SG_LOG_DEBUG = 3 };
 

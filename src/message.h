@@ -42,6 +42,8 @@ typedef struct {
 	int max_parts;
 	int max_attachments; /* more: too_many_attachments (decided by the pipeline, not here) */
 	int cpu_seconds;     /* CPU limit of the parsing child */
+	bool in_process;     /* fuzz targets only: parse in this process, without the child (no
+	                      * CPU limit; crashes are not contained) */
 } sg_message_limits;
 
 /*

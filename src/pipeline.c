@@ -238,16 +238,15 @@ static bool defer_exhausted(const sg_config *cfg, int attempts, gint64 first_see
 }
 
 /*
- * A message whose outcome is in the ledger. The same mailbox message (or the same file again)
- * with its report still pending: send the report, then the message can move on. Otherwise the
- * same message already handled (a crash before the move): its stored outcome and folder. A new
- * copy of the same bytes: duplicate.
+ * A message whose outcome is in the ledger. Its report still pending (the transport was down, or
+ * a crash came between the commit and the report): send it, and give the stored record. Else
+ * nothing is done again: duplicate.
  */
 static sg_status resume(sg_pipeline *p, const sg_source_msg *m, sg_ledger *l, char **out,
 			const char **outcome, const char **folder, char **err)
 {
-	bool same = !m->mailbox || (l->mailbox && strcmp(m->mailbox, l->mailbox) == 0 &&
-				    m->uidvalidity == l->uidvalidity && m->uid == l->uid);
+	bool same = m->mailbox && l->mailbox && strcmp(m->mailbox, l->mailbox) == 0 &&
+		    m->uidvalidity == l->uidvalidity && m->uid == l->uid;
 	bool pending = l->report_state && strcmp(l->report_state, "pending") == 0;
 
 	if (pending && p->transport && !p->dry_run) {
@@ -289,19 +288,28 @@ static sg_status resume(sg_pipeline *p, const sg_source_msg *m, sg_ledger *l, ch
 		*folder = folder_for(p->cfg, l->outcome, l->reason);
 		return SG_OK;
 	}
-	if (same) {
-		*out = g_strdup(l->result_json);
-		*outcome = static_outcome(l->outcome);
-		*folder = folder_for(p->cfg, l->outcome, l->reason);
-		return SG_OK;
-	}
 	g_autoptr(sg_result) r = sg_result_new(m->id);
+	cJSON *j = cJSON_Parse(l->result_json ? l->result_json : "{}");
 	r->outcome = "duplicate";
-	r->message_id = g_strdup(l->message_id);
 	r->report = "none";
+	r->message_id = g_strdup(l->message_id);
+	if (j) {
+		/* Who sent it and what it asked, as recorded the first time. */
+		char **fields[] = {&r->from, &r->dealer, &r->method};
+		const char *names[] = {"from", "dealer", "method"};
+		for (int i = 0; i < 3; i++) {
+			cJSON *f = cJSON_GetObjectItem(j, names[i]);
+			if (cJSON_IsString(f))
+				*fields[i] = g_strdup(f->valuestring);
+		}
+		r->dev_mode = cJSON_IsTrue(cJSON_GetObjectItem(j, "dev_mode"));
+		cJSON_Delete(j);
+	}
 	*out = sg_result_to_json(r);
 	*outcome = r->outcome;
-	*folder = p->cfg->source.processed_folder;
+	/* The same mailbox message seen again (a crash before its move) goes where its outcome
+	 * sends it; another copy of handled bytes is a duplicate for the processed folder. */
+	*folder = same ? folder_for(p->cfg, l->outcome, l->reason) : p->cfg->source.processed_folder;
 	return SG_OK;
 }
 

@@ -16,7 +16,8 @@ typedef struct {
 	const char *charset_label; /* the part's charset parameter, or NULL */
 	GHashTable *seen;          /* remains codes already applied in this message (owned by the
 	                            * caller, g_str_hash): a second file for one is
-	                            * duplicate_warehouse */
+	                            * duplicate_warehouse. A successful remains file adds a
+	                            * g_strdup'd key: create it with g_free as key destroy */
 	sg_mirror *mirror;         /* NULL: local store only */
 	const char *key;           /* the dealer's key from the message, for the mirror */
 } sg_stock_ctx;

@@ -19,6 +19,7 @@ sg_status sg_store_commit(sg_store *st, char **err);
 void sg_store_rollback(sg_store *st);
 sg_status sg_store_savepoint(sg_store *st, const char *name, char **err);
 sg_status sg_store_release(sg_store *st, const char *name, char **err);
+/* Rolls back to the savepoint and releases it: the savepoint is gone afterwards. */
 void sg_store_rollback_to(sg_store *st, const char *name);
 /* Runs one SQL statement without results (for DDL and simple updates). */
 sg_status sg_store_exec(sg_store *st, const char *sql, char **err);
@@ -133,10 +134,12 @@ typedef struct {
 	char *last_poll_outcome; /* "ok" or "failed", or NULL */
 	char *last_poll_error;   /* or NULL */
 	GHashTable *by_outcome;  /* outcome → GINT_TO_POINTER(count) */
-	long deferred, reports_pending, jobs_pending;
+	long deferred, reports_pending;
+	long jobs_pending;       /* jobs in state 'pending' or 'running' */
 } sg_store_status;
 sg_status sg_store_status_get(sg_store *st, sg_store_status *out, char **err);
 void sg_store_status_clear(sg_store_status *s);
+/* Records a poll (error ignored when ok); the last 500 are kept. */
 sg_status sg_store_poll_record(sg_store *st, gint64 when, bool ok, const char *error, char **err);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(sg_dealer, sg_dealer_free)

@@ -1,0 +1,456 @@
+/* batch-vin.c: batch kind `vin`: VIN history reports of seed 000 (processing_queue, get_balance). */
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <string.h>
+
+#include "batch.h"
+#include "log.h"
+
+enum { C_VIN, C_TYPE, C_BRAND, C_LANG, C_TELEGRAM, C_CLIENT_EMAIL, C_YOUR_EMAIL, C_N };
+
+static const char *const a_vin[] = { "vin-код", "vin код", "вин", "vin_code", "вин-код", NULL };
+static const char *const a_type[] = { "тип проверки", "тип_проверки", "тип", "type",
+				      "check type", NULL };
+static const char *const a_brand[] = { "car_brand", "марка", "марка авто", "make", NULL };
+static const char *const a_lang[] = { "report_language", "язык", "язык отчета", "lang", NULL };
+static const char *const a_tg[] = { "id телеграм", "телеграм", "telegram", NULL };
+static const char *const a_ce[] = { "email клиента", "почта клиента", NULL };
+static const char *const a_ye[] = { "ваш email", "email ваш", "ваша почта", NULL };
+
+static const sg_batch_column vin_columns[] = {
+	{ "vin", a_vin, true },
+	{ "check_type", a_type, true },
+	{ "brand", a_brand, true },
+	{ "language", a_lang, true },
+	{ "telegram_id", a_tg, false },
+	{ "client_email", a_ce, false },
+	{ "your_email", a_ye, false },
+};
+
+static const char *const vin_results[] = { "id", "message", NULL };
+
+/* The report languages, as the service names them, with what users type for them. */
+static const struct { const char *name; const char *const codes[4]; } languages[] = {
+	{ "Русский", { "ru", "rus", "russian" } },
+	{ "Английский", { "en", "eng", "english" } },
+	{ "Польский", { "pl", "pol", "polish" } },
+	{ "Румынский", { "ro", "rum", "romanian" } },
+	{ "Французский", { "fr", "fre", "french" } },
+	{ "Немецкий", { "de", "ger", "german" } },
+};
+enum { L_RU = 1, L_EN = 2, L_PL = 4, L_RO = 8, L_FR = 16, L_DE = 32, L_ALL = 63 };
+
+/* The check types with their brands (as the seed spells them) and languages. NULL brands: any
+ * brand, or none. */
+static const struct {
+	const char *name;
+	const char *const *brands;
+	unsigned langs;
+} checks[] = {
+	{ "check_data_bmw_full", (const char *const[]){ "BMW", "Mini", NULL }, L_ALL },
+	{ "check_data_multibr_zapros",
+	  (const char *const[]){ "Alfa Romeo", "Renault", "Jeep", "Infiniti", "Land Rover",
+				 "Nissan", "Mazda", "hyundai", "Honda", "Peugeot", "Citroen",
+				 "Fiat", "Jaguar", "Lexus", "Opel", "Toyota", "KIA", "Ford",
+				 "Porsche", "Mercedes-Benz", NULL },
+	  L_RU | L_EN },
+	{ "check_elsa_pro_full", (const char *const[]){ "Audi", "SKODA", "SEAT", "Volkswagen", NULL },
+	  L_ALL },
+	{ "check_CarVertical", NULL, L_ALL },
+	{ "check_data_mercedes_eva", (const char *const[]){ "Mercedes-Benz", NULL }, L_EN },
+	{ "check_erwin_full", (const char *const[]){ "Audi", "SKODA", "SEAT", "Volkswagen", NULL },
+	  L_EN },
+	{ "check_etka_full",
+	  (const char *const[]){ "Audi", "SKODA", "SEAT", "Volkswagen", "MAN", "Porsche",
+				 "Bentley", NULL },
+	  L_RU | L_EN },
+	{ "check_nomer_dws",
+	  (const char *const[]){ "Audi", "SKODA", "SEAT", "Volkswagen", "Volvo", "Peugeot",
+				 "Nissan", "Jeep", "KIA", "Mercedes", "Opel", "Citroen", "Dodge",
+				 "Fiat", "hyundai", NULL },
+	  L_EN },
+};
+
+/* Other names users give a brand → the key of the brand (lower case, letters and digits). */
+static const struct { const char *alias, *key; } brand_aliases[] = {
+	{ "vw", "volkswagen" },       { "фольксваген", "volkswagen" }, { "фольцваген", "volkswagen" },
+	{ "mercedes", "mercedes" },   { "mercedesbenz", "mercedes" },  { "mb", "mercedes" },
+	{ "мерседес", "mercedes" },   { "мерседесбенц", "mercedes" },  { "бмв", "bmw" },
+	{ "мини", "mini" },           { "ауди", "audi" },              { "шкода", "skoda" },
+	{ "škoda", "skoda" },         { "сеат", "seat" },              { "порше", "porsche" },
+	{ "порш", "porsche" },        { "ман", "man" },                { "бентли", "bentley" },
+	{ "вольво", "volvo" },        { "пежо", "peugeot" },           { "ниссан", "nissan" },
+	{ "джип", "jeep" },           { "киа", "kia" },                { "опель", "opel" },
+	{ "ситроен", "citroen" },     { "citroën", "citroen" },        { "додж", "dodge" },
+	{ "фиат", "fiat" },           { "хендай", "hyundai" },         { "хендэ", "hyundai" },
+	{ "хундай", "hyundai" },      { "хёндэ", "hyundai" },          { "хонда", "honda" },
+	{ "мазда", "mazda" },         { "тойота", "toyota" },          { "лексус", "lexus" },
+	{ "форд", "ford" },           { "ягуар", "jaguar" },           { "рено", "renault" },
+	{ "инфинити", "infiniti" },   { "ленд ровер", "landrover" },   { "лендровер", "landrover" },
+	{ "range rover", "landrover" }, { "альфа ромео", "alfaromeo" }, { "alfa", "alfaromeo" },
+};
+
+/* The key of a brand: lower case without blanks, hyphens and dots; Mercedes-Benz → mercedes. */
+static char *brand_key(const char *s)
+{
+	g_autofree char *low = g_utf8_strdown(s, -1);
+	GString *k = g_string_new(NULL);
+
+	for (size_t i = 0; i < G_N_ELEMENTS(brand_aliases); i++) {
+		g_autofree char *al = g_utf8_strdown(brand_aliases[i].alias, -1);
+		if (strcmp(low, al) == 0) {
+			g_string_free(k, TRUE);
+			return g_strdup(brand_aliases[i].key);
+		}
+	}
+	for (const char *p = low; *p; p++)
+		if (*p != ' ' && *p != '-' && *p != '.' && *p != '_')
+			g_string_append_c(k, *p);
+	for (size_t i = 0; i < G_N_ELEMENTS(brand_aliases); i++)
+		if (strcmp(k->str, brand_aliases[i].alias) == 0) {
+			g_string_assign(k, brand_aliases[i].key);
+			break;
+		}
+	if (strcmp(k->str, "mercedesbenz") == 0)
+		g_string_assign(k, "mercedes");
+	return g_string_free(k, FALSE);
+}
+
+/* ISO 3779 check digit (position 9) of a 17-character VIN: the expected character. */
+static char vin_check_digit(const char *v)
+{
+	static const int weights[17] = { 8, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2 };
+	static const char *const letters = "ABCDEFGHJKLMNPRSTUVWXYZ";
+	static const int values[] = { 1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5,
+				      7, 9, 2, 3, 4, 5, 6, 7, 8, 9 };
+	int sum = 0;
+
+	for (int i = 0; i < 17; i++) {
+		int val;
+		if (g_ascii_isdigit(v[i])) {
+			val = v[i] - '0';
+		} else {
+			const char *p = strchr(letters, v[i]);
+			if (p == NULL)
+				return 0;
+			val = values[p - letters];
+		}
+		sum += val * weights[i];
+	}
+	return sum % 11 == 10 ? 'X' : (char)('0' + sum % 11);
+}
+
+/* Validates a VIN cell into *out (17 Latin capitals and digits); NULL or the reason. */
+static char *vin_normalise(const char *in, char **out, bool *check_ok)
+{
+	g_autofree char *v = sg_batch_latin_upper(in);
+	size_t n;
+
+	*out = NULL;
+	if (v == NULL || *v == 0)
+		return g_strdup("vin: empty");
+	/* Dashes pasted from documents are not part of a VIN. */
+	{
+		char *w = v;
+		for (char *p = v; *p; p++)
+			if (*p != '-')
+				*w++ = *p;
+		*w = 0;
+	}
+	n = g_utf8_strlen(v, -1);
+	for (const char *p = v; *p; p++)
+		if (!g_ascii_isalnum(*p))
+			return g_strdup_printf("vin: '%s': only Latin letters and digits are allowed", in);
+	if (n != 17)
+		return g_strdup_printf("vin: '%s' has %zu characters, a VIN has 17", in, n);
+	if (strpbrk(v, "IOQ"))
+		return g_strdup_printf("vin: '%s' contains I, O or Q, which a VIN never has", in);
+	*check_ok = vin_check_digit(v) == v[8];
+	*out = g_steal_pointer(&v);
+	return NULL;
+}
+
+static char *vin_validate(char **vals, const char **warning)
+{
+	g_autofree char *vin = NULL;
+	bool check_ok = true;
+	char *why;
+	size_t ci;
+	int lang = -1;
+
+	if ((why = vin_normalise(vals[C_VIN], &vin, &check_ok)))
+		return why;
+	g_free(vals[C_VIN]);
+	vals[C_VIN] = g_steal_pointer(&vin);
+	if (!check_ok)
+		*warning = "the VIN fails the ISO 3779 check digit (usual outside North America)";
+
+	for (ci = 0; ci < G_N_ELEMENTS(checks); ci++)
+		if (g_ascii_strcasecmp(vals[C_TYPE], checks[ci].name) == 0 ||
+		    (g_ascii_strncasecmp(checks[ci].name, "check_", 6) == 0 &&
+		     g_ascii_strcasecmp(vals[C_TYPE], checks[ci].name + 6) == 0))
+			break;
+	if (ci == G_N_ELEMENTS(checks))
+		return g_strdup_printf("check_type: '%s' is not a check type (check_data_bmw_full, "
+				       "check_data_multibr_zapros, check_elsa_pro_full, "
+				       "check_CarVertical, check_data_mercedes_eva, check_erwin_full, "
+				       "check_etka_full, check_nomer_dws)", vals[C_TYPE]);
+	g_free(vals[C_TYPE]);
+	vals[C_TYPE] = g_strdup(checks[ci].name);
+
+	if (checks[ci].brands == NULL) {
+		/* check_CarVertical takes any brand, or none: sent as written. */
+	} else {
+		g_autofree char *key = brand_key(vals[C_BRAND]);
+		const char *const *b;
+		for (b = checks[ci].brands; *b; b++) {
+			g_autofree char *bk = brand_key(*b);
+			if (strcmp(bk, key) == 0)
+				break;
+		}
+		if (*vals[C_BRAND] == 0)
+			return g_strdup_printf("brand: empty; %s needs one of its brands",
+					       checks[ci].name);
+		if (*b == NULL) {
+			g_autofree char *list = g_strjoinv(", ", (char **)checks[ci].brands);
+			return g_strdup_printf("brand: '%s' is not taken by %s (%s)", vals[C_BRAND],
+					       checks[ci].name, list);
+		}
+		g_free(vals[C_BRAND]);
+		vals[C_BRAND] = g_strdup(*b);
+	}
+
+	for (size_t i = 0; i < G_N_ELEMENTS(languages) && lang < 0; i++) {
+		g_autofree char *a = g_utf8_casefold(vals[C_LANG], -1);
+		g_autofree char *b = g_utf8_casefold(languages[i].name, -1);
+		if (strcmp(a, b) == 0)
+			lang = (int)i;
+		for (size_t c = 0; c < 3 && lang < 0; c++)
+			if (g_ascii_strcasecmp(vals[C_LANG], languages[i].codes[c]) == 0)
+				lang = (int)i;
+	}
+	if (lang < 0)
+		return g_strdup_printf("language: '%s' is not a report language (ru, en, pl, ro, "
+				       "fr, de or Русский, Английский, …)", vals[C_LANG]);
+	if (!(checks[ci].langs & (1u << lang))) {
+		GString *ok = g_string_new(NULL);
+		for (size_t i = 0; i < G_N_ELEMENTS(languages); i++)
+			if (checks[ci].langs & (1u << i))
+				g_string_append_printf(ok, "%s%s", ok->len ? ", " : "",
+						       languages[i].codes[0]);
+		why = g_strdup_printf("language: %s is not offered by %s (%s)",
+				      languages[lang].codes[0], checks[ci].name, ok->str);
+		g_string_free(ok, TRUE);
+		return why;
+	}
+	g_free(vals[C_LANG]);
+	vals[C_LANG] = g_strdup(languages[lang].name);
+
+	if (*vals[C_TELEGRAM]) {
+		for (const char *p = vals[C_TELEGRAM]; *p; p++)
+			if (!g_ascii_isdigit(*p))
+				return g_strdup_printf("telegram_id: '%s' is not a number",
+						       vals[C_TELEGRAM]);
+	}
+	for (int c = C_CLIENT_EMAIL; c <= C_YOUR_EMAIL; c++)
+		if (*vals[c] && (strchr(vals[c], '@') == NULL || strpbrk(vals[c], " ,;<>")))
+			return g_strdup_printf("%s: '%s' is not an e-mail address",
+					       vin_columns[c].name, vals[c]);
+	return NULL;
+}
+
+typedef struct {
+	const char *url, *token;
+} vin_state;
+
+static sg_status vin_open(const sg_config *cfg, sg_batch_conn *conn, char **err)
+{
+	vin_state *s;
+
+	if (cfg->vin.url == NULL || *cfg->vin.url == 0)
+		return sg_fail(err, SG_ECONFIG, "[vin] url is not set: the vin service's "
+			       "processing_queue URL");
+	if (cfg->vin.token == NULL || *cfg->vin.token == 0)
+		return sg_fail(err, SG_ECONFIG, "[vin] token_file (or token) is not set: the vin "
+			       "service's access token");
+	s = g_new0(vin_state, 1);
+	s->url = cfg->vin.url;
+	s->token = cfg->vin.token;
+	conn->section = "vin";
+	conn->url = cfg->vin.url;
+	conn->tls = &cfg->vin.tls;
+	conn->state = s;
+	return SG_OK;
+}
+
+static void vin_close(void *state)
+{
+	g_free(state);
+}
+
+static bool vin_next(void *state, sg_batch_row *row, sg_batch_call *call)
+{
+	vin_state *s = state;
+	cJSON *o;
+	char *txt;
+
+	if (row->state && strcmp(row->state, "sent") != 0)
+		return false;
+	o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "token", s->token);
+	cJSON_AddStringToObject(o, "vin", row->vals[C_VIN]);
+	cJSON_AddStringToObject(o, "check_type", row->vals[C_TYPE]);
+	cJSON_AddStringToObject(o, "car_brand", row->vals[C_BRAND]);
+	cJSON_AddStringToObject(o, "report_language", row->vals[C_LANG]);
+	if (*row->vals[C_TELEGRAM])
+		cJSON_AddStringToObject(o, "telegram_id", row->vals[C_TELEGRAM]);
+	if (*row->vals[C_CLIENT_EMAIL])
+		cJSON_AddStringToObject(o, "client_email", row->vals[C_CLIENT_EMAIL]);
+	if (*row->vals[C_YOUR_EMAIL])
+		cJSON_AddStringToObject(o, "your_email", row->vals[C_YOUR_EMAIL]);
+	txt = cJSON_PrintUnformatted(o);
+	call->url = g_strdup(s->url);
+	call->body = g_strdup(txt);
+	call->content_type = "application/json";
+	call->charged = true;
+	call->what = "submit";
+	cJSON_free(txt);
+	cJSON_Delete(o);
+	return true;
+}
+
+/* A short text of a JSON value for the error column. */
+static char *json_text(const cJSON *v)
+{
+	if (cJSON_IsString(v))
+		return g_strdup(v->valuestring);
+	if (v == NULL || cJSON_IsNull(v))
+		return NULL;
+	char *t = cJSON_PrintUnformatted(v);
+	char *out = g_strdup(t);
+	cJSON_free(t);
+	return out;
+}
+
+static sg_step vin_answer(void *state, sg_batch_row *row, long http, const char *body, size_t len)
+{
+	cJSON *j = cJSON_ParseWithLength(body, len);
+	cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
+	cJSON *st = cJSON_GetObjectItemCaseSensitive(j, "status");
+	g_autofree char *etext = json_text(e);
+
+	if (j == NULL || !cJSON_IsObject(j)) {
+		row->error = g_strdup_printf("HTTP %ld: the answer is not JSON", http);
+		cJSON_Delete(j);
+		return SG_STEP_DONE;
+	}
+	if (http >= 300 || (etext && *etext && strcmp(etext, "false") != 0) ||
+	    (cJSON_IsString(st) && g_ascii_strcasecmp(st->valuestring, "error") == 0)) {
+		cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "message");
+		if (etext == NULL || strcmp(etext, "true") == 0)
+			etext = json_text(m);
+		if (http >= 300)
+			row->error = g_strdup_printf("HTTP %ld: %s", http, etext ? etext : "refused");
+		else
+			row->error = g_strdup(etext ? etext : "refused");
+		cJSON_Delete(j);
+		return SG_STEP_DONE;
+	}
+	/* Accepted: keep the service's id and message. */
+	cJSON *res = cJSON_CreateObject();
+	cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "id");
+	cJSON *msg = cJSON_GetObjectItemCaseSensitive(j, "message");
+	g_autofree char *idt = json_text(id), *msgt = json_text(msg);
+	cJSON_AddStringToObject(res, "id", idt ? idt : "");
+	cJSON_AddStringToObject(res, "message", msgt ? msgt : "");
+	char *txt = cJSON_PrintUnformatted(res);
+	g_free(row->state);
+	g_free(row->answer);
+	row->state = g_strdup("ok");
+	row->answer = g_strdup(txt);
+	cJSON_free(txt);
+	cJSON_Delete(res);
+	cJSON_Delete(j);
+	return SG_STEP_DONE;
+}
+
+const sg_batch_kind sg_batch_vin = {
+	.name = "vin",
+	.columns = vin_columns,
+	.ncolumns = G_N_ELEMENTS(vin_columns),
+	.result_columns = vin_results,
+	.open = vin_open,
+	.close = vin_close,
+	.validate = vin_validate,
+	.next = vin_next,
+	.answer = vin_answer,
+};
+
+static size_t collect(char *p, size_t size, size_t n, void *ud)
+{
+	GString *s = ud;
+
+	if (s->len + size * n > (1 << 20))
+		return 0;
+	g_string_append_len(s, p, (gssize)(size * n));
+	return size * n;
+}
+
+sg_status sg_batch_vin_balance(const sg_config *cfg, char **balance, char **err)
+{
+	sg_batch_conn conn = { 0 };
+	sg_status st;
+	CURL *e;
+	CURLcode rc;
+	long http = 0;
+	g_autoptr(GString) body = g_string_new(NULL);
+	g_autofree char *tok = NULL, *req = NULL, *u = NULL;
+	struct curl_slist *h = NULL;
+	cJSON *j, *b;
+
+	*balance = NULL;
+	if ((st = vin_open(cfg, &conn, err)) != SG_OK)
+		return st;
+	if (g_ascii_strncasecmp(conn.url, "https://", 8) != 0 && !conn.tls->off) {
+		vin_close(conn.state);
+		return sg_fail(err, SG_ECONFIG, "[vin] url: not https:// (tls = off allows "
+			       "plaintext for a loopback test)");
+	}
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	e = sg_batch_easy_new(&conn, 30, 10);
+	tok = sg_batch_json_str(cfg->vin.token);
+	req = g_strdup_printf("{\"token\":%s,\"check_type\":\"get_balance\"}", tok);
+	h = curl_slist_append(h, "Content-Type: application/json");
+	curl_easy_setopt(e, CURLOPT_URL, conn.url);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDS, req);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, body);
+	rc = curl_easy_perform(e);
+	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &http);
+	curl_easy_cleanup(e);
+	curl_slist_free_all(h);
+	vin_close(conn.state);
+	u = sg_batch_redact_url(cfg->vin.url);
+	if (rc != CURLE_OK)
+		return sg_fail(err, SG_ETEMP, "[vin] %s: %s", u, curl_easy_strerror(rc));
+	if (http == 401 || http == 402 || http == 403)
+		return sg_fail(err, SG_ECONFIG, "[vin] %s: the service refused the token (HTTP %ld)",
+			       u, http);
+	if (http != 200)
+		return sg_fail(err, http >= 500 || http == 429 ? SG_ETEMP : SG_EUNAVAIL,
+			       "[vin] %s: HTTP %ld", u, http);
+	j = cJSON_Parse(body->str);
+	b = cJSON_GetObjectItemCaseSensitive(j, "balance");
+	if (b == NULL) {
+		cJSON *er = cJSON_GetObjectItemCaseSensitive(j, "error");
+		g_autofree char *et = json_text(er);
+		cJSON_Delete(j);
+		if (et)
+			return sg_fail(err, SG_EUNAVAIL, "[vin] get_balance: %s", et);
+		return sg_fail(err, SG_EUNAVAIL, "[vin] get_balance: the answer has no balance");
+	}
+	*balance = cJSON_IsNumber(b) ? g_strdup_printf("%g", b->valuedouble) : json_text(b);
+	cJSON_Delete(j);
+	return SG_OK;
+}

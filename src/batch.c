@@ -1,0 +1,1288 @@
+/* batch.c: the batch engine (SPEC 9): list in, journal, concurrent calls with retries, list out. */
+#include "batch.h"
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "csvin.h"
+#include "log.h"
+#include "util.h"
+
+/* An answer larger than this is not a vendor answer: the call fails. */
+#define BATCH_MAX_ANSWER (1 << 20)
+/* The longest Retry-After obeyed; a longer one is taken as this. */
+#define BATCH_MAX_RETRY_AFTER 600.0
+
+const char *sg_row_status_name(sg_row_status s)
+{
+	switch (s) {
+	case SG_ROW_OK: return "ok";
+	case SG_ROW_INVALID: return "invalid";
+	case SG_ROW_FAILED: return "failed";
+	case SG_ROW_UNKNOWN: return "unknown";
+	case SG_ROW_PENDING: return "pending";
+	}
+	return "pending";
+}
+
+const sg_batch_kind *sg_batch_kind_find(const char *name)
+{
+	/* price and rental join this table when their files land. */
+	static const sg_batch_kind *const kinds[] = { &sg_batch_vin, &sg_batch_frame };
+
+	for (size_t i = 0; i < G_N_ELEMENTS(kinds); i++)
+		if (strcmp(kinds[i]->name, name) == 0)
+			return kinds[i];
+	return NULL;
+}
+
+void sg_batch_opts_init(sg_batch_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->concurrency = 4;
+	o->max_wait = 30 * 60;
+	o->poll_interval = 10;
+	o->timeout = 30;
+	o->connect_timeout = 10;
+	o->max_attempts = 6;
+	o->backoff_base = 0.5;
+	o->backoff_cap = 30;
+}
+
+/* ---- small helpers ---------------------------------------------------------------------- */
+
+char *sg_batch_latin_upper(const char *s)
+{
+	/* Cyrillic letters that look like Latin ones, as typed on a Russian keyboard. */
+	static const struct { gunichar cyr; char lat; } map[] = {
+		{ 0x0410, 'A' }, { 0x0412, 'B' }, { 0x0415, 'E' }, { 0x041A, 'K' }, { 0x041C, 'M' },
+		{ 0x041D, 'H' }, { 0x041E, 'O' }, { 0x0420, 'P' }, { 0x0421, 'C' }, { 0x0422, 'T' },
+		{ 0x0425, 'X' }, { 0x0423, 'Y' }, { 0x0430, 'A' }, { 0x0432, 'B' }, { 0x0435, 'E' },
+		{ 0x043A, 'K' }, { 0x043C, 'M' }, { 0x043D, 'H' }, { 0x043E, 'O' }, { 0x0440, 'P' },
+		{ 0x0441, 'C' }, { 0x0442, 'T' }, { 0x0445, 'X' }, { 0x0443, 'Y' },
+	};
+	GString *out = g_string_new(NULL);
+
+	if (!g_utf8_validate(s, -1, NULL))
+		return g_string_free(out, FALSE);
+	for (const char *p = s; *p; p = g_utf8_next_char(p)) {
+		gunichar c = g_utf8_get_char(p);
+		size_t i;
+
+		if (c == ' ' || c == '\t' || c == 0xA0 || c == 0x202F || c == 0x2007 || c == 0xFEFF)
+			continue;
+		for (i = 0; i < G_N_ELEMENTS(map); i++)
+			if (map[i].cyr == c)
+				break;
+		if (i < G_N_ELEMENTS(map))
+			g_string_append_c(out, map[i].lat);
+		else if (c < 0x80)
+			g_string_append_c(out, g_ascii_toupper((char)c));
+		else
+			g_string_append_unichar(out, g_unichar_toupper(c));
+	}
+	return g_string_free(out, FALSE);
+}
+
+double sg_batch_retry_after(const char *value, gint64 now)
+{
+	char *end;
+	double v;
+
+	if (value == NULL)
+		return -1;
+	while (*value == ' ' || *value == '\t')
+		value++;
+	if (g_ascii_isdigit(*value)) {
+		errno = 0;
+		v = g_ascii_strtod(value, &end);
+		while (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')
+			end++;
+		if (errno || *end || v < 0 || !isfinite(v))
+			return -1;
+		return v;
+	}
+	/* An HTTP-date (RFC 9110 5.6.7), in any of the three forms curl knows. */
+	time_t t = curl_getdate(value, NULL);
+	if (t == (time_t)-1)
+		return -1;
+	return t > now ? (double)(t - now) : 0;
+}
+
+double sg_batch_backoff(int attempt, double base, double cap, double rnd01)
+{
+	double ceil_ = base;
+
+	if (attempt < 1)
+		attempt = 1;
+	for (int i = 1; i < attempt && ceil_ < cap; i++)
+		ceil_ *= 2;
+	if (ceil_ > cap)
+		ceil_ = cap;
+	if (rnd01 < 0)
+		rnd01 = 0;
+	if (rnd01 >= 1)
+		rnd01 = 0.999999;
+	return ceil_ * rnd01;
+}
+
+double sg_batch_parse_seconds(const char *s)
+{
+	char *end;
+	double v, mul = 1;
+
+	if (s == NULL || !(g_ascii_isdigit(*s) || *s == '.'))
+		return -1;
+	errno = 0;
+	v = g_ascii_strtod(s, &end);
+	if (errno || end == s || !isfinite(v) || v < 0)
+		return -1;
+	if (strcmp(end, "ms") == 0)
+		mul = 0.001;
+	else if (strcmp(end, "") == 0 || strcmp(end, "s") == 0)
+		mul = 1;
+	else if (strcmp(end, "m") == 0)
+		mul = 60;
+	else if (strcmp(end, "h") == 0)
+		mul = 3600;
+	else if (strcmp(end, "d") == 0)
+		mul = 86400;
+	else
+		return -1;
+	return v * mul;
+}
+
+char *sg_batch_redact_url(const char *url)
+{
+	const char *q = strpbrk(url, "?#");
+
+	return q ? g_strndup(url, (gsize)(q - url)) : g_strdup(url);
+}
+
+char *sg_batch_json_str(const char *s)
+{
+	cJSON *j = cJSON_CreateString(s ? s : "");
+	char *txt = cJSON_PrintUnformatted(j);
+	char *out = g_strdup(txt);
+
+	cJSON_free(txt);
+	cJSON_Delete(j);
+	return out;
+}
+
+void *sg_batch_easy_new(const sg_batch_conn *conn, double timeout, double connect_timeout)
+{
+	CURL *e = curl_easy_init();
+
+	if (e == NULL)
+		return NULL;
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, conn->tls->off ? "http,https" : "https");
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (conn->tls->ca_file)
+		curl_easy_setopt(e, CURLOPT_CAINFO, conn->tls->ca_file);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(timeout * 1000));
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(connect_timeout * 1000));
+	curl_easy_setopt(e, CURLOPT_USERAGENT, "stockgate/" SG_VERSION);
+	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+	return e;
+}
+
+/* Checks the endpoint's scheme against the section's tls setting. */
+static sg_status conn_check(const sg_batch_conn *c, char **err)
+{
+	if (g_ascii_strncasecmp(c->url, "https://", 8) == 0)
+		return SG_OK;
+	if (g_ascii_strncasecmp(c->url, "http://", 7) == 0) {
+		if (c->tls->off) {
+			log_warnx("[%s] url: plaintext http:// (tls = off)", c->section);
+			return SG_OK;
+		}
+		return sg_fail(err, SG_ECONFIG,
+			       "[%s] url: http:// is plaintext: use https://, or tls = off for a "
+			       "loopback test", c->section);
+	}
+	return sg_fail(err, SG_ECONFIG, "[%s] url: not an https:// URL", c->section);
+}
+
+static double mono_now(void)
+{
+	return (double)g_get_monotonic_time() / 1e6;
+}
+
+/* ---- the job ---------------------------------------------------------------------------- */
+
+typedef struct job job;
+
+typedef struct {
+	sg_batch_row pub;
+	long index;         /* in job->rows */
+	char **cells;       /* input cells as read, NULL-terminated (g_strfreev) */
+	size_t ncells;
+	char *invalid;      /* reason the row is invalid, or NULL */
+	long leader;        /* index of the earlier identical row, or -1 */
+	bool active;        /* a transfer is under way */
+	bool gone;          /* no more calls in this run */
+	bool charged_now;   /* the current call is charged and was journalled "sent" for it */
+	double due;         /* monotonic time of the next call when waiting */
+	int attempts;       /* tries of the current call */
+	int polls;          /* WAIT steps so far */
+	char *prev_state, *prev_answer; /* journal before the current charged call */
+	sg_batch_call call;
+	GByteArray *body;
+	CURL *easy;
+	struct curl_slist *headers;
+	char *retry_after;
+	bool dirty; /* journal needs writing */
+} brow;
+
+struct job {
+	const sg_batch_kind *kind;
+	const sg_batch_opts *o;
+	sg_batch_conn conn;
+	sqlite3 *db;
+	char *sha;
+	char *input_name;
+	GPtrArray *rows; /* brow * */
+	long header_line;
+	sg_csv_info info;
+	size_t *colmap; /* kind column → input cell index, or (size_t)-1 */
+
+	GQueue ready;     /* brow *, to call now */
+	GPtrArray *waits; /* brow *, to call at their due time */
+	CURLM *multi;
+	int active;
+	double started, rate_next, pause_until, deadline;
+	bool stopping;
+	char *stop_reason;
+	sg_batch_summary *sum;
+	long finished, total_work;
+	double last_progress;
+	bool progress_shown;
+	sg_status io_status;
+	char *io_err;
+};
+
+static volatile sig_atomic_t batch_interrupted;
+
+static void on_signal(int sig)
+{
+	batch_interrupted = sig;
+}
+
+static void brow_free(gpointer p)
+{
+	brow *r = p;
+
+	if (r->pub.vals)
+		g_strfreev(r->pub.vals);
+	g_free(r->pub.state);
+	g_free(r->pub.answer);
+	g_free(r->pub.error);
+	g_strfreev(r->cells);
+	g_free(r->invalid);
+	g_free(r->prev_state);
+	g_free(r->prev_answer);
+	g_free(r->call.url);
+	g_free(r->call.body);
+	if (r->body)
+		g_byte_array_unref(r->body);
+	g_free(r->retry_after);
+	g_free(r);
+}
+
+/* ---- reading the list ------------------------------------------------------------------- */
+
+static bool header_matches(const sg_batch_column *c, const char *key)
+{
+	g_autofree char *k = sg_csv_header_key(c->name);
+
+	if (strcmp(k, key) == 0)
+		return true;
+	for (const char *const *a = c->aliases; a && *a; a++) {
+		g_autofree char *ak = sg_csv_header_key(*a);
+		if (strcmp(ak, key) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Maps the kind's columns to cells; true when every required column is there. */
+static bool map_columns(const sg_batch_kind *k, char **cells, size_t n, size_t *map)
+{
+	for (size_t c = 0; c < k->ncolumns; c++)
+		map[c] = (size_t)-1;
+	for (size_t i = 0; i < n; i++) {
+		g_autofree char *key = sg_csv_header_key(cells[i]);
+		for (size_t c = 0; c < k->ncolumns; c++)
+			if (map[c] == (size_t)-1 && header_matches(&k->columns[c], key)) {
+				map[c] = i;
+				break;
+			}
+	}
+	for (size_t c = 0; c < k->ncolumns; c++)
+		if (k->columns[c].required && map[c] == (size_t)-1)
+			return false;
+	return true;
+}
+
+static bool on_header(void *ctx, char **cells, size_t n)
+{
+	job *j = ctx;
+	g_autofree size_t *map = g_new(size_t, j->kind->ncolumns);
+
+	return map_columns(j->kind, cells, n, map);
+}
+
+static int on_row(void *ctx, long line, char **cells, size_t n)
+{
+	job *j = ctx;
+	brow *r;
+
+	if (j->o->max_rows > 0 && (long)j->rows->len >= j->o->max_rows)
+		return 1;
+	r = g_new0(brow, 1);
+	r->pub.line = line;
+	r->index = j->rows->len;
+	r->leader = -1;
+	r->ncells = n;
+	r->cells = g_new0(char *, n + 1);
+	for (size_t i = 0; i < n; i++)
+		r->cells[i] = g_strdup(cells[i]);
+	g_ptr_array_add(j->rows, r);
+	return 0;
+}
+
+static char *required_names(const sg_batch_kind *k)
+{
+	GString *s = g_string_new(NULL);
+
+	for (size_t c = 0; c < k->ncolumns; c++)
+		if (k->columns[c].required)
+			g_string_append_printf(s, "%s%s", s->len ? ", " : "", k->columns[c].name);
+	return g_string_free(s, FALSE);
+}
+
+static sg_status read_list(job *j, char **err)
+{
+	sg_csv_opts co = { .charset_label = j->o->charset_label, .header = on_header,
+			   .row = on_row, .ctx = j };
+	sg_status st;
+	g_autofree char *req = required_names(j->kind);
+
+	st = sg_csv_read(j->o->input, &co, &j->info, err);
+	if (st == SG_EDATA && j->info.reason && strcmp(j->info.reason, "bad_header") == 0)
+		return sg_fail(err, SG_EDATA,
+			       "%s: no header row with the columns %s (first row: %s)",
+			       j->input_name, req, j->info.detail ? j->info.detail : "empty");
+	if (st != SG_OK)
+		return sg_fail(err, st, "%s: %s%s%s", j->input_name,
+			       j->info.reason ? j->info.reason : "cannot be read",
+			       j->info.detail ? ": " : "", j->info.detail ? j->info.detail : "");
+	if (j->info.stopped)
+		return sg_fail(err, SG_EDATA, "%s: more than %ld rows ([limits] max_rows)",
+			       j->input_name, j->o->max_rows);
+	j->colmap = g_new(size_t, j->kind->ncolumns);
+	if (!map_columns(j->kind, j->info.header, j->info.header_n, j->colmap))
+		return sg_fail(err, SG_EDATA, "%s: no header row with the columns %s",
+			       j->input_name, req);
+	return SG_OK;
+}
+
+/* Validates every row and finds duplicates (rows asking the same as an earlier row). */
+static void validate_rows(job *j)
+{
+	const sg_batch_kind *k = j->kind;
+	g_autoptr(GHashTable) seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+
+	for (guint i = 0; i < j->rows->len; i++) {
+		brow *r = j->rows->pdata[i];
+		const char *warning = NULL;
+
+		r->pub.vals = g_new0(char *, k->ncolumns + 1);
+		for (size_t c = 0; c < k->ncolumns; c++) {
+			size_t ci = j->colmap[c];
+			const char *v = ci != (size_t)-1 && ci < r->ncells ? r->cells[ci] : "";
+
+			r->pub.vals[c] = g_strdup(v);
+			if (j->o->max_field_length > 0 && r->invalid == NULL &&
+			    sg_csv_cell_chars(v) > (size_t)j->o->max_field_length)
+				r->invalid = g_strdup_printf(
+					"%s: longer than %d characters ([limits] max_field_length)",
+					k->columns[c].name, j->o->max_field_length);
+		}
+		if (r->invalid == NULL)
+			r->invalid = k->validate(r->pub.vals, &warning);
+		if (r->invalid) {
+			log_info("%s:%ld: %s", j->input_name, r->pub.line, r->invalid);
+			continue;
+		}
+		if (warning) {
+			j->sum->warnings++;
+			log_debug("%s:%ld: %s", j->input_name, r->pub.line, warning);
+		}
+		g_autofree char *key = g_strjoinv("\x1f", r->pub.vals);
+		gpointer leader;
+		if (g_hash_table_lookup_extended(seen, key, NULL, &leader)) {
+			r->leader = GPOINTER_TO_INT(leader);
+			j->sum->duplicates++;
+		} else {
+			g_hash_table_insert(seen, g_steal_pointer(&key), GINT_TO_POINTER(i));
+		}
+	}
+}
+
+/* ---- the journal -------------------------------------------------------------------------- */
+
+static sg_status db_exec(sqlite3 *db, const char *sql, char **err)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		sg_fail(err, SG_EIO, "journal: %s", msg ? msg : sqlite3_errmsg(db));
+		sqlite3_free(msg);
+		return SG_EIO;
+	}
+	return SG_OK;
+}
+
+static sg_status journal_init(job *j, char **err)
+{
+	/* store.c creates the table; this keeps the engine usable on a bare connection (tests). */
+	sg_status st = db_exec(j->db,
+			       "CREATE TABLE IF NOT EXISTS journal (kind TEXT NOT NULL, "
+			       "input_sha256 TEXT NOT NULL, row INTEGER NOT NULL, state TEXT, "
+			       "sent_at INTEGER, answer TEXT, PRIMARY KEY (kind, input_sha256, row))",
+			       err);
+	if (st != SG_OK)
+		return st;
+	/* A commit must reach the disk before a charged call goes out (P12). */
+	return db_exec(j->db, "PRAGMA synchronous = FULL", err);
+}
+
+static sg_status journal_load(job *j, char **err)
+{
+	sqlite3_stmt *s = NULL;
+	g_autoptr(GHashTable) byline = g_hash_table_new(g_direct_hash, g_direct_equal);
+
+	for (guint i = 0; i < j->rows->len; i++) {
+		brow *r = j->rows->pdata[i];
+		g_hash_table_insert(byline, GINT_TO_POINTER((gint)r->pub.line), r);
+	}
+	if (sqlite3_prepare_v2(j->db,
+			       "SELECT row, state, answer FROM journal WHERE kind = ? AND "
+			       "input_sha256 = ?", -1, &s, NULL) != SQLITE_OK)
+		return sg_fail(err, SG_EIO, "journal: %s", sqlite3_errmsg(j->db));
+	sqlite3_bind_text(s, 1, j->kind->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, j->sha, -1, SQLITE_STATIC);
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		brow *r = g_hash_table_lookup(byline, GINT_TO_POINTER(sqlite3_column_int(s, 0)));
+		if (r == NULL || r->invalid || r->leader >= 0)
+			continue;
+		g_free(r->pub.state);
+		g_free(r->pub.answer);
+		r->pub.state = g_strdup((const char *)sqlite3_column_text(s, 1));
+		r->pub.answer = g_strdup((const char *)sqlite3_column_text(s, 2));
+	}
+	sqlite3_finalize(s);
+	return SG_OK;
+}
+
+/* Writes the journal entries of the rows marked dirty, in one transaction (one fsync). */
+static sg_status journal_flush(job *j, brow **rs, size_t n, char **err)
+{
+	sqlite3_stmt *up = NULL, *del = NULL;
+	sg_status st;
+	bool any = false;
+
+	for (size_t i = 0; i < n; i++)
+		any |= rs[i]->dirty;
+	if (!any || j->o->dry_run)
+		return SG_OK;
+	if ((st = db_exec(j->db, "BEGIN IMMEDIATE", err)) != SG_OK)
+		return st;
+	if (sqlite3_prepare_v2(j->db,
+			       "INSERT INTO journal (kind, input_sha256, row, state, sent_at, answer) "
+			       "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (kind, input_sha256, row) "
+			       "DO UPDATE SET state = excluded.state, answer = excluded.answer, "
+			       "sent_at = COALESCE(excluded.sent_at, journal.sent_at)",
+			       -1, &up, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(j->db,
+			       "DELETE FROM journal WHERE kind = ?1 AND input_sha256 = ?2 AND row = ?3",
+			       -1, &del, NULL) != SQLITE_OK)
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		brow *r = rs[i];
+		sqlite3_stmt *s = r->pub.state ? up : del;
+
+		if (!r->dirty)
+			continue;
+		sqlite3_reset(s);
+		sqlite3_clear_bindings(s);
+		sqlite3_bind_text(s, 1, j->kind->name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 2, j->sha, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 3, r->pub.line);
+		if (r->pub.state) {
+			sqlite3_bind_text(s, 4, r->pub.state, -1, SQLITE_STATIC);
+			if (strcmp(r->pub.state, "sent") == 0)
+				sqlite3_bind_int64(s, 5, sg_now());
+			if (r->pub.answer)
+				sqlite3_bind_text(s, 6, r->pub.answer, -1, SQLITE_STATIC);
+		}
+		if (sqlite3_step(s) != SQLITE_DONE)
+			goto fail;
+	}
+	sqlite3_finalize(up);
+	sqlite3_finalize(del);
+	if ((st = db_exec(j->db, "COMMIT", err)) != SG_OK) {
+		db_exec(j->db, "ROLLBACK", NULL);
+		return st;
+	}
+	for (size_t i = 0; i < n; i++)
+		rs[i]->dirty = false;
+	return SG_OK;
+fail:
+	sg_fail(err, SG_EIO, "journal: %s", sqlite3_errmsg(j->db));
+	sqlite3_finalize(up);
+	sqlite3_finalize(del);
+	db_exec(j->db, "ROLLBACK", NULL);
+	return SG_EIO;
+}
+
+static void set_state(brow *r, const char *state, const char *answer)
+{
+	g_free(r->pub.state);
+	g_free(r->pub.answer);
+	r->pub.state = g_strdup(state);
+	r->pub.answer = g_strdup(answer);
+	r->dirty = true;
+}
+
+static bool state_is(const brow *r, const char *s)
+{
+	return r->pub.state && strcmp(r->pub.state, s) == 0;
+}
+
+static bool finished(const brow *r)
+{
+	return state_is(r, "ok") || state_is(r, "failed");
+}
+
+/* ---- calls ------------------------------------------------------------------------------ */
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+	brow *r = ud;
+
+	if (r->body->len + size * n > BATCH_MAX_ANSWER)
+		return 0;
+	g_byte_array_append(r->body, (const guint8 *)p, (guint)(size * n));
+	return size * n;
+}
+
+static size_t on_header_line(char *p, size_t size, size_t n, void *ud)
+{
+	brow *r = ud;
+	size_t len = size * n;
+
+	if (len > 12 && g_ascii_strncasecmp(p, "Retry-After:", 12) == 0) {
+		g_free(r->retry_after);
+		r->retry_after = g_strstrip(g_strndup(p + 12, len - 12));
+	}
+	return len;
+}
+
+static void schedule(job *j, brow *r, double delay)
+{
+	if (delay <= 0) {
+		g_queue_push_tail(&j->ready, r);
+		return;
+	}
+	r->due = mono_now() + delay;
+	g_ptr_array_add(j->waits, r);
+}
+
+static void row_gone(job *j, brow *r)
+{
+	if (!r->gone) {
+		r->gone = true;
+		j->finished++;
+	}
+}
+
+static void stop_job(job *j, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+static void stop_job(job *j, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (j->stopping)
+		return;
+	j->stopping = true;
+	j->sum->stopped = true;
+	va_start(ap, fmt);
+	j->stop_reason = g_strdup_vprintf(fmt, ap);
+	va_end(ap);
+	log_error("batch %s: %s; the remaining rows stay pending", j->kind->name, j->stop_reason);
+}
+
+static sg_status start_call(job *j, brow *r)
+{
+	CURL *e = sg_batch_easy_new(&j->conn, j->o->timeout, j->o->connect_timeout);
+
+	if (e == NULL)
+		return SG_EINTERNAL;
+	r->easy = e;
+	if (r->body)
+		g_byte_array_set_size(r->body, 0);
+	else
+		r->body = g_byte_array_new();
+	g_clear_pointer(&r->retry_after, g_free);
+	curl_easy_setopt(e, CURLOPT_URL, r->call.url);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header_line);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, r);
+	if (r->call.body) {
+		g_autofree char *ct = g_strdup_printf("Content-Type: %s", r->call.content_type
+					? r->call.content_type : "application/json");
+		r->headers = curl_slist_append(NULL, ct);
+		r->headers = curl_slist_append(r->headers, "Expect:");
+		curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->call.body);
+	}
+	r->active = true;
+	j->active++;
+	j->sum->calls++;
+	if (sg_log_level() >= SG_LOG_DEBUG) {
+		g_autofree char *u = sg_batch_redact_url(r->call.url);
+		log_debug("batch %s: row %ld: %s %s %s", j->kind->name, r->pub.line, r->call.what,
+			  r->call.body ? "POST" : "GET", u);
+	}
+	curl_multi_add_handle(j->multi, e);
+	return SG_OK;
+}
+
+static void end_call(job *j, brow *r)
+{
+	curl_multi_remove_handle(j->multi, r->easy);
+	curl_easy_cleanup(r->easy);
+	r->easy = NULL;
+	curl_slist_free_all(r->headers);
+	r->headers = NULL;
+	r->active = false;
+	j->active--;
+}
+
+/* Undoes the "sent" of a charged call the service surely did not carry out. */
+static void unsend(brow *r)
+{
+	if (r->charged_now) {
+		set_state(r, r->prev_state, r->prev_answer);
+		r->charged_now = false;
+	}
+}
+
+static void fail_row(job *j, brow *r, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+static void fail_row(job *j, brow *r, const char *fmt, ...)
+{
+	va_list ap;
+	g_autofree char *msg = NULL;
+	g_autofree char *ans = NULL;
+
+	va_start(ap, fmt);
+	msg = g_strdup_vprintf(fmt, ap);
+	va_end(ap);
+	g_autofree char *q = sg_batch_json_str(msg);
+	ans = g_strdup_printf("{\"error\":%s}", q);
+	set_state(r, "failed", ans);
+	log_info("%s:%ld: failed: %s", j->input_name, r->pub.line, msg);
+	row_gone(j, r);
+}
+
+/* A transient failure: the same call again after a backoff, or give up. */
+static void retry(job *j, brow *r, const char *why, double retry_after, bool can_unsend)
+{
+	double d;
+
+	if (r->attempts >= j->o->max_attempts) {
+		if (can_unsend) {
+			/* The service never took the call: the row can be tried in a later run. */
+			unsend(r);
+			stop_job(j, "%s (%d attempts)", why, r->attempts);
+			row_gone(j, r);
+		} else {
+			fail_row(j, r, "%s (%d attempts)", why, r->attempts);
+		}
+		return;
+	}
+	d = sg_batch_backoff(r->attempts, j->o->backoff_base, j->o->backoff_cap,
+			     g_random_double());
+	if (retry_after >= 0)
+		d = MAX(d, MIN(retry_after, BATCH_MAX_RETRY_AFTER));
+	log_debug("batch %s: row %ld: %s; retry in %.1fs", j->kind->name, r->pub.line, why, d);
+	schedule(j, r, d);
+}
+
+/* The next call of a row in its state, or the row is done for this run. */
+static void advance(job *j, brow *r)
+{
+	g_clear_pointer(&r->call.url, g_free);
+	g_clear_pointer(&r->call.body, g_free);
+	memset(&r->call, 0, sizeof(r->call));
+	r->attempts = 0;
+	r->charged_now = false;
+	if (finished(r) || j->stopping ||
+	    (state_is(r, "sent") && !j->o->retry_unknown) ||
+	    !j->kind->next(j->conn.state, &r->pub, &r->call)) {
+		row_gone(j, r);
+		return;
+	}
+	g_queue_push_tail(&j->ready, r);
+}
+
+static void on_done(job *j, brow *r, CURLcode rc)
+{
+	long http = 0;
+	curl_off_t sent = 0;
+	double ra;
+
+	curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &http);
+	curl_easy_getinfo(r->easy, CURLINFO_REQUEST_SIZE, &sent);
+	ra = sg_batch_retry_after(r->retry_after, sg_now());
+	end_call(j, r);
+	r->attempts++;
+
+	if (rc != CURLE_OK) {
+		g_autofree char *why = g_strdup_printf("%s: %s", r->call.what,
+						       curl_easy_strerror(rc));
+		if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
+		    rc == CURLE_UNSUPPORTED_PROTOCOL || rc == CURLE_URL_MALFORMAT) {
+			unsend(r);
+			stop_job(j, "%s", why);
+			row_gone(j, r);
+		} else if (sent == 0) {
+			/* Nothing reached the service: safe to try again. */
+			retry(j, r, why, -1, true);
+		} else if (r->call.charged) {
+			/* The service may have taken the charged call: never again by itself. */
+			log_warnx("%s:%ld: %s: outcome unknown (not retried; see --retry-unknown)",
+				  j->input_name, r->pub.line, why);
+			row_gone(j, r);
+		} else {
+			retry(j, r, why, -1, false);
+		}
+		return;
+	}
+	g_byte_array_append(r->body, (const guint8 *)"", 1);
+
+	if (http == 401 || http == 402 || http == 403) {
+		unsend(r);
+		stop_job(j, "the service refused access (HTTP %ld): check [%s] in the config "
+			 "and the account", http, j->conn.section);
+		row_gone(j, r);
+		return;
+	}
+	if (http == 429 || http >= 500) {
+		g_autofree char *why = g_strdup_printf("%s: HTTP %ld", r->call.what, http);
+		if (http == 429 && ra > 0)
+			j->pause_until = MAX(j->pause_until,
+					     mono_now() + MIN(ra, BATCH_MAX_RETRY_AFTER));
+		retry(j, r, why, ra, http == 429);
+		return;
+	}
+	bool was_charged = r->charged_now;
+	r->charged_now = false;
+	g_clear_pointer(&r->pub.error, g_free);
+	g_autofree char *before = g_strdup(r->pub.state);
+	sg_step step = j->kind->answer(j->conn.state, &r->pub, http, (const char *)r->body->data,
+				       r->body->len - 1);
+	if (g_strcmp0(before, r->pub.state) != 0)
+		r->dirty = true;
+	switch (step) {
+	case SG_STEP_DONE:
+		if (!state_is(r, "ok"))
+			fail_row(j, r, "%s", r->pub.error ? r->pub.error : "no usable answer");
+		row_gone(j, r);
+		break;
+	case SG_STEP_NEXT:
+		advance(j, r);
+		break;
+	case SG_STEP_WAIT: {
+		double d = j->o->poll_interval;
+		for (int i = 0; i < r->polls && d < j->o->poll_interval * 6; i++)
+			d *= 1.5;
+		d = MIN(d, j->o->poll_interval * 6);
+		r->polls++;
+		if (mono_now() + d > j->deadline) {
+			row_gone(j, r);
+			break;
+		}
+		g_clear_pointer(&r->call.url, g_free);
+		g_clear_pointer(&r->call.body, g_free);
+		if (!j->kind->next(j->conn.state, &r->pub, &r->call)) {
+			row_gone(j, r);
+			break;
+		}
+		r->attempts = 0;
+		schedule(j, r, d);
+		break;
+	}
+	case SG_STEP_RETRY:
+		retry(j, r, r->pub.error ? r->pub.error : "transient error", ra, false);
+		break;
+	case SG_STEP_STOP:
+		if (was_charged)
+			set_state(r, r->prev_state, r->prev_answer);
+		stop_job(j, "the service refused access: %s (check [%s] in the config and the "
+			 "account)", r->pub.error ? r->pub.error : "", j->conn.section);
+		row_gone(j, r);
+		break;
+	}
+}
+
+static void progress(job *j, bool last)
+{
+	double now = mono_now(), el = now - j->started, rate;
+
+	if (!j->o->progress || (!last && now - j->last_progress < 0.5))
+		return;
+	j->last_progress = now;
+	rate = el > 0 ? j->finished / el : 0;
+	if (last) {
+		if (j->progress_shown)
+			fprintf(stderr, "\r\033[K");
+		return;
+	}
+	j->progress_shown = true;
+	if (rate > 0 && j->finished < j->total_work)
+		fprintf(stderr, "\r\033[Kbatch %s: %ld/%ld done, %.1f/s, ETA %.0fs", j->kind->name,
+			j->finished, j->total_work, rate, (j->total_work - j->finished) / rate);
+	else
+		fprintf(stderr, "\r\033[Kbatch %s: %ld/%ld done", j->kind->name, j->finished,
+			j->total_work);
+	fflush(stderr);
+}
+
+static sg_status run_calls(job *j, char **err)
+{
+	GPtrArray *launch = g_ptr_array_new();
+	sg_status st = SG_OK;
+
+	j->multi = curl_multi_init();
+	curl_multi_setopt(j->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)j->o->concurrency);
+	j->started = mono_now();
+	j->deadline = j->started + (j->kind->polls ? j->o->max_wait : 1e12);
+
+	for (;;) {
+		double now = mono_now(), wait = 1.0;
+		int running = 0;
+
+		if (batch_interrupted)
+			stop_job(j, "interrupted by signal %d", (int)batch_interrupted);
+		/* Rows whose time has come. */
+		for (guint i = 0; i < j->waits->len;) {
+			brow *r = j->waits->pdata[i];
+			if (j->stopping || r->due <= now) {
+				g_ptr_array_remove_index_fast(j->waits, i);
+				if (j->stopping) {
+					/* A retry that will not happen: its last try was refused. */
+					unsend(r);
+					row_gone(j, r);
+				}
+				else
+					g_queue_push_tail(&j->ready, r);
+			} else {
+				wait = MIN(wait, r->due - now);
+				i++;
+			}
+		}
+		if (j->stopping)
+			while (!g_queue_is_empty(&j->ready)) {
+				brow *r = g_queue_pop_head(&j->ready);
+				unsend(r);
+				row_gone(j, r);
+			}
+		if (g_queue_is_empty(&j->ready) && j->waits->len == 0 && j->active == 0)
+			break;
+
+		/* Start what concurrency, rate and a server's Retry-After allow. */
+		g_ptr_array_set_size(launch, 0);
+		while (!g_queue_is_empty(&j->ready) &&
+		       j->active + (int)launch->len < j->o->concurrency) {
+			if (now < j->pause_until) {
+				wait = MIN(wait, j->pause_until - now);
+				break;
+			}
+			if (j->o->rate > 0) {
+				if (now < j->rate_next) {
+					wait = MIN(wait, j->rate_next - now);
+					break;
+				}
+				j->rate_next = MAX(j->rate_next, now - 1.0 / j->o->rate) +
+					       1.0 / j->o->rate;
+			}
+			brow *r = g_queue_pop_head(&j->ready);
+			if (r->call.charged && r->attempts == 0) {
+				/* Journalled "sent" (again, for --retry-unknown) before it is made;
+				 * what was there comes back if the service surely did not take it. */
+				g_free(r->prev_state);
+				g_free(r->prev_answer);
+				r->prev_state = g_strdup(r->pub.state);
+				r->prev_answer = g_strdup(r->pub.answer);
+				set_state(r, "sent", NULL);
+				r->charged_now = true;
+			}
+			g_ptr_array_add(launch, r);
+		}
+		if (launch->len) {
+			/* The intents of charged calls reach the disk before the calls go out. */
+			st = journal_flush(j, (brow **)launch->pdata, launch->len, err);
+			if (st != SG_OK)
+				break;
+			sg_crash_point("batch-sent");
+			for (guint i = 0; i < launch->len; i++)
+				if ((st = start_call(j, launch->pdata[i])) != SG_OK) {
+					sg_fail(err, st, "cannot start a call");
+					goto out;
+				}
+			wait = 0;
+		}
+
+		curl_multi_perform(j->multi, &running);
+		{
+			CURLMsg *m;
+			int left;
+			GPtrArray *done = g_ptr_array_new();
+
+			while ((m = curl_multi_info_read(j->multi, &left)))
+				if (m->msg == CURLMSG_DONE) {
+					brow *r = NULL;
+					curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &r);
+					g_ptr_array_add(done, r);
+					on_done(j, r, m->data.result);
+				}
+			if (done->len) {
+				sg_crash_point("batch-answer");
+				/* Answers of this round, and any undone intents, in one commit. */
+				for (guint i = 0; i < j->rows->len; i++) {
+					brow *r = j->rows->pdata[i];
+					if (r->dirty && !r->active)
+						g_ptr_array_add(done, r);
+				}
+				st = journal_flush(j, (brow **)done->pdata, done->len, err);
+				wait = 0;
+			}
+			g_ptr_array_free(done, TRUE);
+			if (st != SG_OK)
+				break;
+		}
+		progress(j, false);
+		if (wait > 0 && (j->active > 0 || j->waits->len || !g_queue_is_empty(&j->ready)))
+			curl_multi_poll(j->multi, NULL, 0, (int)(MAX(wait, 0.001) * 1000), NULL);
+	}
+out:
+	/* A failed journal write: abandon what is in flight; those rows stay "sent" (unknown). */
+	for (guint i = 0; i < j->rows->len; i++) {
+		brow *r = j->rows->pdata[i];
+		if (r->active)
+			end_call(j, r);
+	}
+	if (st == SG_OK)
+		st = journal_flush(j, (brow **)j->rows->pdata, j->rows->len, err);
+	progress(j, true);
+	g_ptr_array_free(launch, TRUE);
+	curl_multi_cleanup(j->multi);
+	return st;
+}
+
+/* ---- output ----------------------------------------------------------------------------- */
+
+static sg_row_status row_status(const job *j, const brow *r, const char **error, cJSON **res)
+{
+	*error = NULL;
+	*res = NULL;
+	if (r->invalid) {
+		*error = r->invalid;
+		return SG_ROW_INVALID;
+	}
+	if (r->leader >= 0)
+		return row_status(j, j->rows->pdata[r->leader], error, res);
+	if (r->pub.answer)
+		*res = cJSON_Parse(r->pub.answer);
+	if (state_is(r, "ok"))
+		return SG_ROW_OK;
+	if (state_is(r, "failed")) {
+		cJSON *e = cJSON_GetObjectItemCaseSensitive(*res, "error");
+		*error = cJSON_IsString(e) ? e->valuestring : "failed";
+		return SG_ROW_FAILED;
+	}
+	if (state_is(r, "sent")) {
+		*error = "sent, no answer recorded: check with the service, or re-run with "
+			 "--retry-unknown";
+		return SG_ROW_UNKNOWN;
+	}
+	if (j->o->dry_run)
+		*error = r->pub.state ? "under way (dry run)" : "not sent (dry run)";
+	else if (r->pub.state)
+		*error = "not ready yet: re-run to continue";
+	else if (j->stop_reason)
+		*error = j->stop_reason;
+	return SG_ROW_PENDING;
+}
+
+static char *result_cell(cJSON *res, const char *name)
+{
+	cJSON *v = cJSON_GetObjectItemCaseSensitive(res, name);
+
+	if (cJSON_IsString(v))
+		return g_strdup(v->valuestring);
+	if (cJSON_IsNumber(v)) {
+		if (v->valuedouble == (double)(long long)v->valuedouble)
+			return g_strdup_printf("%lld", (long long)v->valuedouble);
+		char buf[G_ASCII_DTOSTR_BUF_SIZE];
+		return g_strdup(g_ascii_dtostr(buf, sizeof(buf), v->valuedouble));
+	}
+	if (cJSON_IsBool(v))
+		return g_strdup(cJSON_IsTrue(v) ? "true" : "false");
+	return g_strdup("");
+}
+
+static sg_status write_output(job *j, FILE *f, char **err)
+{
+	const sg_batch_kind *k = j->kind;
+	size_t nres = 0, nin = j->info.header_n, ncol;
+	sg_csv_writer *w = NULL;
+	bool ok = true;
+
+	while (k->result_columns[nres])
+		nres++;
+	ncol = nin + 2 + nres;
+	if (!j->o->json) {
+		const char **hdr = g_new0(const char *, ncol);
+		for (size_t i = 0; i < nin; i++)
+			hdr[i] = j->info.header[i];
+		hdr[nin] = "status";
+		hdr[nin + 1] = "error";
+		for (size_t i = 0; i < nres; i++)
+			hdr[nin + 2 + i] = k->result_columns[i];
+		w = sg_csv_writer_new(f, j->info.encoding ? j->info.encoding : "utf-8",
+				      j->info.delimiter ? j->info.delimiter : ',', j->info.bom, true,
+				      "\n");
+		sg_csv_write_row(w, hdr, ncol);
+		g_free(hdr);
+	}
+	for (guint i = 0; i < j->rows->len; i++) {
+		brow *r = j->rows->pdata[i];
+		const char *error;
+		cJSON *res;
+		sg_row_status s = row_status(j, r, &error, &res);
+		g_autofree char *dup = NULL;
+		char **resv = g_new0(char *, nres + 1);
+
+		switch (s) {
+		case SG_ROW_OK: j->sum->ok++; break;
+		case SG_ROW_INVALID: j->sum->invalid++; break;
+		case SG_ROW_FAILED: j->sum->failed++; break;
+		case SG_ROW_UNKNOWN: j->sum->unknown++; break;
+		case SG_ROW_PENDING: j->sum->pending++; break;
+		}
+		if (r->leader >= 0) {
+			brow *l = j->rows->pdata[r->leader];
+			dup = g_strdup_printf("same as row %ld%s%s", l->pub.line, error ? ": " : "",
+					      error ? error : "");
+			error = dup;
+		}
+		for (size_t c = 0; c < nres; c++)
+			resv[c] = s == SG_ROW_OK || s == SG_ROW_PENDING
+					  ? result_cell(res, k->result_columns[c]) : g_strdup("");
+		if (w) {
+			const char **cells = g_new0(const char *, ncol);
+			for (size_t c = 0; c < nin; c++)
+				cells[c] = c < r->ncells ? r->cells[c] : "";
+			cells[nin] = sg_row_status_name(s);
+			cells[nin + 1] = error ? error : "";
+			for (size_t c = 0; c < nres; c++)
+				cells[nin + 2 + c] = resv[c];
+			sg_csv_write_row(w, cells, ncol);
+			g_free(cells);
+		} else {
+			cJSON *o = cJSON_CreateObject();
+			char *txt;
+			cJSON_AddNumberToObject(o, "line", (double)r->pub.line);
+			for (size_t c = 0; c < nin; c++)
+				if (!cJSON_GetObjectItemCaseSensitive(o, j->info.header[c]))
+					cJSON_AddStringToObject(o, j->info.header[c],
+								c < r->ncells ? r->cells[c] : "");
+			cJSON_AddStringToObject(o, "status", sg_row_status_name(s));
+			cJSON_AddStringToObject(o, "error", error ? error : "");
+			for (size_t c = 0; c < nres; c++)
+				cJSON_AddStringToObject(o, k->result_columns[c], resv[c]);
+			txt = cJSON_PrintUnformatted(o);
+			if (fprintf(f, "%s\n", txt) < 0)
+				ok = false;
+			cJSON_free(txt);
+			cJSON_Delete(o);
+		}
+		g_strfreev(resv);
+		cJSON_Delete(res);
+	}
+	if (w && !sg_csv_writer_close(w))
+		ok = false;
+	if (fflush(f) != 0)
+		ok = false;
+	return ok ? SG_OK : sg_fail(err, SG_EIO, "cannot write the output: %s", g_strerror(errno));
+}
+
+static sg_status output(job *j, char **err)
+{
+	const char *path = j->o->output;
+	g_autofree char *tmp = NULL;
+	FILE *f;
+	int fd;
+	sg_status st;
+
+	if (path == NULL)
+		return write_output(j, j->o->out ? j->o->out : stdout, err);
+	tmp = g_strdup_printf("%s.tmpXXXXXX", path);
+	fd = g_mkstemp_full(tmp, O_WRONLY | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return sg_fail(err, SG_EIO, "%s: cannot create: %s", path, g_strerror(errno));
+	f = fdopen(fd, "w");
+	st = write_output(j, f, err);
+	if (st == SG_OK && fsync(fileno(f)) != 0)
+		st = sg_fail(err, SG_EIO, "%s: %s", path, g_strerror(errno));
+	if (fclose(f) != 0 && st == SG_OK)
+		st = sg_fail(err, SG_EIO, "%s: %s", path, g_strerror(errno));
+	if (st == SG_OK && rename(tmp, path) != 0)
+		st = sg_fail(err, SG_EIO, "%s: cannot rename into place: %s", path,
+			     g_strerror(errno));
+	if (st != SG_OK)
+		unlink(tmp);
+	return st;
+}
+
+/* ---- the run ---------------------------------------------------------------------------- */
+
+sg_status sg_batch_run(const sg_batch_kind *kind, const sg_config *cfg, sg_store *store,
+		       const sg_batch_opts *o, sg_batch_summary *sum, char **err)
+{
+	job jb = { .kind = kind, .o = o, .sum = sum };
+	job *j = &jb;
+	sg_status st;
+	struct sigaction sa = { .sa_handler = on_signal }, old_int, old_term;
+	bool conn_open = false;
+
+	memset(sum, 0, sizeof(*sum));
+	j->input_name = g_path_get_basename(o->input);
+	j->rows = g_ptr_array_new_with_free_func(brow_free);
+	j->waits = g_ptr_array_new();
+	g_queue_init(&j->ready);
+
+	if ((st = kind->open(cfg, &j->conn, err)) != SG_OK)
+		goto out;
+	conn_open = true;
+	if ((st = conn_check(&j->conn, err)) != SG_OK)
+		goto out;
+	if (access(o->input, F_OK) != 0) {
+		st = sg_fail(err, SG_ENOINPUT, "%s: %s", o->input, g_strerror(errno));
+		goto out;
+	}
+	j->sha = sg_sha256_file(o->input);
+	if (j->sha == NULL) {
+		st = sg_fail(err, SG_ENOINPUT, "%s: cannot be read", o->input);
+		goto out;
+	}
+	if ((st = read_list(j, err)) != SG_OK)
+		goto out;
+	validate_rows(j);
+	sum->rows = j->rows->len;
+
+	j->db = sg_store_db(store);
+	if ((st = journal_init(j, err)) != SG_OK || (st = journal_load(j, err)) != SG_OK)
+		goto out;
+
+	for (guint i = 0; i < j->rows->len; i++) {
+		brow *r = j->rows->pdata[i];
+		if (r->invalid || r->leader >= 0 || finished(r))
+			continue;
+		if (state_is(r, "sent") && !o->retry_unknown)
+			continue;
+		if (o->dry_run)
+			continue;
+		j->total_work++;
+		if (state_is(r, "sent"))
+			log_warnx("%s:%ld: sent before without an answer: calling again "
+				  "(--retry-unknown)", j->input_name, r->pub.line);
+		advance(j, r);
+		if (r->gone) {
+			r->gone = false;
+			j->total_work--;
+			j->finished--;
+		}
+	}
+	j->finished = 0;
+	for (guint i = 0; i < j->rows->len; i++)
+		((brow *)j->rows->pdata[i])->gone = false;
+
+	if (!g_queue_is_empty(&j->ready)) {
+		curl_global_init(CURL_GLOBAL_DEFAULT);
+		batch_interrupted = 0;
+		sigaction(SIGINT, &sa, &old_int);
+		sigaction(SIGTERM, &sa, &old_term);
+		st = run_calls(j, err);
+		sigaction(SIGINT, &old_int, NULL);
+		sigaction(SIGTERM, &old_term, NULL);
+		if (st != SG_OK)
+			goto out;
+	}
+	st = output(j, err);
+out:
+	if (conn_open && kind->close)
+		kind->close(j->conn.state);
+	g_ptr_array_free(j->rows, TRUE);
+	g_ptr_array_free(j->waits, TRUE);
+	g_queue_clear(&j->ready);
+	sg_csv_info_clear(&j->info);
+	g_free(j->colmap);
+	g_free(j->sha);
+	g_free(j->input_name);
+	g_free(j->stop_reason);
+	return st;
+}
+
+sg_status sg_batch_exit_status(const sg_batch_summary *sum)
+{
+	if (sum->pending || sum->unknown)
+		return SG_ETEMP;
+	if (sum->invalid || sum->failed)
+		return SG_EDATA;
+	return SG_OK;
+}
+
+char *sg_batch_summary_line(const char *kind, const sg_batch_summary *s)
+{
+	GString *g = g_string_new(NULL);
+
+	g_string_printf(g, "batch %s: %ld rows: %ld ok, %ld invalid, %ld failed, %ld pending, "
+			"%ld unknown", kind, s->rows, s->ok, s->invalid, s->failed, s->pending,
+			s->unknown);
+	if (s->duplicates)
+		g_string_append_printf(g, "; %ld duplicate rows", s->duplicates);
+	if (s->warnings)
+		g_string_append_printf(g, "; %ld warnings", s->warnings);
+	g_string_append_printf(g, "; %ld calls", s->calls);
+	if (s->stopped)
+		g_string_append(g, "; stopped");
+	return g_string_free(g, FALSE);
+}

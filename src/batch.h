@@ -1,0 +1,178 @@
+/* batch.h: batch jobs over a CSV list (SPEC 9): the engine with its journal, and the kinds. */
+#pragma once
+#include <stdio.h>
+
+#include "config.h"
+#include "store.h"
+
+/*
+ * A kind (vin, frame, price, rental) is one file holding one sg_batch_kind: its columns, a row
+ * validator, and a small state machine per row that asks the engine for HTTP calls and reads
+ * their answers. The engine owns everything else: the CSV in and out, the journal, concurrency,
+ * rate, retries, deadlines, progress and the summary.
+ *
+ * The journal (table `journal` of the state db) holds one row per (kind, SHA-256 of the input
+ * bytes, spreadsheet row) with a state the kind chooses, except for these the engine knows:
+ *   (none)    nothing done yet;
+ *   "sent"    a charged call was committed as made and no answer is recorded: `unknown`;
+ *   "ok"      finished; answer = JSON object of the result columns;
+ *   "failed"  finished; answer = {"error": "..."}.
+ * Any other state (frame's "queued") means the row is under way: `pending` if the run ends.
+ */
+
+/* Final status of a row, as written in the `status` column. */
+typedef enum {
+	SG_ROW_OK,
+	SG_ROW_INVALID,
+	SG_ROW_FAILED,
+	SG_ROW_UNKNOWN,
+	SG_ROW_PENDING,
+} sg_row_status;
+
+/* "ok", "invalid", "failed", "unknown", "pending". */
+const char *sg_row_status_name(sg_row_status s);
+
+/* An input column: the name used in code and the header names it is known by. */
+typedef struct {
+	const char *name;           /* canonical English name, also the first header alias */
+	const char *const *aliases; /* further header names (Russian, English), NULL-terminated */
+	bool required;
+} sg_batch_column;
+
+/* The row as its kind sees it. */
+typedef struct {
+	long line;     /* spreadsheet row of the input (the journal key) */
+	char **vals;   /* normalised values, indexed like kind->columns; "" when absent; owned by
+	                * the engine (the validator may g_free and replace them) */
+	char *state;   /* journal state, NULL when nothing was done yet (g_malloc'd) */
+	char *answer;  /* journal answer (JSON text) or NULL (g_malloc'd) */
+	int phase;     /* the kind's in-memory step within a state (not journalled) */
+	char *error;   /* a failure reason when the kind finishes the row as failed (g_malloc'd) */
+} sg_batch_row;
+
+/* One HTTP call a kind asks for. The engine frees url and body. */
+typedef struct {
+	char *url;                /* full URL; it may carry a secret in its query (never logged) */
+	char *body;               /* POST body, or NULL for GET */
+	const char *content_type; /* static, for a body */
+	bool charged;             /* costs money: journalled "sent" (committed) before it is made,
+	                           * and never made again when its outcome is unknown */
+	const char *what;         /* static step name for logs: "submit", "setqueue", … */
+} sg_batch_call;
+
+/* What a kind makes of an answer. It may change row->state and row->answer: the engine journals
+ * any change before it acts on the step. */
+typedef enum {
+	SG_STEP_DONE,  /* finished: state "ok" (answer = result object) or "failed" (row->error) */
+	SG_STEP_NEXT,  /* moved on: ask next() again now */
+	SG_STEP_WAIT,  /* not ready yet: ask next() again after the poll interval */
+	SG_STEP_RETRY, /* a transient error: the same call again after a backoff */
+	SG_STEP_STOP,  /* the service refused our credentials or access: stop the whole job */
+} sg_step;
+
+/* The connection of a kind, filled by its open(). */
+typedef struct {
+	const char *section; /* "vin": names the config section in messages */
+	const char *url;     /* the endpoint (borrowed from the config) */
+	const sg_tls *tls;   /* borrowed from the config */
+	void *state;         /* the kind's own, freed with kind->close */
+} sg_batch_conn;
+
+typedef struct sg_batch_kind {
+	const char *name; /* "vin" */
+	const sg_batch_column *columns;
+	size_t ncolumns;
+	const char *const *result_columns; /* NULL-terminated; keys of the "ok" answer object */
+	bool polls; /* has WAIT steps: --max-wait and --poll-interval apply */
+
+	/* Checks the config section (url and secret): SG_ECONFIG naming the setting. */
+	sg_status (*open)(const sg_config *cfg, sg_batch_conn *conn, char **err);
+	void (*close)(void *state);
+	/* Validates and normalises vals in place: NULL when valid, else the reason (g_free). May
+	 * set *warning (static text) for a valid row with a doubt (counted in the summary). */
+	char *(*validate)(char **vals, const char **warning);
+	/* The next call for the row in its current state; false when there is nothing to call
+	 * (the engine then treats the row as finished as it stands). */
+	bool (*next)(void *state, sg_batch_row *row, sg_batch_call *call);
+	/* Reads an answer with HTTP status 2xx or 4xx other than 401/402/403/429 (the engine
+	 * handles those, 5xx and transport errors itself). body is NUL-terminated. */
+	sg_step (*answer)(void *state, sg_batch_row *row, long http, const char *body, size_t len);
+} sg_batch_kind;
+
+extern const sg_batch_kind sg_batch_vin;
+extern const sg_batch_kind sg_batch_frame;
+/* The kind of a name, or NULL. */
+const sg_batch_kind *sg_batch_kind_find(const char *name);
+
+typedef struct {
+	const char *input;         /* the CSV list */
+	const char *charset_label; /* a MIME charset for the input, or NULL */
+	const char *output;        /* a path (written to a temp file, then renamed), or NULL */
+	FILE *out;                 /* used when output is NULL */
+	bool json;                 /* JSON lines instead of CSV */
+	int concurrency;           /* parallel calls, >= 1 (default 4) */
+	double rate;               /* calls started per second, 0 = unlimited */
+	bool dry_run;              /* validate and report; no call, no journal write */
+	bool retry_unknown;        /* call again rows found "sent" without an answer */
+	bool progress;             /* a progress line on stderr */
+	double max_wait;           /* seconds a polling kind waits for its rows in this run */
+	double poll_interval;      /* first poll delay of a polling kind, seconds */
+	double timeout;            /* per call, seconds (default 30) */
+	double connect_timeout;    /* per call, seconds (default 10) */
+	int max_attempts;          /* tries of one call on transient errors (default 6) */
+	double backoff_base;       /* seconds (default 0.5) */
+	double backoff_cap;        /* seconds (default 30) */
+	long max_rows;             /* 0 = no limit */
+	int max_field_length;      /* characters, 0 = no limit */
+} sg_batch_opts;
+
+/* Defaults for every field above (input/output unset). */
+void sg_batch_opts_init(sg_batch_opts *o);
+
+typedef struct {
+	long rows, ok, invalid, failed, unknown, pending;
+	long duplicates; /* rows that share the call of an earlier identical row */
+	long warnings;   /* valid rows with a doubt (a VIN failing the ISO 3779 check digit) */
+	long calls;      /* HTTP calls made in this run */
+	bool stopped;    /* the service refused access: the job stopped */
+} sg_batch_summary;
+
+/*
+ * Runs a job: reads and validates the list, resumes from the journal in st, makes the calls and
+ * writes the output. Returns SG_OK when the job ran (whatever its rows' statuses: see
+ * sg_batch_exit_status), SG_ECONFIG (config section), SG_ENOINPUT (no input), SG_EDATA (the list
+ * cannot be read: encoding, no header, too many rows), SG_EIO (output or journal), with *err set.
+ */
+sg_status sg_batch_run(const sg_batch_kind *kind, const sg_config *cfg, sg_store *st,
+		       const sg_batch_opts *o, sg_batch_summary *sum, char **err);
+
+/* SG_OK when all rows are ok; SG_ETEMP when some are pending or unknown; else SG_EDATA when
+ * some are invalid or failed. */
+sg_status sg_batch_exit_status(const sg_batch_summary *sum);
+
+/* "batch vin: 120 rows: 100 ok, 12 invalid, 3 failed, 5 pending, 0 unknown"; g_free. */
+char *sg_batch_summary_line(const char *kind, const sg_batch_summary *sum);
+
+/* The balance of the vin account (get_balance), as the service gives it; g_free. */
+sg_status sg_batch_vin_balance(const sg_config *cfg, char **balance, char **err);
+
+/* Helpers shared by the kinds and tested on their own. */
+
+/* Maps the Cyrillic look-alikes А В Е К М Н О Р С Т Х У (either case) to Latin capitals,
+ * upper-cases ASCII and drops blanks; g_free. */
+char *sg_batch_latin_upper(const char *s);
+/* Seconds to wait from a Retry-After value (delta-seconds or an HTTP-date) at time now; -1 when
+ * malformed. A date in the past gives 0. */
+double sg_batch_retry_after(const char *value, gint64 now);
+/* Full-jitter backoff before try number attempt (1 = the first retry): uniform in
+ * [0, min(cap, base * 2^(attempt-1))]; rnd01 is a uniform random number in [0, 1). */
+double sg_batch_backoff(int attempt, double base, double cap, double rnd01);
+/* Parses a duration "250ms", "1.5", "30s", "15m", "2h"; -1 when malformed. */
+double sg_batch_parse_seconds(const char *s);
+/* A curl easy handle set up for a vendor API call: TLS verified (plaintext only with tls off),
+ * no redirects, no signals, timeouts. */
+void *sg_batch_easy_new(const sg_batch_conn *conn, double timeout, double connect_timeout);
+/* The URL cut before its query string, safe to log; g_free. */
+char *sg_batch_redact_url(const char *url);
+/* The JSON-escaped string of s for building request bodies; g_free. */
+char *sg_batch_json_str(const char *s);

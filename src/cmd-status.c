@@ -1,0 +1,116 @@
+/* cmd-status.c: `stockgate status`: the health of the gateway for an operator or a monitor. */
+#include <cjson/cJSON.h>
+#include <getopt.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "log.h"
+#include "util.h"
+
+static const char usage_text[] =
+	"usage: stockgate status [--format text|json]\n"
+	"The last poll and its outcome, messages by outcome, pending deferrals, reports and batch\n"
+	"jobs. Exit 0 healthy, 69 when the last poll failed.\n";
+
+/* The outcomes in the order an operator reads them. */
+static const char *const outcomes[] = { "applied", "partial", "failed", "rejected",
+					"duplicate", "deferred", NULL };
+
+static long count_of(GHashTable *by, const char *outcome)
+{
+	return by ? (long)GPOINTER_TO_INT(g_hash_table_lookup(by, outcome)) : 0;
+}
+
+sg_status cmd_status(sg_ctx *ctx, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "format", required_argument, NULL, 'f' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *format = "text";
+	g_autofree char *err = NULL;
+	g_autofree char *last = NULL;
+	sg_store_status s = { 0 };
+	sg_store *store = NULL;
+	sg_status st;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+			format = optarg;
+			break;
+		case 'h':
+			return sg_cmd_usage(usage_text, SG_OK);
+		default:
+			return sg_cmd_usage(usage_text, SG_EUSAGE);
+		}
+	}
+	if (argc != optind)
+		return sg_cmd_usage(usage_text, SG_EUSAGE);
+	if (strcmp(format, "text") != 0 && strcmp(format, "json") != 0) {
+		log_error("status: --format '%s': write text or json", format);
+		return sg_cmd_usage(usage_text, SG_EUSAGE);
+	}
+
+	st = sg_ctx_store(ctx, &store);
+	if (st != SG_OK)
+		return st;
+	st = sg_store_status_get(store, &s, &err);
+	sg_store_close(store);
+	if (st != SG_OK)
+		return sg_cmd_fail(st, err);
+
+	bool failed = s.last_poll_outcome && strcmp(s.last_poll_outcome, "failed") == 0;
+	last = s.last_poll ? sg_iso_time(s.last_poll) : NULL;
+
+	if (strcmp(format, "json") == 0) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON *by = cJSON_CreateObject();
+		if (last)
+			cJSON_AddStringToObject(o, "last_poll", last);
+		else
+			cJSON_AddNullToObject(o, "last_poll");
+		if (s.last_poll_outcome)
+			cJSON_AddStringToObject(o, "last_poll_outcome", s.last_poll_outcome);
+		else
+			cJSON_AddNullToObject(o, "last_poll_outcome");
+		if (s.last_poll_error)
+			cJSON_AddStringToObject(o, "last_poll_error", s.last_poll_error);
+		else
+			cJSON_AddNullToObject(o, "last_poll_error");
+		for (int i = 0; outcomes[i]; i++)
+			cJSON_AddNumberToObject(by, outcomes[i], count_of(s.by_outcome, outcomes[i]));
+		cJSON_AddItemToObject(o, "messages", by);
+		cJSON_AddNumberToObject(o, "deferred", s.deferred);
+		cJSON_AddNumberToObject(o, "reports_pending", s.reports_pending);
+		cJSON_AddNumberToObject(o, "jobs_pending", s.jobs_pending);
+		cJSON_AddBoolToObject(o, "healthy", !failed);
+		char *text = cJSON_PrintUnformatted(o);
+		printf("%s\n", text);
+		cJSON_free(text);
+		cJSON_Delete(o);
+	} else {
+		if (last)
+			printf("last poll:        %s, %s%s%s\n", last,
+			       s.last_poll_outcome ? s.last_poll_outcome : "unknown",
+			       s.last_poll_error ? ": " : "", s.last_poll_error ? s.last_poll_error : "");
+		else
+			printf("last poll:        never\n");
+		printf("messages:        ");
+		for (int i = 0; outcomes[i]; i++)
+			printf(" %s %ld%s", outcomes[i], count_of(s.by_outcome, outcomes[i]),
+			       outcomes[i + 1] ? "," : "\n");
+		printf("deferred:         %ld\n", s.deferred);
+		printf("reports pending:  %ld\n", s.reports_pending);
+		printf("jobs pending:     %ld\n", s.jobs_pending);
+	}
+	sg_store_status_clear(&s);
+	if (failed) {
+		log_error("the last poll failed; see the poller's log (journalctl -u stockgate) and "
+			  "the [source] settings");
+		return SG_EUNAVAIL;
+	}
+	return SG_OK;
+}

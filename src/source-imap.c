@@ -1,0 +1,695 @@
+/* source-imap.c: the IMAP(S) mail source: list, fetch (BODY.PEEK[]) and move messages of one
+ * mailbox over a single libcurl connection kept for the whole poll.
+ *
+ * libcurl does the connection, TLS (implicit or STARTTLS), certificate checks and login
+ * (CURLOPT_CONNECT_ONLY); the commands after login are ours, sent with curl_easy_send and read
+ * with curl_easy_recv, because libcurl 7.88 does not read literals in the replies to custom
+ * commands: a "UID FETCH n BODY.PEEK[]" body would be scanned as protocol lines, so a line
+ * "A005 OK" inside a message would end the reply. The replies are parsed by imap.c. */
+#include "imap.h"
+#include "log.h"
+#include "source.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Deadlines: connecting, a stalled read (no byte for this long), and one command as a whole
+ * (a body fetch gets the longer one). */
+#define IMAP_CONNECT_TIMEOUT 30
+#define IMAP_IDLE_TIMEOUT 60
+#define IMAP_CMD_TIMEOUT 120
+#define IMAP_FETCH_TIMEOUT 600
+/* The longest literal accepted in replies other than a body (mailbox names and the like). */
+#define IMAP_SMALL_LITERAL (64 * 1024)
+/* UIDs per "UID FETCH" of the listing. */
+#define IMAP_CHUNK 200
+
+typedef struct {
+	sg_source base;
+	const sg_config *cfg;
+	CURL *curl;
+	curl_socket_t sock;
+	bool broken; /* the stream is out of step (timeout, cut, refused literal): no more commands */
+	char *where; /* "imap://host:port" for messages */
+	char *mailbox;
+	gint64 uidvalidity;
+	bool has_move, has_uidplus;
+	unsigned tagn;
+	GByteArray *in;      /* bytes received and not yet consumed */
+	GHashTable *folders; /* folder names known to exist */
+} imap_source;
+
+/* Runs oauth2_token_command and returns the token it prints (g_free), or NULL. The token is
+ * never logged. */
+static char *oauth2_token(const char *command, char **err)
+{
+	const char *argv[] = {"/bin/sh", "-c", command, NULL};
+	g_autofree char *out = NULL;
+	g_autofree char *errout = NULL;
+	g_autoptr(GError) gerr = NULL;
+	int wstatus = 0;
+	if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out, &errout,
+			  &wstatus, &gerr)) {
+		sg_fail(err, SG_ETEMP, "[source] oauth2_token_command: %s", gerr->message);
+		return NULL;
+	}
+	if (!g_spawn_check_wait_status(wstatus, NULL)) {
+		sg_fail(err, SG_ETEMP, "[source] oauth2_token_command failed: %s",
+			errout ? g_strstrip(errout) : "");
+		return NULL;
+	}
+	g_strstrip(out);
+	if (!*out || strpbrk(out, "\r\n")) {
+		sg_fail(err, SG_ETEMP, "[source] oauth2_token_command printed no single-line token");
+		return NULL;
+	}
+	return g_steal_pointer(&out);
+}
+
+static sg_status imap_fail(imap_source *s, char **err, sg_status st, const char *fmt, ...)
+	G_GNUC_PRINTF(4, 5);
+static sg_status imap_fail(imap_source *s, char **err, sg_status st, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	g_autofree char *msg = g_strdup_vprintf(fmt, ap);
+	va_end(ap);
+	return sg_fail(err, st, "%s/%s: %s", s->where, s->mailbox, msg);
+}
+
+/* Waits until the socket is readable (or writable) or the deadline (monotonic µs) passes. */
+static sg_status wait_sock(imap_source *s, bool out, gint64 deadline, char **err)
+{
+	gint64 now = g_get_monotonic_time();
+	gint64 left = MIN(deadline - now, (gint64)IMAP_IDLE_TIMEOUT * G_USEC_PER_SEC);
+	if (left <= 0) {
+		s->broken = true;
+		return imap_fail(s, err, SG_ETEMP, "the server did not answer in time");
+	}
+	struct pollfd p = {.fd = s->sock, .events = out ? POLLOUT : POLLIN};
+	int r;
+	do
+		r = poll(&p, 1, (int)(left / 1000) + 1);
+	while (r < 0 && errno == EINTR);
+	if (r == 0) {
+		s->broken = true;
+		return imap_fail(s, err, SG_ETEMP, "the server stalled for %d s", IMAP_IDLE_TIMEOUT);
+	}
+	if (r < 0) {
+		s->broken = true;
+		return imap_fail(s, err, SG_ETEMP, "poll: %s", g_strerror(errno));
+	}
+	return SG_OK;
+}
+
+static sg_status send_all(imap_source *s, const char *data, size_t len, gint64 deadline,
+			  char **err)
+{
+	while (len > 0) {
+		size_t n = 0;
+		CURLcode rc = curl_easy_send(s->curl, data, len, &n);
+		if (rc == CURLE_AGAIN) {
+			sg_status st = wait_sock(s, true, deadline, err);
+			if (st)
+				return st;
+			continue;
+		}
+		if (rc != CURLE_OK) {
+			s->broken = true;
+			return imap_fail(s, err, SG_ETEMP, "send: %s", curl_easy_strerror(rc));
+		}
+		data += n;
+		len -= n;
+	}
+	return SG_OK;
+}
+
+/* Reads more bytes into s->in. */
+static sg_status fill(imap_source *s, gint64 deadline, char **err)
+{
+	guint8 buf[64 * 1024];
+	for (;;) {
+		size_t n = 0;
+		CURLcode rc = curl_easy_recv(s->curl, buf, sizeof buf, &n);
+		if (rc == CURLE_AGAIN) {
+			sg_status st = wait_sock(s, false, deadline, err);
+			if (st)
+				return st;
+			continue;
+		}
+		if (rc != CURLE_OK) {
+			s->broken = true;
+			return imap_fail(s, err, SG_ETEMP, "receive: %s", curl_easy_strerror(rc));
+		}
+		if (n == 0) {
+			s->broken = true;
+			return imap_fail(s, err, SG_ETEMP, "the server closed the connection");
+		}
+		g_byte_array_append(s->in, buf, (guint)n);
+		return SG_OK;
+	}
+}
+
+typedef void (*line_fn)(const char *line, size_t len, void *ud);
+
+/*
+ * Sends one command (tag added here) and reads the reply up to its tagged line; each untagged
+ * line goes to fn (may be NULL). Returns SG_OK with *cond set, SG_ETEMP when the connection
+ * fails or times out, SG_EDATA when a literal is over max_literal (the connection is then
+ * dropped). *tagged gets the tagged line's text (g_free) when not NULL.
+ */
+static sg_status imap_cmd(imap_source *s, const char *cmd, size_t max_literal, int timeout,
+			  line_fn fn, void *ud, sg_imap_cond *cond, char **tagged, char **err)
+{
+	if (s->broken)
+		return imap_fail(s, err, SG_ETEMP, "the connection was lost earlier");
+	gint64 deadline = g_get_monotonic_time() + (gint64)timeout * G_USEC_PER_SEC;
+	char tag[16];
+	g_snprintf(tag, sizeof tag, "S%04u", ++s->tagn);
+	g_autofree char *line = g_strdup_printf("%s %s\r\n", tag, cmd);
+	sg_status st = send_all(s, line, strlen(line), deadline, err);
+	if (st)
+		return st;
+	for (;;) {
+		size_t len = 0;
+		int r = sg_imap_line_len((const char *)s->in->data, s->in->len, max_literal, &len);
+		if (r < 0) {
+			s->broken = true;
+			return imap_fail(s, err, SG_EDATA,
+					 "the reply to %.*s holds a literal over %zu bytes",
+					 (int)strcspn(cmd, " "), cmd, max_literal);
+		}
+		if (r == 0) {
+			st = fill(s, deadline, err);
+			if (st)
+				return st;
+			continue;
+		}
+		const char *l = (const char *)s->in->data;
+		const char *text = NULL;
+		size_t tlen = 0;
+		sg_imap_cond c = sg_imap_tagged(l, len, tag, &text, &tlen);
+		if (c != SG_IMAP_NONE) {
+			*cond = c;
+			if (tagged)
+				*tagged = g_strndup(text, tlen);
+			if (fn)
+				fn(l, len, ud); /* response codes such as COPYUID come in the tagged line */
+			g_byte_array_remove_range(s->in, 0, (guint)len);
+			return SG_OK;
+		}
+		if (l[0] == '*' && fn)
+			fn(l, len, ud);
+		/* Anything else (a stray tag, a continuation request) is not ours: ignored. */
+		g_byte_array_remove_range(s->in, 0, (guint)len);
+	}
+}
+
+/* A command that must succeed: NO or BAD becomes an error naming the command. */
+static sg_status imap_ok(imap_source *s, const char *cmd, line_fn fn, void *ud, char **err)
+{
+	sg_imap_cond c = SG_IMAP_NONE;
+	g_autofree char *text = NULL;
+	sg_status st = imap_cmd(s, cmd, IMAP_SMALL_LITERAL, IMAP_CMD_TIMEOUT, fn, ud, &c, &text, err);
+	if (st)
+		return st;
+	if (c != SG_IMAP_OK)
+		return imap_fail(s, err, SG_ETEMP, "%s: %s", cmd, text ? text : "");
+	return SG_OK;
+}
+
+static void on_capability(const char *line, size_t len, void *ud)
+{
+	imap_source *s = ud;
+	sg_imap_capability(line, len, &s->has_move, &s->has_uidplus);
+}
+
+static void on_select(const char *line, size_t len, void *ud)
+{
+	imap_source *s = ud;
+	gint64 v;
+	if (sg_imap_resp_code_num(line, len, "UIDVALIDITY", &v))
+		s->uidvalidity = v;
+}
+
+static void on_search(const char *line, size_t len, void *ud)
+{
+	if (sg_imap_search(line, len, ud) < 0)
+		log_warnx("IMAP: ignoring a malformed SEARCH reply");
+}
+
+/* Sets the TLS and timeout options shared by every connection of the source. */
+static void set_tls(CURL *c, const sg_tls *tls, bool starttls)
+{
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (tls->ca_file)
+		curl_easy_setopt(c, CURLOPT_CAINFO, tls->ca_file);
+	if (starttls)
+		curl_easy_setopt(c, CURLOPT_USE_SSL, (long)(tls->off ? CURLUSESSL_NONE : CURLUSESSL_ALL));
+}
+
+static sg_status imap_connect(imap_source *s, const char *url, bool starttls, char **err)
+{
+	const sg_config *cfg = s->cfg;
+	s->curl = curl_easy_init();
+	if (!s->curl)
+		return sg_fail(err, SG_EINTERNAL, "curl_easy_init failed");
+	CURL *c = s->curl;
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "imap,imaps");
+	curl_easy_setopt(c, CURLOPT_CONNECT_ONLY, 1L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)IMAP_CONNECT_TIMEOUT);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)IMAP_CMD_TIMEOUT); /* connect + TLS + login */
+	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)IMAP_IDLE_TIMEOUT);
+	set_tls(c, &cfg->source.tls, starttls);
+	if (cfg->source.username)
+		curl_easy_setopt(c, CURLOPT_USERNAME, cfg->source.username);
+	g_autofree char *token = NULL;
+	if (cfg->source.oauth2_token_command) {
+		token = oauth2_token(cfg->source.oauth2_token_command, err);
+		if (!token)
+			return SG_ETEMP;
+		curl_easy_setopt(c, CURLOPT_XOAUTH2_BEARER, token);
+		curl_easy_setopt(c, CURLOPT_LOGIN_OPTIONS, "AUTH=XOAUTH2");
+	} else if (cfg->source.password) {
+		curl_easy_setopt(c, CURLOPT_PASSWORD, cfg->source.password);
+	}
+	char ebuf[CURL_ERROR_SIZE] = "";
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, ebuf);
+	CURLcode rc = curl_easy_perform(c);
+	/* The secret is not needed any more: take it out of the handle. */
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
+	curl_easy_setopt(c, CURLOPT_PASSWORD, NULL);
+	curl_easy_setopt(c, CURLOPT_XOAUTH2_BEARER, NULL);
+	if (token)
+		memset(token, 0, strlen(token));
+	if (rc != CURLE_OK) {
+		s->broken = true;
+		/* A refused login or certificate will not fix itself, but the operator may fix it
+		 * between polls; the poll as a whole fails either way. */
+		return imap_fail(s, err, SG_ETEMP, "%s", *ebuf ? ebuf : curl_easy_strerror(rc));
+	}
+	curl_socket_t sock = CURL_SOCKET_BAD;
+	if (curl_easy_getinfo(c, CURLINFO_ACTIVESOCKET, &sock) != CURLE_OK ||
+	    sock == CURL_SOCKET_BAD) {
+		s->broken = true;
+		return imap_fail(s, err, SG_ETEMP, "no connection after login");
+	}
+	s->sock = sock;
+	return SG_OK;
+}
+
+static void imap_close(sg_source *src)
+{
+	imap_source *s = (imap_source *)src;
+	if (!s)
+		return;
+	if (s->curl && !s->broken) {
+		sg_imap_cond c = SG_IMAP_NONE;
+		g_autofree char *e = NULL;
+		(void)imap_cmd(s, "LOGOUT", IMAP_SMALL_LITERAL, 5, NULL, NULL, &c, NULL, &e);
+	}
+	if (s->curl)
+		curl_easy_cleanup(s->curl);
+	g_free(s->where);
+	g_free(s->mailbox);
+	if (s->in)
+		g_byte_array_unref(s->in);
+	if (s->folders)
+		g_hash_table_destroy(s->folders);
+	g_free(s);
+}
+
+typedef struct {
+	GHashTable *by_uid; /* uid → sg_imap_fetch data copied into sg_source_msg */
+	imap_source *s;
+} list_ctx;
+
+static void on_list_fetch(const char *line, size_t len, void *ud)
+{
+	list_ctx *lc = ud;
+	sg_imap_fetch f;
+	int r = sg_imap_fetch_parse(line, len, &f);
+	if (r < 0) {
+		log_warnx("%s/%s: ignoring a malformed FETCH reply", lc->s->where,
+			  lc->s->mailbox);
+		return;
+	}
+	if (r == 0 || f.uid < 0)
+		return;
+	sg_source_msg *m = g_hash_table_lookup(lc->by_uid, &f.uid);
+	if (!m)
+		return; /* a UID we did not ask for (unsolicited FETCH) */
+	if (f.size >= 0)
+		m->size = f.size;
+	if (f.internaldate >= 0)
+		m->received = f.internaldate;
+}
+
+static gint cmp_u64(gconstpointer a, gconstpointer b)
+{
+	guint64 x = *(const guint64 *)a, y = *(const guint64 *)b;
+	return x < y ? -1 : x > y;
+}
+
+static sg_status imap_list(sg_source *src, int max, GPtrArray **out, char **err)
+{
+	imap_source *s = (imap_source *)src;
+	g_autoptr(GArray) uids = g_array_new(FALSE, FALSE, sizeof(guint64));
+	sg_status st = imap_ok(s, "UID SEARCH ALL", on_search, uids, err);
+	if (st)
+		return st;
+	/* Arrival order is UID order. */
+	g_array_sort(uids, cmp_u64);
+	const guint64 *u = (const guint64 *)(void *)uids->data;
+	GPtrArray *msgs = g_ptr_array_new_with_free_func((GDestroyNotify)sg_source_msg_free);
+	for (guint i = 0; i < uids->len && (max <= 0 || (int)msgs->len < max); i++) {
+		if (i > 0 && u[i] == u[i - 1])
+			continue;
+		sg_source_msg *m = g_new0(sg_source_msg, 1);
+		m->uid = (gint64)u[i];
+		m->uidvalidity = s->uidvalidity;
+		m->mailbox = g_strdup(s->mailbox);
+		m->id = g_strdup_printf("imap:%s/%" G_GINT64_FORMAT, s->mailbox, m->uid);
+		m->size = -1;
+		m->received = -1;
+		g_ptr_array_add(msgs, m);
+	}
+	/* Sizes and dates, in chunks of UIDs. */
+	list_ctx lc = {g_hash_table_new(g_int64_hash, g_int64_equal), s};
+	for (guint i = 0; i < msgs->len && !st; i += IMAP_CHUNK) {
+		GString *cmd = g_string_new("UID FETCH ");
+		g_hash_table_remove_all(lc.by_uid);
+		for (guint j = i; j < msgs->len && j < i + IMAP_CHUNK; j++) {
+			sg_source_msg *m = msgs->pdata[j];
+			g_string_append_printf(cmd, "%s%" G_GINT64_FORMAT, j > i ? "," : "", m->uid);
+			g_hash_table_insert(lc.by_uid, &m->uid, m);
+		}
+		g_string_append(cmd, " (UID RFC822.SIZE INTERNALDATE)");
+		st = imap_ok(s, cmd->str, on_list_fetch, &lc, err);
+		g_string_free(cmd, TRUE);
+	}
+	g_hash_table_destroy(lc.by_uid);
+	if (st) {
+		g_ptr_array_unref(msgs);
+		return st;
+	}
+	/* A message expunged between SEARCH and FETCH has no size: it is gone, leave it out. */
+	for (guint i = msgs->len; i-- > 0;) {
+		sg_source_msg *m = msgs->pdata[i];
+		if (m->size < 0)
+			g_ptr_array_remove_index(msgs, i);
+		else if (m->received < 0)
+			m->received = 0;
+	}
+	log_debug("%s/%s: %u message(s) pending (UIDVALIDITY %" G_GINT64_FORMAT ")", s->where,
+		  s->mailbox, msgs->len, s->uidvalidity);
+	*out = msgs;
+	return SG_OK;
+}
+
+typedef struct {
+	gint64 uid;
+	int fd;
+	bool got;
+	gint64 body_len;
+	bool write_failed;
+	int write_errno;
+} fetch_ctx;
+
+static void on_body(const char *line, size_t len, void *ud)
+{
+	fetch_ctx *fc = ud;
+	sg_imap_fetch f;
+	if (sg_imap_fetch_parse(line, len, &f) != 1 || !f.has_body)
+		return;
+	/* Only the asked UID: an unsolicited FETCH of another message is not this body. */
+	if (f.uid != fc->uid || fc->got)
+		return;
+	fc->got = true;
+	fc->body_len = (gint64)f.body_len;
+	const char *p = f.body;
+	size_t left = f.body_len;
+	while (left > 0) {
+		ssize_t n = write(fc->fd, p, left);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			fc->write_failed = true;
+			fc->write_errno = errno;
+			return;
+		}
+		p += n;
+		left -= (size_t)n;
+	}
+}
+
+static sg_status imap_fetch(sg_source *src, sg_source_msg *m, char **err)
+{
+	imap_source *s = (imap_source *)src;
+	gint64 cap = s->cfg->limits.max_message_size;
+	if (cap <= 0)
+		cap = G_MAXINT32;
+	g_autoptr(GError) gerr = NULL;
+	char *path = NULL;
+	int fd = g_file_open_tmp("stockgate-imap-XXXXXX.eml", &path, &gerr);
+	if (fd < 0)
+		return sg_fail(err, SG_EIO, "temporary file: %s", gerr->message);
+	fetch_ctx fc = {.uid = m->uid, .fd = fd};
+	g_autofree char *cmd = g_strdup_printf("UID FETCH %" G_GINT64_FORMAT " BODY.PEEK[]", m->uid);
+	sg_imap_cond c = SG_IMAP_NONE;
+	g_autofree char *text = NULL;
+	sg_status st = imap_cmd(s, cmd, (size_t)cap, IMAP_FETCH_TIMEOUT, on_body, &fc, &c, &text,
+				err);
+	if (!st && fc.write_failed)
+		st = sg_fail(err, SG_EIO, "%s: %s", path, g_strerror(fc.write_errno));
+	if (!st && fsync(fd) != 0)
+		st = sg_fail(err, SG_EIO, "%s: %s", path, g_strerror(errno));
+	close(fd);
+	if (!st && c != SG_IMAP_OK)
+		st = imap_fail(s, err, SG_ETEMP, "%s: %s", cmd, text ? text : "");
+	if (!st && !fc.got)
+		st = imap_fail(s, err, SG_ETEMP, "UID %" G_GINT64_FORMAT " is gone (moved by another "
+					       "poller?)", m->uid);
+	if (st == SG_EDATA && err && *err) {
+		g_free(*err);
+		*err = NULL;
+		st = imap_fail(s, err, SG_EDATA, "UID %" G_GINT64_FORMAT " is larger than "
+					       "max_message_size (%" G_GINT64_FORMAT " bytes)", m->uid, cap);
+	}
+	if (st) {
+		unlink(path);
+		g_free(path);
+		return st;
+	}
+	if (m->size >= 0 && fc.body_len != m->size)
+		log_debug("%s/%s: UID %" G_GINT64_FORMAT ": %" G_GINT64_FORMAT
+			  " bytes fetched, RFC822.SIZE said %" G_GINT64_FORMAT, s->where,
+			  s->mailbox, m->uid, fc.body_len, m->size);
+	if (m->path && m->path_is_temp)
+		unlink(m->path);
+	g_free(m->path);
+	m->path = path;
+	m->path_is_temp = true;
+	m->size = fc.body_len;
+	return SG_OK;
+}
+
+typedef struct {
+	const char *want;
+	bool found;
+} folder_ctx;
+
+static void on_folder(const char *line, size_t len, void *ud)
+{
+	folder_ctx *fc = ud;
+	g_autofree char *name = NULL;
+	if (sg_imap_list(line, len, &name) && strcmp(name, fc->want) == 0)
+		fc->found = true;
+}
+
+static sg_status ensure_folder(imap_source *s, const char *folder, const char *quoted, char **err)
+{
+	if (g_hash_table_contains(s->folders, folder))
+		return SG_OK;
+	folder_ctx fc = {folder, false};
+	g_autofree char *list = g_strdup_printf("LIST \"\" %s", quoted);
+	sg_status st = imap_ok(s, list, on_folder, &fc, err);
+	if (st)
+		return st;
+	if (!fc.found) {
+		g_autofree char *create = g_strdup_printf("CREATE %s", quoted);
+		g_autofree char *text = NULL;
+		sg_imap_cond c = SG_IMAP_NONE;
+		st = imap_cmd(s, create, IMAP_SMALL_LITERAL, IMAP_CMD_TIMEOUT, NULL, NULL, &c, &text,
+			      err);
+		if (st)
+			return st;
+		/* Another poller may have created it a moment ago. */
+		if (c != SG_IMAP_OK && !(text && strstr(text, "[ALREADYEXISTS]")))
+			return imap_fail(s, err, SG_ETEMP, "cannot create folder '%s': %s", folder,
+					 text ? text : "");
+		if (c == SG_IMAP_OK)
+			log_info("%s: created folder '%s'", s->where, folder);
+	}
+	g_hash_table_add(s->folders, g_strdup(folder));
+	return SG_OK;
+}
+
+static void on_copyuid(const char *line, size_t len, void *ud)
+{
+	if (sg_imap_has_resp_code(line, len, "COPYUID"))
+		*(bool *)ud = true;
+}
+
+static sg_status imap_move(sg_source *src, sg_source_msg *m, const char *folder, char **err)
+{
+	imap_source *s = (imap_source *)src;
+	g_autofree char *q = sg_imap_quote(folder);
+	if (!q)
+		return sg_fail(err, SG_ECONFIG, "[source] folder name '%s' cannot be used", folder);
+	if (m->uidvalidity != s->uidvalidity)
+		return imap_fail(s, err, SG_ETEMP, "UIDVALIDITY changed since the listing");
+	sg_status st = ensure_folder(s, folder, q, err);
+	if (st)
+		return st;
+	bool copied = false;
+	g_autofree char *cmd = NULL;
+	if (s->has_move) {
+		cmd = g_strdup_printf("UID MOVE %" G_GINT64_FORMAT " %s", m->uid, q);
+		st = imap_ok(s, cmd, on_copyuid, &copied, err);
+		if (st)
+			return st;
+	} else {
+		/* RFC 6851's fallback. A crash between COPY and EXPUNGE leaves the message in both
+		 * folders; the next poll sees it again and the ledger finds it a duplicate. */
+		cmd = g_strdup_printf("UID COPY %" G_GINT64_FORMAT " %s", m->uid, q);
+		st = imap_ok(s, cmd, on_copyuid, &copied, err);
+		if (st)
+			return st;
+		if (!s->has_uidplus || copied) {
+			g_autofree char *store = g_strdup_printf(
+				"UID STORE %" G_GINT64_FORMAT " +FLAGS.SILENT (\\Deleted)", m->uid);
+			st = imap_ok(s, store, NULL, NULL, err);
+			if (st)
+				return st;
+			g_autofree char *exp =
+				s->has_uidplus ? g_strdup_printf("UID EXPUNGE %" G_GINT64_FORMAT, m->uid)
+					       : g_strdup("EXPUNGE");
+			st = imap_ok(s, exp, NULL, NULL, err);
+			if (st)
+				return st;
+		}
+	}
+	/* With UIDPLUS the server names the copy; no COPYUID means the UID was already gone
+	 * (RFC 3501 ignores a missing UID): another poller claimed the message. */
+	if (s->has_uidplus && !copied)
+		log_warnx("%s: UID %" G_GINT64_FORMAT " was already gone from %s (another poller?)",
+			  m->id, m->uid, s->mailbox);
+	else
+		log_debug("%s: moved to %s", m->id, folder);
+	return SG_OK;
+}
+
+static const sg_source_ops imap_ops = {
+	.name = "imap",
+	.list = imap_list,
+	.fetch = imap_fetch,
+	.move = imap_move,
+	.close = imap_close,
+};
+
+sg_status sg_source_imap_open(const sg_config *cfg, sg_source **out, char **err)
+{
+	static gsize curl_once;
+	if (g_once_init_enter(&curl_once)) {
+		curl_global_init(CURL_GLOBAL_DEFAULT);
+		g_once_init_leave(&curl_once, 1);
+	}
+	const char *url = cfg->source.url;
+	CURLU *h = curl_url();
+	char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL, *user = NULL, *conn = NULL;
+	char *mailbox = NULL, *quoted = NULL;
+	sg_status st = SG_OK;
+	if (curl_url_set(h, CURLUPART_URL, url, 0) != CURLUE_OK ||
+	    curl_url_get(h, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    curl_url_get(h, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+		st = sg_fail(err, SG_ECONFIG, "[source] url '%s' is not a valid IMAP URL", url);
+		goto out;
+	}
+	if (curl_url_get(h, CURLUPART_USER, &user, 0) == CURLUE_OK) {
+		st = sg_fail(err, SG_ECONFIG,
+			     "[source] url: put the user name in 'username' and the password in "
+			     "'password_file', not in the URL");
+		goto out;
+	}
+	curl_url_get(h, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT);
+	curl_url_get(h, CURLUPART_PATH, &path, CURLU_URLDECODE);
+	bool imaps = g_ascii_strcasecmp(scheme, "imaps") == 0;
+	if (!imaps && g_ascii_strcasecmp(scheme, "imap") != 0) {
+		st = sg_fail(err, SG_ECONFIG, "[source] url '%s': the scheme must be imaps or imap",
+			     url);
+		goto out;
+	}
+	const char *mbox = path ? path : "";
+	while (*mbox == '/')
+		mbox++;
+	mailbox = g_strdup(*mbox ? mbox : "INBOX");
+	quoted = sg_imap_quote(mailbox);
+	/* curl's ";UIDVALIDITY=…" style parameters are not ours. */
+	if (strchr(mailbox, ';') || !quoted) {
+		st = sg_fail(err, SG_ECONFIG, "[source] url '%s': bad mailbox name", url);
+		goto out;
+	}
+	curl_url_set(h, CURLUPART_PATH, "/", 0);
+	curl_url_set(h, CURLUPART_QUERY, NULL, 0);
+	curl_url_set(h, CURLUPART_FRAGMENT, NULL, 0);
+	curl_url_get(h, CURLUPART_URL, &conn, 0);
+
+	imap_source *s = g_new0(imap_source, 1);
+	s->base.ops = &imap_ops;
+	s->cfg = cfg;
+	s->where = g_strdup_printf("%s://%s:%s", scheme, host, port ? port : "");
+	s->mailbox = g_steal_pointer(&mailbox);
+	s->in = g_byte_array_new();
+	s->folders = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	if (!imaps && cfg->source.tls.off)
+		log_warnx("[source] tls = off: %s without TLS (meant for loopback tests only)",
+			  s->where);
+
+	st = imap_connect(s, conn, !imaps, err);
+	if (!st)
+		st = imap_ok(s, "CAPABILITY", on_capability, s, err);
+	if (!st) {
+		g_autofree char *sel = g_strdup_printf("SELECT %s", quoted);
+		s->uidvalidity = -1;
+		st = imap_ok(s, sel, on_select, s, err);
+		if (!st && s->uidvalidity < 0)
+			st = imap_fail(s, err, SG_ETEMP, "SELECT gave no UIDVALIDITY");
+	}
+	if (st) {
+		imap_close(&s->base);
+		goto out;
+	}
+	if (!s->has_move)
+		log_info("%s: the server has no MOVE: using COPY + STORE + %s", s->where,
+			 s->has_uidplus ? "UID EXPUNGE" : "EXPUNGE");
+	*out = &s->base;
+out:
+	g_free(mailbox);
+	g_free(quoted);
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(port);
+	curl_free(path);
+	curl_free(user);
+	curl_free(conn);
+	curl_url_cleanup(h);
+	return st;
+}

@@ -1,0 +1,819 @@
+/* stock.c: warehouses and remains files (SPEC 5.4–5.5): validate, stage, diff, apply, mirror. */
+#include <string.h>
+
+#include "stock.h"
+#include "csvin.h"
+#include "log.h"
+#include "mirror.h"
+#include "util.h"
+
+#define SAVEPOINT "stock_file"
+#define QTY_MAX 999999999LL
+#define ARTICLE_MAX 64
+#define CODE_MAX 64
+/* A value quoted inside an error message is cut to this many characters. */
+#define QUOTE_MAX 100
+
+enum field { F_CODE, F_ADDRESS, F_CONTACTS, F_ARTICLE, F_QUANTITY, F_N };
+
+static const struct {
+	const char *key; /* as sg_csv_header_key returns it */
+	enum field f;
+} header_names[] = {
+	{"код склада", F_CODE}, {"code", F_CODE},          {"warehouse", F_CODE},
+	{"адрес", F_ADDRESS},   {"address", F_ADDRESS},    {"контакты", F_CONTACTS},
+	{"contacts", F_CONTACTS}, {"артикул", F_ARTICLE},  {"article", F_ARTICLE},
+	{"остаток", F_QUANTITY}, {"quantity", F_QUANTITY},
+};
+
+static const enum field wh_fields[] = {F_ADDRESS, F_CONTACTS, F_CODE};
+static const enum field rem_fields[] = {F_CODE, F_ARTICLE, F_QUANTITY};
+static const char *const expected_wh = "Адрес (address), Контакты (contacts), Код склада (code)";
+static const char *const expected_rem = "Код склада (code), Артикул (article), Остаток (quantity)";
+
+/* The state of one file being read. */
+typedef struct {
+	const sg_stock_ctx *c;
+	sg_store *st;
+	sqlite3 *db;
+	sg_file_result *fr;
+	bool remains;
+
+	/* The header: position of each field (-1 absent), the column count, the names as
+	 * written. */
+	bool have_header, header_bad;
+	int pos[F_N];
+	size_t ncols;
+	char *name[F_N];
+
+	sqlite3_stmt *ins_wh, *ins_rem, *add_rem, *in_cat, *has_wh;
+	bool catalog; /* the catalogue is not empty: filter articles */
+	char *warehouse;
+	long rows;
+	const char *reject; /* a file-level verdict reached while reading */
+	sg_status fail;     /* a store error while reading */
+	char *fail_err;
+} run;
+
+bool sg_valid_code(const char *s)
+{
+	long n = 0;
+	if (!s || !g_utf8_validate(s, -1, NULL))
+		return false;
+	for (const char *p = s; *p; p = g_utf8_next_char(p)) {
+		gunichar ch = g_utf8_get_char(p);
+		if (++n > CODE_MAX)
+			return false;
+		if ((ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.')
+			continue;
+		if (!g_unichar_isalpha(ch))
+			return false;
+		GUnicodeScript sc = g_unichar_get_script(ch);
+		if (sc != G_UNICODE_SCRIPT_LATIN && sc != G_UNICODE_SCRIPT_CYRILLIC)
+			return false;
+	}
+	return n > 0;
+}
+
+/* Length of a blank (space, TAB, NBSP, U+202F) at p, or 0. */
+static int blank_len(const char *p)
+{
+	if (*p == ' ' || *p == '\t')
+		return 1;
+	if ((unsigned char)p[0] == 0xc2 && (unsigned char)p[1] == 0xa0)
+		return 2;
+	if ((unsigned char)p[0] == 0xe2 && (unsigned char)p[1] == 0x80 && (unsigned char)p[2] == 0xaf)
+		return 3;
+	return 0;
+}
+
+/* Length of a thousands separator (space, NBSP, U+202F) at p, or 0. */
+static int group_sep_len(const char *p)
+{
+	return *p == '\t' ? 0 : blank_len(p);
+}
+
+bool sg_parse_quantity(const char *s, long long *out)
+{
+	long long v = 0;
+	int group = 0, len;
+	bool grouped = false, any = false;
+	const char *p = s, *end;
+
+	if (!s)
+		return false;
+	while ((len = blank_len(p)))
+		p += len;
+	end = p + strlen(p);
+	while (end > p) {
+		if (end - p >= 1 && (end[-1] == ' ' || end[-1] == '\t'))
+			end--;
+		else if (end - p >= 2 && blank_len(end - 2) == 2)
+			end -= 2;
+		else if (end - p >= 3 && blank_len(end - 3) == 3)
+			end -= 3;
+		else
+			break;
+	}
+	/* Whole part: digits, optionally in groups of three after a first group of 1–3. */
+	while (p < end) {
+		if (*p >= '0' && *p <= '9') {
+			v = v * 10 + (*p - '0');
+			if (v > QTY_MAX)
+				return false;
+			group++;
+			any = true;
+			p++;
+		} else if ((len = group_sep_len(p))) {
+			if (group == 0 || (grouped ? group != 3 : group > 3))
+				return false;
+			grouped = true;
+			group = 0;
+			p += len;
+		} else {
+			break;
+		}
+	}
+	if (!any || (grouped && group != 3))
+		return false;
+	/* A decimal part is accepted only when it is zero ("5,00", 1C's "10,000"). */
+	if (p < end && (*p == ',' || *p == '.')) {
+		p++;
+		if (p == end)
+			return false;
+		for (; p < end; p++)
+			if (*p != '0')
+				return false;
+	}
+	if (p != end)
+		return false;
+	*out = v;
+	return true;
+}
+
+static int field_of(const char *cell, bool remains)
+{
+	g_autofree char *key = sg_csv_header_key(cell);
+	for (size_t i = 0; i < G_N_ELEMENTS(header_names); i++) {
+		if (strcmp(key, header_names[i].key) != 0)
+			continue;
+		enum field f = header_names[i].f;
+		bool wanted = remains ? (f == F_CODE || f == F_ARTICLE || f == F_QUANTITY)
+				      : (f == F_CODE || f == F_ADDRESS || f == F_CONTACTS);
+		return wanted ? (int)f : -1;
+	}
+	return -1;
+}
+
+/* Maps header cells to fields. Returns whether the record has every field of the kind; *bad
+ * when it also has an unknown or a repeated column. */
+static bool map_header(bool remains, char **cells, size_t n, int pos[F_N], size_t *ncols,
+		       bool *bad)
+{
+	const enum field *want = remains ? rem_fields : wh_fields;
+	*bad = false;
+	for (int f = 0; f < F_N; f++)
+		pos[f] = -1;
+	while (n > 0 && !*cells[n - 1])
+		n--;
+	*ncols = n;
+	for (size_t i = 0; i < n; i++) {
+		if (!*cells[i])
+			continue;
+		int f = field_of(cells[i], remains);
+		if (f < 0 || pos[f] >= 0)
+			*bad = true;
+		else
+			pos[f] = (int)i;
+	}
+	for (int i = 0; i < 3; i++)
+		if (pos[want[i]] < 0)
+			return false;
+	return true;
+}
+
+static bool header_cb(void *vr, char **cells, size_t n)
+{
+	run *r = vr;
+	int pos[F_N];
+	size_t ncols;
+	bool bad;
+
+	if (!map_header(r->remains, cells, n, pos, &ncols, &bad))
+		return false;
+	/* The first match is kept; sg_stock_apply_file checks it against the header the reader
+	 * settled on. */
+	if (!r->have_header) {
+		r->have_header = true;
+		r->header_bad = bad;
+		memcpy(r->pos, pos, sizeof pos);
+		r->ncols = ncols;
+		for (int f = 0; f < F_N; f++)
+			r->name[f] = g_strdup(pos[f] >= 0 ? cells[pos[f]] : NULL);
+	}
+	return true;
+}
+
+static char *quote(const char *v)
+{
+	return sg_truncate(v, QUOTE_MAX);
+}
+
+static void store_error(run *r, int rc, const char *what)
+{
+	if (r->fail)
+		return;
+	r->fail = rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? SG_ETEMP : SG_EIO;
+	r->fail_err = g_strdup_printf("state db: %s: %s", what, sqlite3_errmsg(r->db));
+}
+
+/* Steps a statement that returns at most one row and resets it; returns the sqlite code. */
+static int step_reset(run *r, sqlite3_stmt *s, const char *what)
+{
+	int rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		store_error(r, rc, what);
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc;
+}
+
+static void file_reject_now(run *r, const char *reason)
+{
+	r->reject = reason;
+	/* A file-level verdict stands alone: the row issues found so far would only confuse. */
+	g_ptr_array_set_size(r->fr->errors, 0);
+	g_ptr_array_set_size(r->fr->warnings, 0);
+}
+
+/* The first valid code of a remains file decides its warehouse. Returns false to stop. */
+static bool set_warehouse(run *r, const char *code)
+{
+	const sg_stock_ctx *c = r->c;
+	r->warehouse = g_strdup(code);
+	g_free(r->fr->warehouse);
+	r->fr->warehouse = g_strdup(code);
+	if (c->seen && g_hash_table_contains(c->seen, code)) {
+		file_reject_now(r, "duplicate_warehouse");
+		sg_file_reject(r->fr, "duplicate_warehouse",
+			       "warehouse %s already had a remains file in this message", code);
+		return false;
+	}
+	if (c->dealer) {
+		sqlite3_bind_text(r->has_wh, 1, c->dealer, -1, SQLITE_STATIC);
+		sqlite3_bind_text(r->has_wh, 2, code, -1, SQLITE_STATIC);
+		int rc = step_reset(r, r->has_wh, "looking up a warehouse");
+		if (r->fail)
+			return false;
+		if (rc == SQLITE_DONE) {
+			file_reject_now(r, "unknown_warehouse");
+			sg_file_reject(r->fr, "unknown_warehouse",
+				       "dealer %s has no warehouse %s: send a warehouses file first",
+				       c->dealer, code);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* Checks a cell's length; false (with an error) when it is too long. */
+static bool length_ok(run *r, long line, enum field f, const char *v)
+{
+	int max = r->c->max_field_length;
+	if (max <= 0 || !*v)
+		return true;
+	size_t n = sg_csv_cell_chars(v);
+	if (n <= (size_t)max)
+		return true;
+	sg_file_error(r->fr, line, r->name[f], "field_too_long", v,
+		      "the value is %zu characters long, more than the limit of %d", n, max);
+	return false;
+}
+
+static bool required(run *r, long line, enum field f, const char *v)
+{
+	if (*v)
+		return true;
+	sg_file_error(r->fr, line, r->name[f], "missing_value", NULL, "a value is required");
+	return false;
+}
+
+static bool article_ok(const char *v)
+{
+	long n = 0;
+	for (const char *p = v; *p; p = g_utf8_next_char(p)) {
+		if (++n > ARTICLE_MAX || g_unichar_iscntrl(g_utf8_get_char(p)))
+			return false;
+	}
+	return n > 0;
+}
+
+static void quantity_error(run *r, long line, const char *v)
+{
+	g_autofree char *q = quote(v);
+	const char *why = "is not a whole number";
+	long long dummy;
+	if (*v == '-' || g_str_has_prefix(v, "\xe2\x88\x92"))
+		why = "is negative";
+	else if (strspn(v, "0123456789") == strlen(v) && !sg_parse_quantity(v, &dummy))
+		why = "is more than 999999999";
+	sg_file_error(r->fr, line, r->name[F_QUANTITY], "bad_quantity", v, "'%s' %s", q, why);
+}
+
+static void row_warehouses(run *r, long line, const char *v[F_N])
+{
+	sg_file_result *fr = r->fr;
+	bool code_ok = length_ok(r, line, F_CODE, v[F_CODE]);
+	bool addr_ok = length_ok(r, line, F_ADDRESS, v[F_ADDRESS]);
+	bool cont_ok = length_ok(r, line, F_CONTACTS, v[F_CONTACTS]);
+
+	if (code_ok && (code_ok = required(r, line, F_CODE, v[F_CODE])) &&
+	    !(code_ok = sg_valid_code(v[F_CODE]))) {
+		g_autofree char *q = quote(v[F_CODE]);
+		sg_file_error(fr, line, r->name[F_CODE], "bad_code", v[F_CODE],
+			      "'%s' is not a warehouse code (1 to 64 letters, digits, '-', '_', '.')",
+			      q);
+	}
+	if (addr_ok)
+		addr_ok = required(r, line, F_ADDRESS, v[F_ADDRESS]);
+	if (!code_ok)
+		return;
+	/* Staged even when another cell is bad, so that a repeated code is still found. */
+	sqlite3_bind_text(r->ins_wh, 1, v[F_CODE], -1, SQLITE_STATIC);
+	sqlite3_bind_text(r->ins_wh, 2, v[F_ADDRESS], -1, SQLITE_STATIC);
+	sqlite3_bind_text(r->ins_wh, 3, v[F_CONTACTS], -1, SQLITE_STATIC);
+	if (step_reset(r, r->ins_wh, "staging a warehouse") == SQLITE_DONE &&
+	    sqlite3_changes(r->db) == 0) {
+		g_autofree char *q = quote(v[F_CODE]);
+		sg_file_error(fr, line, r->name[F_CODE], "duplicate_code", v[F_CODE],
+			      "warehouse code '%s' appears more than once in the file", q);
+	}
+	(void)cont_ok;
+}
+
+/* Returns false to stop reading. */
+static bool row_remains(run *r, long line, const char *v[F_N])
+{
+	sg_file_result *fr = r->fr;
+	long errors = fr->errors->len;
+	long long qty = 0;
+	bool code_ok = length_ok(r, line, F_CODE, v[F_CODE]);
+	bool art_ok = length_ok(r, line, F_ARTICLE, v[F_ARTICLE]);
+	bool qty_ok = length_ok(r, line, F_QUANTITY, v[F_QUANTITY]);
+
+	if (code_ok && (code_ok = required(r, line, F_CODE, v[F_CODE]))) {
+		if (!sg_valid_code(v[F_CODE])) {
+			g_autofree char *q = quote(v[F_CODE]);
+			sg_file_error(
+				fr, line, r->name[F_CODE], "bad_code", v[F_CODE],
+				"'%s' is not a warehouse code (1 to 64 letters, digits, '-', '_', '.')",
+				q);
+		} else if (!r->warehouse) {
+			if (!set_warehouse(r, v[F_CODE]))
+				return false;
+		} else if (strcmp(r->warehouse, v[F_CODE]) != 0) {
+			g_autofree char *q = quote(v[F_CODE]);
+			g_autofree char *w = quote(r->warehouse);
+			sg_file_error(fr, line, r->name[F_CODE], "other_warehouse", v[F_CODE],
+				      "the file is for warehouse '%s', this row names '%s'", w, q);
+		}
+	}
+	if (art_ok && required(r, line, F_ARTICLE, v[F_ARTICLE]) && !article_ok(v[F_ARTICLE])) {
+		g_autofree char *q = quote(v[F_ARTICLE]);
+		sg_file_error(fr, line, r->name[F_ARTICLE], "bad_article", v[F_ARTICLE],
+			      "'%s' is not an article (1 to 64 characters)", q);
+	}
+	if (qty_ok && required(r, line, F_QUANTITY, v[F_QUANTITY]) &&
+	    !sg_parse_quantity(v[F_QUANTITY], &qty))
+		quantity_error(r, line, v[F_QUANTITY]);
+	if ((long)fr->errors->len != errors)
+		return true;
+
+	if (r->catalog) {
+		sqlite3_bind_text(r->in_cat, 1, v[F_ARTICLE], -1, SQLITE_STATIC);
+		int rc = step_reset(r, r->in_cat, "reading the catalogue");
+		if (r->fail)
+			return false;
+		if (rc == SQLITE_DONE) {
+			fr->skipped++;
+			sg_file_warning(fr, line, r->name[F_ARTICLE], "not_in_catalog",
+					v[F_ARTICLE]);
+			return true;
+		}
+	}
+	sqlite3_bind_text(r->ins_rem, 1, v[F_ARTICLE], -1, SQLITE_STATIC);
+	sqlite3_bind_int64(r->ins_rem, 2, qty);
+	if (step_reset(r, r->ins_rem, "staging remains") != SQLITE_DONE)
+		return false;
+	if (sqlite3_changes(r->db) == 0) {
+		sqlite3_bind_int64(r->add_rem, 1, qty);
+		sqlite3_bind_text(r->add_rem, 2, v[F_ARTICLE], -1, SQLITE_STATIC);
+		if (step_reset(r, r->add_rem, "staging remains") != SQLITE_DONE)
+			return false;
+		sg_file_warning(fr, line, r->name[F_ARTICLE], "duplicate_article", v[F_ARTICLE]);
+	}
+	return true;
+}
+
+static int row_cb(void *vr, long line, char **cells, size_t n)
+{
+	run *r = vr;
+	const char *v[F_N];
+
+	if (r->header_bad || r->reject || r->fail)
+		return 1;
+	r->rows++;
+	if (r->c->max_rows > 0 && r->rows > r->c->max_rows) {
+		file_reject_now(r, "too_many_rows");
+		sg_file_reject(r->fr, "too_many_rows", "more than %ld data rows", r->c->max_rows);
+		return 1;
+	}
+	while (n > 0 && !*cells[n - 1])
+		n--;
+	if (n > r->ncols) {
+		sg_file_error(r->fr, line, NULL, "wrong_column_count", NULL,
+			      "the row has %zu cells, the header has %zu columns", n, r->ncols);
+		return 0;
+	}
+	for (int f = 0; f < F_N; f++)
+		v[f] = r->pos[f] >= 0 && (size_t)r->pos[f] < n ? cells[r->pos[f]] : "";
+	if (!r->remains) {
+		row_warehouses(r, line, v);
+		return r->fail ? 1 : 0;
+	}
+	return row_remains(r, line, v) && !r->fail ? 0 : 1;
+}
+
+static const char *csv_reason(const char *reason)
+{
+	static const char *const known[] = {"bad_encoding", "malformed_csv", "bad_header",
+					    "not_csv"};
+	for (size_t i = 0; reason && i < G_N_ELEMENTS(known); i++)
+		if (strcmp(reason, known[i]) == 0)
+			return known[i];
+	return "malformed_csv";
+}
+
+static const char *csv_encoding(const char *enc)
+{
+	static const char *const known[] = {"utf-8", "utf-16le", "utf-16be", "windows-1251"};
+	for (size_t i = 0; enc && i < G_N_ELEMENTS(known); i++)
+		if (g_ascii_strcasecmp(enc, known[i]) == 0)
+			return known[i];
+	return enc ? g_intern_string(enc) : NULL;
+}
+
+static void finalize_stmts(run *r)
+{
+	sqlite3_stmt **all[] = {&r->ins_wh, &r->ins_rem, &r->add_rem, &r->in_cat, &r->has_wh};
+	for (size_t i = 0; i < G_N_ELEMENTS(all); i++) {
+		sqlite3_finalize(*all[i]);
+		*all[i] = NULL;
+	}
+}
+
+static sg_status prepare(run *r, const char *sql, sqlite3_stmt **s, char **err)
+{
+	int rc = sqlite3_prepare_v2(r->db, sql, -1, s, NULL);
+	if (rc != SQLITE_OK)
+		return sg_fail(err, SG_EINTERNAL, "state db: %s", sqlite3_errmsg(r->db));
+	return SG_OK;
+}
+
+/* Runs a query returning up to four integers from its single row (NULL = 0). */
+static sg_status query_ints(run *r, const char *sql, const char *a, const char *b, gint64 *out,
+			    int n, char **err)
+{
+	sqlite3_stmt *s;
+	sg_status ret;
+	if ((ret = prepare(r, sql, &s, err)))
+		return ret;
+	if (a)
+		sqlite3_bind_text(s, 1, a, -1, SQLITE_STATIC);
+	if (b)
+		sqlite3_bind_text(s, 2, b, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(s);
+	for (int i = 0; i < n; i++)
+		out[i] = rc == SQLITE_ROW ? sqlite3_column_int64(s, i) : 0;
+	sqlite3_finalize(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return sg_fail(err, rc == SQLITE_BUSY ? SG_ETEMP : SG_EIO, "state db: %s",
+			       sqlite3_errmsg(r->db));
+	return SG_OK;
+}
+
+/* Diffs the staged warehouses against the dealer's, then applies them. */
+static sg_status apply_warehouses(run *r, char **err)
+{
+	const char *d = r->c->dealer;
+	sg_file_result *fr = r->fr;
+	gint64 c[3];
+	sg_status ret;
+
+	if ((ret = query_ints(r,
+			      "SELECT sum(w.code IS NULL),"
+			      " sum(w.code IS NOT NULL AND w.address IS s.address"
+			      "     AND w.contacts IS s.contacts),"
+			      " sum(w.code IS NOT NULL AND NOT (w.address IS s.address"
+			      "     AND w.contacts IS s.contacts))"
+			      " FROM temp.stage_wh s LEFT JOIN warehouses w"
+			      " ON w.dealer = ?1 AND w.code = s.code",
+			      d, NULL, c, 3, err)))
+		return ret;
+	fr->added = c[0];
+	fr->unchanged = c[1];
+	fr->updated = c[2];
+	if ((ret = query_ints(r,
+			      "SELECT count(*) FROM warehouses WHERE dealer = ?1"
+			      " AND code NOT IN (SELECT code FROM temp.stage_wh)",
+			      d, NULL, c, 1, err)))
+		return ret;
+	fr->deleted = c[0];
+	/* Deleting a warehouse deletes its remains (ON DELETE CASCADE). */
+	if ((ret = query_ints(r,
+			      "DELETE FROM warehouses WHERE dealer = ?1"
+			      " AND code NOT IN (SELECT code FROM temp.stage_wh)",
+			      d, NULL, c, 0, err)))
+		return ret;
+	return query_ints(r,
+			  "INSERT INTO warehouses(dealer, code, address, contacts)"
+			  " SELECT ?1, code, address, contacts FROM temp.stage_wh WHERE true"
+			  " ON CONFLICT(dealer, code) DO UPDATE"
+			  " SET address = excluded.address, contacts = excluded.contacts"
+			  " WHERE address IS NOT excluded.address OR contacts IS NOT excluded.contacts",
+			  d, NULL, c, 0, err);
+}
+
+/* Diffs the staged remains against the warehouse's, then replaces them. */
+static sg_status apply_remains(run *r, char **err)
+{
+	const char *d = r->c->dealer, *w = r->warehouse;
+	sg_file_result *fr = r->fr;
+	gint64 c[3];
+	sg_status ret;
+
+	if ((ret = query_ints(r,
+			      "SELECT sum(r.article IS NULL), sum(r.quantity = s.quantity),"
+			      " sum(r.quantity <> s.quantity)"
+			      " FROM temp.stage_rem s LEFT JOIN remains r"
+			      " ON r.dealer = ?1 AND r.warehouse = ?2 AND r.article = s.article",
+			      d, w, c, 3, err)))
+		return ret;
+	fr->added = c[0];
+	fr->unchanged = c[1];
+	fr->updated = c[2];
+	if ((ret = query_ints(r,
+			      "SELECT count(*) FROM remains WHERE dealer = ?1 AND warehouse = ?2"
+			      " AND article NOT IN (SELECT article FROM temp.stage_rem)",
+			      d, w, c, 1, err)))
+		return ret;
+	fr->deleted = c[0];
+	if (fr->deleted &&
+	    (ret = query_ints(r,
+			      "DELETE FROM remains WHERE dealer = ?1 AND warehouse = ?2"
+			      " AND article NOT IN (SELECT article FROM temp.stage_rem)",
+			      d, w, c, 0, err)))
+		return ret;
+	if (fr->added + fr->updated == 0)
+		return SG_OK;
+	return query_ints(r,
+			  "INSERT INTO remains(dealer, warehouse, article, quantity)"
+			  " SELECT ?1, ?2, article, quantity FROM temp.stage_rem WHERE true"
+			  " ON CONFLICT(dealer, warehouse, article) DO UPDATE"
+			  " SET quantity = excluded.quantity WHERE quantity <> excluded.quantity",
+			  d, w, c, 0, err);
+}
+
+static void run_reset(run *r)
+{
+	sg_file_result *fr = r->fr;
+	g_ptr_array_set_size(fr->errors, 0);
+	g_ptr_array_set_size(fr->warnings, 0);
+	fr->rows = fr->added = fr->updated = fr->deleted = fr->unchanged = fr->skipped = 0;
+	fr->applied = true;
+	fr->reason = NULL;
+	g_clear_pointer(&fr->detail, g_free);
+	g_clear_pointer(&fr->warehouse, g_free);
+	g_clear_pointer(&r->warehouse, g_free);
+	r->rows = 0;
+	r->reject = NULL;
+}
+
+/* Reads the file once, staging its rows. */
+static sg_status read_pass(run *r, const char *path, sg_csv_info *info, char **err)
+{
+	sg_csv_opts opts = {
+		.charset_label = r->c->charset_label,
+		.header = header_cb,
+		.row = row_cb,
+		.ctx = r,
+	};
+	sg_status ret;
+
+	run_reset(r);
+	if ((ret = sg_store_exec(r->st, "DELETE FROM temp.stage_wh; DELETE FROM temp.stage_rem",
+				 err)))
+		return ret;
+	memset(info, 0, sizeof *info);
+	return sg_csv_read(path, &opts, info, err);
+}
+
+static bool same_header(run *r, const sg_csv_info *info)
+{
+	int pos[F_N];
+	size_t ncols;
+	bool bad;
+	if (!info->header)
+		return true;
+	map_header(r->remains, info->header, info->header_n, pos, &ncols, &bad);
+	return ncols == r->ncols && memcmp(pos, r->pos, sizeof pos) == 0;
+}
+
+static char *found_columns(char **cells, size_t n)
+{
+	GString *s = g_string_new(NULL);
+	for (size_t i = 0; i < n; i++)
+		if (*cells[i])
+			g_string_append_printf(s, "%s%s", s->len ? ", " : "", cells[i]);
+	return g_string_free(s, FALSE);
+}
+
+/* Everything after a successful read: verdict, diff, apply, mirror. Returns SG_OK with the
+ * verdict in fr and whether to keep the savepoint in *keep. */
+static sg_status settle(run *r, bool *keep, char **err)
+{
+	const sg_stock_ctx *c = r->c;
+	sg_file_result *fr = r->fr;
+	sg_status ret;
+
+	*keep = false;
+	if (fr->errors->len) {
+		sg_file_reject(fr, "row_errors", "%u row errors", fr->errors->len);
+		return SG_OK;
+	}
+	if (r->rows == 0) {
+		sg_file_reject(fr, "empty_file",
+			       r->remains ? "no data rows: to clear stock, send the articles with 0"
+					  : "no data rows: it would delete every warehouse");
+		return SG_OK;
+	}
+	if (!c->dealer)
+		return SG_OK;
+	if (c->date) {
+		gint64 mark;
+		if ((ret = sg_mark_get(r->st, c->dealer, c->kind, r->remains ? r->warehouse : "",
+				       &mark, err)))
+			return ret;
+		if (c->date < mark) {
+			g_autofree char *t = sg_iso_time(mark);
+			sg_file_reject(fr, "superseded", "a newer file (of %s) was applied already",
+				       t);
+			return SG_OK;
+		}
+	}
+	if ((ret = r->remains ? apply_remains(r, err) : apply_warehouses(r, err)))
+		return ret;
+	if (c->dev_mode)
+		return SG_OK;
+	if (c->mirror) {
+		ret = r->remains ? sg_mirror_remains(c->mirror, c->key, r->warehouse, r->st, fr, err)
+				 : sg_mirror_warehouses(c->mirror, c->key, r->st, fr, err);
+		if (ret == SG_EDATA) {
+			if (fr->applied || !fr->reason)
+				sg_file_reject(fr, "mirror_error", NULL);
+			return SG_OK;
+		}
+		if (ret)
+			return ret;
+	}
+	if (c->date && (ret = sg_mark_set(r->st, c->dealer, c->kind,
+					  r->remains ? r->warehouse : "", c->date, err)))
+		return ret;
+	*keep = true;
+	return SG_OK;
+}
+
+sg_status sg_stock_apply_file(sg_store *st, const sg_stock_ctx *ctx, const char *path,
+			      sg_file_result *fr, char **err)
+{
+	run r = {.c = ctx, .st = st, .db = sg_store_db(st), .fr = fr};
+	sg_csv_info info = {0};
+	sg_status ret;
+	bool keep = false;
+	gint64 ncat = 0;
+
+	r.remains = ctx->kind && strcmp(ctx->kind, "remains") == 0;
+	if (!r.remains && (!ctx->kind || strcmp(ctx->kind, "warehouses") != 0))
+		return sg_fail(err, SG_EINTERNAL, "stock: unknown kind '%s'",
+			       ctx->kind ? ctx->kind : "");
+	if ((ret = sg_store_savepoint(st, SAVEPOINT, err)))
+		return ret;
+	if ((ret = sg_store_exec(st,
+				 "CREATE TEMP TABLE IF NOT EXISTS stage_wh (code TEXT PRIMARY KEY,"
+				 "  address TEXT, contacts TEXT) WITHOUT ROWID;"
+				 "CREATE TEMP TABLE IF NOT EXISTS stage_rem (article TEXT PRIMARY KEY,"
+				 "  quantity INTEGER) WITHOUT ROWID",
+				 err)))
+		goto out;
+	if ((ret = prepare(&r,
+			   "INSERT INTO temp.stage_wh(code, address, contacts) VALUES (?, ?, ?)"
+			   " ON CONFLICT DO NOTHING",
+			   &r.ins_wh, err)) ||
+	    (ret = prepare(&r,
+			   "INSERT INTO temp.stage_rem(article, quantity) VALUES (?, ?)"
+			   " ON CONFLICT DO NOTHING",
+			   &r.ins_rem, err)) ||
+	    (ret = prepare(&r, "UPDATE temp.stage_rem SET quantity = quantity + ? WHERE article = ?",
+			   &r.add_rem, err)) ||
+	    (ret = prepare(&r, "SELECT 1 FROM catalog WHERE article = ?", &r.in_cat, err)) ||
+	    (ret = prepare(&r, "SELECT 1 FROM warehouses WHERE dealer = ? AND code = ?", &r.has_wh,
+			   err)))
+		goto out;
+	if (ctx->dealer && r.remains &&
+	    (ret = query_ints(&r, "SELECT EXISTS (SELECT 1 FROM catalog)", NULL, NULL, &ncat, 1,
+			      err)))
+		goto out;
+	r.catalog = ncat != 0;
+
+	ret = read_pass(&r, path, &info, err);
+	if (ret == SG_OK && !r.fail && !r.reject && r.have_header && !same_header(&r, &info)) {
+		/* The reader settled on another record than the first one that matched: read
+		 * again with the header it chose. */
+		bool bad;
+		map_header(r.remains, info.header, info.header_n, r.pos, &r.ncols, &bad);
+		r.header_bad = bad;
+		for (int f = 0; f < F_N; f++) {
+			g_free(r.name[f]);
+			r.name[f] = g_strdup(r.pos[f] >= 0 ? info.header[r.pos[f]] : NULL);
+		}
+		sg_csv_info_clear(&info);
+		ret = read_pass(&r, path, &info, err);
+	}
+	fr->encoding = csv_encoding(info.encoding);
+	fr->delimiter = info.delimiter;
+	fr->rows = r.rows;
+	if (r.fail) {
+		ret = sg_fail(err, r.fail, "%s", r.fail_err);
+		goto out;
+	}
+	if (ret == SG_EDATA) {
+		const char *reason = csv_reason(info.reason);
+		if (strcmp(reason, "bad_header") == 0)
+			sg_file_reject(fr, reason, "columns found: %s; expected: %s",
+				       info.detail ? info.detail : "(none)",
+				       r.remains ? expected_rem : expected_wh);
+		else if (info.error_line)
+			sg_file_reject(fr, reason, "line %ld: %s", info.error_line,
+				       info.detail ? info.detail : reason);
+		else
+			sg_file_reject(fr, reason, "%s", info.detail ? info.detail : reason);
+		g_clear_pointer(err, g_free);
+		ret = SG_OK;
+		goto out;
+	}
+	if (ret)
+		goto out;
+	if (info.title_rows > 0) {
+		sg_file_warning(fr, info.header_line, NULL, "title_rows_skipped", NULL);
+		/* First among the warnings: it concerns the top of the file. */
+		g_ptr_array_insert(fr->warnings, 0,
+				   g_ptr_array_steal_index(fr->warnings, fr->warnings->len - 1));
+	}
+	if (r.header_bad) {
+		g_autofree char *found = found_columns(info.header, info.header_n);
+		g_ptr_array_set_size(fr->errors, 0);
+		g_ptr_array_set_size(fr->warnings, 0);
+		fr->rows = 0;
+		sg_file_reject(fr, "bad_header",
+			       "unknown or repeated column: columns found: %s; expected: %s", found,
+			       r.remains ? expected_rem : expected_wh);
+		goto out;
+	}
+	if (r.reject)
+		goto out;
+	ret = settle(&r, &keep, err);
+out:
+	finalize_stmts(&r);
+	if (ret == SG_OK && keep) {
+		ret = sg_store_release(st, SAVEPOINT, err);
+		if (ret == SG_OK) {
+			/* The staged copy is no longer needed by anyone: free the temp space. */
+			sg_store_exec(st, "DELETE FROM temp.stage_wh; DELETE FROM temp.stage_rem",
+				      NULL);
+		}
+	} else {
+		sg_store_rollback_to(st, SAVEPOINT);
+	}
+	if (ret == SG_OK && fr->applied && r.remains && ctx->seen && r.warehouse)
+		g_hash_table_add(ctx->seen, g_strdup(r.warehouse));
+	for (int f = 0; f < F_N; f++)
+		g_free(r.name[f]);
+	g_free(r.warehouse);
+	g_free(r.fail_err);
+	sg_csv_info_clear(&info);
+	if (ret == SG_OK)
+		log_debug("%s: %s %s: %ld rows, %ld added, %ld updated, %ld deleted", fr->name,
+			  ctx->kind, fr->applied ? "applied" : fr->reason, fr->rows, fr->added,
+			  fr->updated, fr->deleted);
+	return ret;
+}

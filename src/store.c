@@ -1,0 +1,965 @@
+/* store.c: the SQLite state db: schema migrations, registry, stock, ledger, polls and marks. */
+#include <string.h>
+
+#include "store.h"
+#include "log.h"
+#include "util.h"
+
+struct sg_store {
+	sqlite3 *db;
+};
+
+/*
+ * The schema, one SQL script per version: migrations[i] takes user_version i to i + 1. Append
+ * new versions at the end; never edit a script that has shipped.
+ *
+ * WITHOUT ROWID where the primary key is the natural lookup (text keys, no rowid indirection).
+ * The ledger keeps a rowid table: its rows are wide (the result JSON) and it has a second index.
+ * The (mailbox, uidvalidity, uid) index is not UNIQUE on purpose: a server that reuses a UID
+ * against the RFC must not make the pipeline fail on a constraint; lookups take the newest row.
+ */
+static const char *const migrations[] = {
+	/* 1 */
+	"CREATE TABLE dealers ("
+	"  id TEXT PRIMARY KEY, name TEXT NOT NULL, key_sha256 TEXT NOT NULL,"
+	"  dev_mode INTEGER NOT NULL DEFAULT 0, created INTEGER NOT NULL) WITHOUT ROWID;"
+	"CREATE TABLE users ("
+	"  email TEXT PRIMARY KEY,"
+	"  dealer TEXT NOT NULL REFERENCES dealers(id) ON DELETE CASCADE,"
+	"  roles INTEGER NOT NULL) WITHOUT ROWID;"
+	"CREATE INDEX users_dealer ON users(dealer);"
+	"CREATE TABLE catalog (article TEXT PRIMARY KEY) WITHOUT ROWID;"
+	"CREATE TABLE warehouses ("
+	"  dealer TEXT NOT NULL REFERENCES dealers(id) ON DELETE CASCADE,"
+	"  code TEXT NOT NULL, address TEXT NOT NULL, contacts TEXT NOT NULL DEFAULT '',"
+	"  PRIMARY KEY (dealer, code)) WITHOUT ROWID;"
+	"CREATE TABLE remains ("
+	"  dealer TEXT NOT NULL, warehouse TEXT NOT NULL, article TEXT NOT NULL,"
+	"  quantity INTEGER NOT NULL,"
+	"  PRIMARY KEY (dealer, warehouse, article),"
+	"  FOREIGN KEY (dealer, warehouse) REFERENCES warehouses(dealer, code)"
+	"    ON DELETE CASCADE) WITHOUT ROWID;"
+	"CREATE TABLE marks ("
+	"  dealer TEXT NOT NULL REFERENCES dealers(id) ON DELETE CASCADE,"
+	"  kind TEXT NOT NULL, warehouse TEXT NOT NULL, time INTEGER NOT NULL,"
+	"  PRIMARY KEY (dealer, kind, warehouse)) WITHOUT ROWID;"
+	"CREATE TABLE ledger ("
+	"  sha256 TEXT PRIMARY KEY, source TEXT, mailbox TEXT, uidvalidity INTEGER NOT NULL DEFAULT 0,"
+	"  uid INTEGER NOT NULL DEFAULT 0, message_id TEXT, outcome TEXT, reason TEXT,"
+	"  result_json TEXT, report_state TEXT NOT NULL DEFAULT 'none', report_path TEXT,"
+	"  attempts INTEGER NOT NULL DEFAULT 0, first_seen INTEGER NOT NULL,"
+	"  updated INTEGER NOT NULL);"
+	"CREATE INDEX ledger_uid ON ledger(mailbox, uidvalidity, uid) WHERE mailbox IS NOT NULL;"
+	"CREATE INDEX ledger_report ON ledger(report_state) WHERE report_state = 'pending';"
+	"CREATE TABLE polls (id INTEGER PRIMARY KEY, time INTEGER NOT NULL, ok INTEGER NOT NULL,"
+	"  error TEXT);"
+	"CREATE TABLE jobs ("
+	"  id INTEGER PRIMARY KEY, kind TEXT NOT NULL, input_sha256 TEXT NOT NULL,"
+	"  created INTEGER NOT NULL, state TEXT NOT NULL DEFAULT 'pending', owner_email TEXT,"
+	"  message_sha256 TEXT);"
+	"CREATE INDEX jobs_state ON jobs(state);"
+	"CREATE TABLE journal ("
+	"  kind TEXT NOT NULL, input_sha256 TEXT NOT NULL, row INTEGER NOT NULL,"
+	"  state TEXT NOT NULL, sent_at INTEGER, answer TEXT,"
+	"  PRIMARY KEY (kind, input_sha256, row)) WITHOUT ROWID;",
+};
+
+/* How many poll records `status` history keeps. */
+#define POLLS_KEPT 500
+
+static sg_status db_status(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return SG_ETEMP;
+	case SQLITE_IOERR:
+	case SQLITE_FULL:
+	case SQLITE_CANTOPEN:
+	case SQLITE_READONLY:
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+	case SQLITE_PERM:
+		return SG_EIO;
+	case SQLITE_CONSTRAINT:
+		return SG_EDATA;
+	default:
+		return SG_EINTERNAL;
+	}
+}
+
+static sg_status db_fail(sg_store *st, char **err, int rc, const char *what)
+{
+	return sg_fail(err, db_status(rc), "state db: %s: %s", what, sqlite3_errmsg(st->db));
+}
+
+static sg_status prepare(sg_store *st, const char *sql, sqlite3_stmt **out, char **err)
+{
+	int rc = sqlite3_prepare_v2(st->db, sql, -1, out, NULL);
+	if (rc != SQLITE_OK)
+		return db_fail(st, err, rc, "prepare");
+	return SG_OK;
+}
+
+/* Binds text, NULL for NULL. */
+static void bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+	if (v)
+		sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(s, i);
+}
+
+static char *col_dup(sqlite3_stmt *s, int i)
+{
+	const unsigned char *t = sqlite3_column_text(s, i);
+	return t ? g_strdup((const char *)t) : NULL;
+}
+
+/* Steps a statement that returns no rows, then finalizes it. */
+static sg_status step_done(sg_store *st, sqlite3_stmt *s, const char *what, char **err)
+{
+	int rc = sqlite3_step(s);
+	sg_status ret = SG_OK;
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		ret = db_fail(st, err, rc, what);
+	sqlite3_finalize(s);
+	return ret;
+}
+
+sg_status sg_store_exec(sg_store *st, const char *sql, char **err)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(st->db, sql, NULL, NULL, &msg);
+	if (rc != SQLITE_OK) {
+		sg_status ret = sg_fail(err, db_status(rc), "state db: %s", msg ? msg : sqlite3_errstr(rc));
+		sqlite3_free(msg);
+		return ret;
+	}
+	return SG_OK;
+}
+
+static sg_status query_int(sg_store *st, const char *sql, gint64 *out, char **err)
+{
+	sqlite3_stmt *s;
+	if (prepare(st, sql, &s, err))
+		return SG_EINTERNAL;
+	int rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		sg_status ret = db_fail(st, err, rc, sql);
+		sqlite3_finalize(s);
+		return ret;
+	}
+	*out = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+	sqlite3_finalize(s);
+	return SG_OK;
+}
+
+static sg_status migrate(sg_store *st, char **err)
+{
+	const gint64 latest = G_N_ELEMENTS(migrations);
+	gint64 v;
+	sg_status ret;
+
+	if ((ret = query_int(st, "PRAGMA user_version", &v, err)))
+		return ret;
+	if (v > latest)
+		return sg_fail(err, SG_ECONFIG,
+			       "state db: schema version %" G_GINT64_FORMAT
+			       " is newer than this stockgate knows (%" G_GINT64_FORMAT
+			       "); upgrade stockgate",
+			       v, latest);
+	while (v < latest) {
+		/* One transaction a version; re-read the version inside it, as another process
+		 * may have migrated while we waited for the lock. */
+		if ((ret = sg_store_exec(st, "BEGIN IMMEDIATE", err)))
+			return ret;
+		if ((ret = query_int(st, "PRAGMA user_version", &v, err)))
+			goto fail;
+		if (v >= latest) {
+			sg_store_exec(st, "COMMIT", NULL);
+			break;
+		}
+		if ((ret = sg_store_exec(st, migrations[v], err)))
+			goto fail;
+		g_autofree char *set = g_strdup_printf("PRAGMA user_version = %" G_GINT64_FORMAT, v + 1);
+		if ((ret = sg_store_exec(st, set, err)) || (ret = sg_store_exec(st, "COMMIT", err)))
+			goto fail;
+		log_debug("state db: migrated to schema version %" G_GINT64_FORMAT, v + 1);
+		v++;
+	}
+	return SG_OK;
+fail:
+	sg_store_exec(st, "ROLLBACK", NULL);
+	return ret;
+}
+
+sg_status sg_store_open(const char *path, sg_store **out, char **err)
+{
+	sg_store *st = g_new0(sg_store, 1);
+	sg_status ret;
+	*out = NULL;
+	/* "" makes SQLite open a private temporary db, deleted on close. */
+	int rc = sqlite3_open_v2(path ? path : "", &st->db,
+				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+				 NULL);
+	if (rc != SQLITE_OK) {
+		ret = sg_fail(err, SG_EIO, "state db %s: %s", path,
+			      st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+		sg_store_close(st);
+		return ret;
+	}
+	sqlite3_extended_result_codes(st->db, 1);
+	sqlite3_busy_timeout(st->db, 5000);
+	/*
+	 * synchronous=FULL with WAL costs one fsync of the WAL per commit, and a commit is one
+	 * message (or one journal mark). NORMAL would survive a crash of stockgate itself, but an
+	 * OS crash or power loss could drop the last commits after their external effect already
+	 * happened: the IMAP move of an applied message (the message would be lost), or a batch
+	 * call that costs money (it would be charged twice). Those effects always follow a commit,
+	 * so the commit must be on disk first.
+	 */
+	if ((ret = sg_store_exec(st,
+				 "PRAGMA journal_mode = WAL;"
+				 "PRAGMA synchronous = FULL;"
+				 "PRAGMA foreign_keys = ON;"
+				 "PRAGMA cache_size = -16384;"
+				 "PRAGMA temp.cache_size = -16384;",
+				 err)) ||
+	    (ret = migrate(st, err))) {
+		sg_store_close(st);
+		return ret;
+	}
+	*out = st;
+	return SG_OK;
+}
+
+void sg_store_close(sg_store *st)
+{
+	if (!st)
+		return;
+	if (st->db)
+		sqlite3_close_v2(st->db);
+	g_free(st);
+}
+
+sqlite3 *sg_store_db(sg_store *st)
+{
+	return st->db;
+}
+
+sg_status sg_store_begin(sg_store *st, char **err)
+{
+	return sg_store_exec(st, "BEGIN IMMEDIATE", err);
+}
+
+sg_status sg_store_commit(sg_store *st, char **err)
+{
+	return sg_store_exec(st, "COMMIT", err);
+}
+
+void sg_store_rollback(sg_store *st)
+{
+	if (!sqlite3_get_autocommit(st->db))
+		sg_store_exec(st, "ROLLBACK", NULL);
+}
+
+static char *quote_name(const char *name)
+{
+	GString *s = g_string_new("\"");
+	for (const char *p = name; *p; p++) {
+		if (*p == '"')
+			g_string_append_c(s, '"');
+		g_string_append_c(s, *p);
+	}
+	g_string_append_c(s, '"');
+	return g_string_free(s, FALSE);
+}
+
+sg_status sg_store_savepoint(sg_store *st, const char *name, char **err)
+{
+	g_autofree char *q = quote_name(name);
+	g_autofree char *sql = g_strdup_printf("SAVEPOINT %s", q);
+	return sg_store_exec(st, sql, err);
+}
+
+sg_status sg_store_release(sg_store *st, const char *name, char **err)
+{
+	g_autofree char *q = quote_name(name);
+	g_autofree char *sql = g_strdup_printf("RELEASE %s", q);
+	return sg_store_exec(st, sql, err);
+}
+
+void sg_store_rollback_to(sg_store *st, const char *name)
+{
+	g_autofree char *q = quote_name(name);
+	g_autofree char *sql = g_strdup_printf("ROLLBACK TO %s; RELEASE %s", q, q);
+	sg_store_exec(st, sql, NULL);
+}
+
+/* Roles */
+
+static const struct {
+	const char *name;
+	unsigned role;
+} role_names[] = {
+	{"remains_upload", SG_ROLE_REMAINS_UPLOAD}, {"batch_vin", SG_ROLE_BATCH_VIN},
+	{"batch_frame", SG_ROLE_BATCH_FRAME},       {"batch_price", SG_ROLE_BATCH_PRICE},
+	{"batch_rental", SG_ROLE_BATCH_RENTAL},
+};
+
+unsigned sg_role_from_name(const char *name)
+{
+	if (!name)
+		return 0;
+	for (size_t i = 0; i < G_N_ELEMENTS(role_names); i++)
+		if (g_ascii_strcasecmp(name, role_names[i].name) == 0)
+			return role_names[i].role;
+	return 0;
+}
+
+unsigned sg_role_for_method(const char *method)
+{
+	static const struct {
+		const char *method;
+		unsigned role;
+	} map[] = {
+		{"warehouses", SG_ROLE_REMAINS_UPLOAD}, {"remains", SG_ROLE_REMAINS_UPLOAD},
+		{"vin", SG_ROLE_BATCH_VIN},             {"frame", SG_ROLE_BATCH_FRAME},
+		{"price", SG_ROLE_BATCH_PRICE},         {"rental", SG_ROLE_BATCH_RENTAL},
+	};
+	if (!method)
+		return 0;
+	for (size_t i = 0; i < G_N_ELEMENTS(map); i++)
+		if (g_ascii_strcasecmp(method, map[i].method) == 0)
+			return map[i].role;
+	return 0;
+}
+
+char *sg_roles_to_string(unsigned roles)
+{
+	GString *s = g_string_new(NULL);
+	for (size_t i = 0; i < G_N_ELEMENTS(role_names); i++)
+		if (roles & role_names[i].role)
+			g_string_append_printf(s, "%s%s", s->len ? "," : "", role_names[i].name);
+	return g_string_free(s, FALSE);
+}
+
+/* Dealers */
+
+void sg_dealer_free(sg_dealer *d)
+{
+	if (!d)
+		return;
+	g_free(d->id);
+	g_free(d->name);
+	g_free(d->key_sha256);
+	g_free(d);
+}
+
+static bool valid_dealer_id(const char *id)
+{
+	size_t n = id ? strlen(id) : 0;
+	if (n < 1 || n > 64)
+		return false;
+	for (const char *p = id; *p; p++)
+		if (!g_ascii_isalnum(*p) && *p != '_' && *p != '.' && *p != '-')
+			return false;
+	return true;
+}
+
+static char *key_hash(const char *key)
+{
+	return sg_sha256_hex(key, strlen(key));
+}
+
+sg_status sg_dealer_add(sg_store *st, const char *id, const char *name, const char *key, char **err)
+{
+	sqlite3_stmt *s;
+	if (!valid_dealer_id(id))
+		return sg_fail(err, SG_EDATA,
+			       "dealer id '%s' is not valid: use 1 to 64 of A-Z a-z 0-9 _ . -",
+			       id ? id : "");
+	if (!key || !*key)
+		return sg_fail(err, SG_EUSAGE, "dealer %s: a key is required", id);
+	if (prepare(st,
+		    "INSERT INTO dealers(id, name, key_sha256, dev_mode, created)"
+		    " VALUES (?, ?, ?, 0, ?) ON CONFLICT(id) DO NOTHING",
+		    &s, err))
+		return SG_EINTERNAL;
+	g_autofree char *hash = key_hash(key);
+	bind_text(s, 1, id);
+	bind_text(s, 2, name ? name : "");
+	bind_text(s, 3, hash);
+	sqlite3_bind_int64(s, 4, sg_now());
+	sg_status ret = step_done(st, s, "adding a dealer", err);
+	if (ret == SG_OK && sqlite3_changes(st->db) == 0)
+		return sg_fail(err, SG_EDATA, "dealer %s already exists", id);
+	return ret;
+}
+
+static sg_dealer *dealer_from_row(sqlite3_stmt *s)
+{
+	sg_dealer *d = g_new0(sg_dealer, 1);
+	d->id = col_dup(s, 0);
+	d->name = col_dup(s, 1);
+	d->key_sha256 = col_dup(s, 2);
+	d->dev_mode = sqlite3_column_int(s, 3) != 0;
+	d->created = sqlite3_column_int64(s, 4);
+	return d;
+}
+
+#define DEALER_COLS "id, name, key_sha256, dev_mode, created"
+
+sg_status sg_dealer_get(sg_store *st, const char *id, sg_dealer **out, char **err)
+{
+	sqlite3_stmt *s;
+	*out = NULL;
+	if (prepare(st, "SELECT " DEALER_COLS " FROM dealers WHERE id = ?", &s, err))
+		return SG_EINTERNAL;
+	bind_text(s, 1, id);
+	int rc = sqlite3_step(s);
+	sg_status ret = SG_OK;
+	if (rc == SQLITE_ROW)
+		*out = dealer_from_row(s);
+	else if (rc == SQLITE_DONE)
+		ret = sg_fail(err, SG_ENOINPUT, "no dealer '%s'", id ? id : "");
+	else
+		ret = db_fail(st, err, rc, "reading a dealer");
+	sqlite3_finalize(s);
+	return ret;
+}
+
+sg_status sg_dealer_list(sg_store *st, GPtrArray **out, char **err)
+{
+	sqlite3_stmt *s;
+	int rc;
+	*out = NULL;
+	if (prepare(st, "SELECT " DEALER_COLS " FROM dealers ORDER BY id", &s, err))
+		return SG_EINTERNAL;
+	GPtrArray *a = g_ptr_array_new_with_free_func((GDestroyNotify)sg_dealer_free);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		g_ptr_array_add(a, dealer_from_row(s));
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE) {
+		g_ptr_array_unref(a);
+		return db_fail(st, err, rc, "listing dealers");
+	}
+	*out = a;
+	return SG_OK;
+}
+
+/* Runs an UPDATE/DELETE on one dealer; SG_ENOINPUT when no row matched. */
+static sg_status dealer_change(sg_store *st, sqlite3_stmt *s, const char *id, const char *what,
+			       char **err)
+{
+	sg_status ret = step_done(st, s, what, err);
+	if (ret == SG_OK && sqlite3_changes(st->db) == 0)
+		return sg_fail(err, SG_ENOINPUT, "no dealer '%s'", id ? id : "");
+	return ret;
+}
+
+sg_status sg_dealer_remove(sg_store *st, const char *id, char **err)
+{
+	sqlite3_stmt *s;
+	/* users, warehouses (and through them remains) and marks go by ON DELETE CASCADE. */
+	if (prepare(st, "DELETE FROM dealers WHERE id = ?", &s, err))
+		return SG_EINTERNAL;
+	bind_text(s, 1, id);
+	return dealer_change(st, s, id, "removing a dealer", err);
+}
+
+sg_status sg_dealer_set_key(sg_store *st, const char *id, const char *key, char **err)
+{
+	sqlite3_stmt *s;
+	if (!key || !*key)
+		return sg_fail(err, SG_EUSAGE, "dealer %s: a key is required", id ? id : "");
+	if (prepare(st, "UPDATE dealers SET key_sha256 = ? WHERE id = ?", &s, err))
+		return SG_EINTERNAL;
+	g_autofree char *hash = key_hash(key);
+	bind_text(s, 1, hash);
+	bind_text(s, 2, id);
+	return dealer_change(st, s, id, "setting a dealer's key", err);
+}
+
+sg_status sg_dealer_set_dev_mode(sg_store *st, const char *id, bool on, char **err)
+{
+	sqlite3_stmt *s;
+	if (prepare(st, "UPDATE dealers SET dev_mode = ? WHERE id = ?", &s, err))
+		return SG_EINTERNAL;
+	sqlite3_bind_int(s, 1, on ? 1 : 0);
+	bind_text(s, 2, id);
+	return dealer_change(st, s, id, "setting development mode", err);
+}
+
+bool sg_dealer_key_matches(const sg_dealer *d, const char *key)
+{
+	if (!d || !d->key_sha256 || !key || !*key)
+		return false;
+	g_autofree char *hash = key_hash(key);
+	if (strlen(hash) != strlen(d->key_sha256))
+		return false;
+	return sg_secure_equal(hash, d->key_sha256);
+}
+
+/* Users */
+
+void sg_user_free(sg_user *u)
+{
+	if (!u)
+		return;
+	g_free(u->email);
+	g_free(u->dealer);
+	g_free(u);
+}
+
+static char *email_norm(const char *email)
+{
+	g_autofree char *t = g_strstrip(g_strdup(email ? email : ""));
+	return g_utf8_strdown(t, -1);
+}
+
+sg_status sg_user_add(sg_store *st, const char *email, const char *dealer, unsigned roles,
+		      char **err)
+{
+	sqlite3_stmt *s;
+	g_autofree char *e = email_norm(email);
+	const char *at = strchr(e, '@');
+	if (!g_utf8_validate(e, -1, NULL) || !at || at == e || !at[1] || strchr(at + 1, '@'))
+		return sg_fail(err, SG_EDATA, "'%s' is not an e-mail address", email ? email : "");
+	if (prepare(st, "SELECT 1 FROM dealers WHERE id = ?", &s, err))
+		return SG_EINTERNAL;
+	bind_text(s, 1, dealer);
+	int rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	if (rc == SQLITE_DONE)
+		return sg_fail(err, SG_ENOINPUT, "no dealer '%s'", dealer ? dealer : "");
+	if (rc != SQLITE_ROW)
+		return db_fail(st, err, rc, "reading a dealer");
+	if (prepare(st,
+		    "INSERT INTO users(email, dealer, roles) VALUES (?, ?, ?)"
+		    " ON CONFLICT(email) DO UPDATE SET dealer = excluded.dealer, roles = excluded.roles",
+		    &s, err))
+		return SG_EINTERNAL;
+	bind_text(s, 1, e);
+	bind_text(s, 2, dealer);
+	sqlite3_bind_int64(s, 3, roles);
+	return step_done(st, s, "adding a user", err);
+}
+
+static sg_user *user_from_row(sqlite3_stmt *s)
+{
+	sg_user *u = g_new0(sg_user, 1);
+	u->email = col_dup(s, 0);
+	u->dealer = col_dup(s, 1);
+	u->roles = (unsigned)sqlite3_column_int64(s, 2);
+	return u;
+}
+
+sg_status sg_user_get(sg_store *st, const char *email, sg_user **out, char **err)
+{
+	sqlite3_stmt *s;
+	g_autofree char *e = email_norm(email);
+	*out = NULL;
+	if (prepare(st, "SELECT email, dealer, roles FROM users WHERE email = ?", &s, err))
+		return SG_EINTERNAL;
+	bind_text(s, 1, e);
+	int rc = sqlite3_step(s);
+	sg_status ret = SG_OK;
+	if (rc == SQLITE_ROW)
+		*out = user_from_row(s);
+	else if (rc == SQLITE_DONE)
+		ret = sg_fail(err, SG_ENOINPUT, "no user '%s'", e);
+	else
+		ret = db_fail(st, err, rc, "reading a user");
+	sqlite3_finalize(s);
+	return ret;
+}
+
+sg_status sg_user_list(sg_store *st, const char *dealer, GPtrArray **out, char **err)
+{
+	sqlite3_stmt *s;
+	int rc;
+	*out = NULL;
+	if (prepare(st,
+		    "SELECT email, dealer, roles FROM users WHERE ?1 IS NULL OR dealer = ?1"
+		    " ORDER BY email",
+		    &s, err))
+		return SG_EINTERNAL;
+	bind_text(s, 1, dealer);
+	GPtrArray *a = g_ptr_array_new_with_free_func((GDestroyNotify)sg_user_free);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		g_ptr_array_add(a, user_from_row(s));
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE) {
+		g_ptr_array_unref(a);
+		return db_fail(st, err, rc, "listing users");
+	}
+	*out = a;
+	return SG_OK;
+}
+
+sg_status sg_user_remove(sg_store *st, const char *email, char **err)
+{
+	sqlite3_stmt *s;
+	g_autofree char *e = email_norm(email);
+	if (prepare(st, "DELETE FROM users WHERE email = ?", &s, err))
+		return SG_EINTERNAL;
+	bind_text(s, 1, e);
+	sg_status ret = step_done(st, s, "removing a user", err);
+	if (ret == SG_OK && sqlite3_changes(st->db) == 0)
+		return sg_fail(err, SG_ENOINPUT, "no user '%s'", e);
+	return ret;
+}
+
+/* Catalogue */
+
+sg_status sg_catalog_add(sg_store *st, const char *article, char **err)
+{
+	sqlite3_stmt *s;
+	if (!article || !*article)
+		return sg_fail(err, SG_EDATA, "an empty article cannot be in the catalogue");
+	if (prepare(st, "INSERT OR IGNORE INTO catalog(article) VALUES (?)", &s, err))
+		return SG_EINTERNAL;
+	bind_text(s, 1, article);
+	return step_done(st, s, "adding to the catalogue", err);
+}
+
+sg_status sg_catalog_clear(sg_store *st, char **err)
+{
+	return sg_store_exec(st, "DELETE FROM catalog", err);
+}
+
+sg_status sg_catalog_count(sg_store *st, long *n, char **err)
+{
+	gint64 v = 0;
+	sg_status ret = query_int(st, "SELECT count(*) FROM catalog", &v, err);
+	*n = (long)v;
+	return ret;
+}
+
+sg_status sg_catalog_each(sg_store *st, void (*fn)(void *ctx, const char *article), void *ctx,
+			  char **err)
+{
+	sqlite3_stmt *s;
+	int rc;
+	if (prepare(st, "SELECT article FROM catalog ORDER BY article", &s, err))
+		return SG_EINTERNAL;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		fn(ctx, (const char *)sqlite3_column_text(s, 0));
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? SG_OK : db_fail(st, err, rc, "reading the catalogue");
+}
+
+/* Stock */
+
+void sg_warehouse_free(sg_warehouse *w)
+{
+	if (!w)
+		return;
+	g_free(w->code);
+	g_free(w->address);
+	g_free(w->contacts);
+	g_free(w);
+}
+
+sg_status sg_warehouse_list(sg_store *st, const char *dealer, GPtrArray **out, char **err)
+{
+	sqlite3_stmt *s;
+	int rc;
+	*out = NULL;
+	if (prepare(st,
+		    "SELECT code, address, contacts FROM warehouses WHERE dealer = ? ORDER BY code",
+		    &s, err))
+		return SG_EINTERNAL;
+	bind_text(s, 1, dealer);
+	GPtrArray *a = g_ptr_array_new_with_free_func((GDestroyNotify)sg_warehouse_free);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		sg_warehouse *w = g_new0(sg_warehouse, 1);
+		w->code = col_dup(s, 0);
+		w->address = col_dup(s, 1);
+		w->contacts = col_dup(s, 2);
+		g_ptr_array_add(a, w);
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE) {
+		g_ptr_array_unref(a);
+		return db_fail(st, err, rc, "listing warehouses");
+	}
+	*out = a;
+	return SG_OK;
+}
+
+sg_status sg_remains_each(sg_store *st, const char *dealer, const char *code,
+			  void (*fn)(void *ctx, const char *warehouse, const char *article,
+				     long long quantity),
+			  void *ctx, char **err)
+{
+	sqlite3_stmt *s;
+	int rc;
+	/* BINARY collation compares bytes: UTF-8 byte order, as exports promise. */
+	if (prepare(st,
+		    "SELECT warehouse, article, quantity FROM remains"
+		    " WHERE dealer = ?1 AND (?2 IS NULL OR warehouse = ?2)"
+		    " ORDER BY warehouse, article",
+		    &s, err))
+		return SG_EINTERNAL;
+	bind_text(s, 1, dealer);
+	bind_text(s, 2, code);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		fn(ctx, (const char *)sqlite3_column_text(s, 0),
+		   (const char *)sqlite3_column_text(s, 1), sqlite3_column_int64(s, 2));
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? SG_OK : db_fail(st, err, rc, "reading remains");
+}
+
+sg_status sg_mark_get(sg_store *st, const char *dealer, const char *kind, const char *warehouse,
+		      gint64 *when, char **err)
+{
+	sqlite3_stmt *s;
+	*when = 0;
+	if (prepare(st, "SELECT time FROM marks WHERE dealer = ? AND kind = ? AND warehouse = ?",
+		    &s, err))
+		return SG_EINTERNAL;
+	bind_text(s, 1, dealer);
+	bind_text(s, 2, kind);
+	bind_text(s, 3, warehouse ? warehouse : "");
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*when = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? SG_OK
+						     : db_fail(st, err, rc, "reading a mark");
+}
+
+sg_status sg_mark_set(sg_store *st, const char *dealer, const char *kind, const char *warehouse,
+		      gint64 when, char **err)
+{
+	sqlite3_stmt *s;
+	if (prepare(st,
+		    "INSERT INTO marks(dealer, kind, warehouse, time) VALUES (?, ?, ?, ?)"
+		    " ON CONFLICT(dealer, kind, warehouse) DO UPDATE"
+		    " SET time = max(time, excluded.time)",
+		    &s, err))
+		return SG_EINTERNAL;
+	bind_text(s, 1, dealer);
+	bind_text(s, 2, kind);
+	bind_text(s, 3, warehouse ? warehouse : "");
+	sqlite3_bind_int64(s, 4, when);
+	return step_done(st, s, "recording a mark", err);
+}
+
+/* Ledger */
+
+void sg_ledger_free(sg_ledger *l)
+{
+	if (!l)
+		return;
+	g_free(l->sha256);
+	g_free(l->source);
+	g_free(l->mailbox);
+	g_free(l->message_id);
+	g_free(l->outcome);
+	g_free(l->reason);
+	g_free(l->result_json);
+	g_free(l->report_state);
+	g_free(l->report_path);
+	g_free(l);
+}
+
+#define LEDGER_COLS                                                                                \
+	"sha256, source, mailbox, uidvalidity, uid, message_id, outcome, reason, result_json,"    \
+	" report_state, report_path, attempts, first_seen, updated"
+
+static sg_ledger *ledger_from_row(sqlite3_stmt *s)
+{
+	sg_ledger *l = g_new0(sg_ledger, 1);
+	l->sha256 = col_dup(s, 0);
+	l->source = col_dup(s, 1);
+	l->mailbox = col_dup(s, 2);
+	l->uidvalidity = sqlite3_column_int64(s, 3);
+	l->uid = sqlite3_column_int64(s, 4);
+	l->message_id = col_dup(s, 5);
+	l->outcome = col_dup(s, 6);
+	l->reason = col_dup(s, 7);
+	l->result_json = col_dup(s, 8);
+	l->report_state = col_dup(s, 9);
+	l->report_path = col_dup(s, 10);
+	l->attempts = sqlite3_column_int(s, 11);
+	l->first_seen = sqlite3_column_int64(s, 12);
+	l->updated = sqlite3_column_int64(s, 13);
+	return l;
+}
+
+static sg_status ledger_one(sg_store *st, sqlite3_stmt *s, sg_ledger **out, char **err)
+{
+	int rc = sqlite3_step(s);
+	sg_status ret = SG_OK;
+	if (rc == SQLITE_ROW)
+		*out = ledger_from_row(s);
+	else if (rc == SQLITE_DONE)
+		ret = sg_fail(err, SG_ENOINPUT, "message not in the ledger");
+	else
+		ret = db_fail(st, err, rc, "reading the ledger");
+	sqlite3_finalize(s);
+	return ret;
+}
+
+sg_status sg_ledger_get(sg_store *st, const char *sha256, sg_ledger **out, char **err)
+{
+	sqlite3_stmt *s;
+	*out = NULL;
+	if (prepare(st, "SELECT " LEDGER_COLS " FROM ledger WHERE sha256 = ?", &s, err))
+		return SG_EINTERNAL;
+	bind_text(s, 1, sha256);
+	return ledger_one(st, s, out, err);
+}
+
+sg_status sg_ledger_get_uid(sg_store *st, const char *mailbox, gint64 uidvalidity, gint64 uid,
+			    sg_ledger **out, char **err)
+{
+	sqlite3_stmt *s;
+	*out = NULL;
+	if (prepare(st,
+		    "SELECT " LEDGER_COLS " FROM ledger"
+		    " WHERE mailbox = ? AND uidvalidity = ? AND uid = ?"
+		    " ORDER BY updated DESC, rowid DESC LIMIT 1",
+		    &s, err))
+		return SG_EINTERNAL;
+	bind_text(s, 1, mailbox);
+	sqlite3_bind_int64(s, 2, uidvalidity);
+	sqlite3_bind_int64(s, 3, uid);
+	return ledger_one(st, s, out, err);
+}
+
+sg_status sg_ledger_put(sg_store *st, const sg_ledger *l, char **err)
+{
+	sqlite3_stmt *s;
+	if (!l->sha256 || !*l->sha256)
+		return sg_fail(err, SG_EINTERNAL, "ledger: a message without its SHA-256");
+	if (prepare(st,
+		    "INSERT INTO ledger(" LEDGER_COLS ")"
+		    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+		    " ON CONFLICT(sha256) DO UPDATE SET source = excluded.source,"
+		    " mailbox = excluded.mailbox, uidvalidity = excluded.uidvalidity,"
+		    " uid = excluded.uid, message_id = excluded.message_id,"
+		    " outcome = excluded.outcome, reason = excluded.reason,"
+		    " result_json = excluded.result_json, report_state = excluded.report_state,"
+		    " report_path = excluded.report_path, attempts = excluded.attempts,"
+		    " updated = excluded.updated",
+		    &s, err))
+		return SG_EINTERNAL;
+	gint64 now = sg_now();
+	bind_text(s, 1, l->sha256);
+	bind_text(s, 2, l->source);
+	bind_text(s, 3, l->mailbox);
+	sqlite3_bind_int64(s, 4, l->uidvalidity);
+	sqlite3_bind_int64(s, 5, l->uid);
+	bind_text(s, 6, l->message_id);
+	bind_text(s, 7, l->outcome);
+	bind_text(s, 8, l->reason);
+	bind_text(s, 9, l->result_json);
+	bind_text(s, 10, l->report_state ? l->report_state : "none");
+	bind_text(s, 11, l->report_path);
+	sqlite3_bind_int(s, 12, l->attempts);
+	sqlite3_bind_int64(s, 13, l->first_seen ? l->first_seen : now);
+	sqlite3_bind_int64(s, 14, l->updated ? l->updated : now);
+	return step_done(st, s, "writing the ledger", err);
+}
+
+sg_status sg_ledger_pending_reports(sg_store *st, GPtrArray **out, char **err)
+{
+	sqlite3_stmt *s;
+	int rc;
+	*out = NULL;
+	if (prepare(st,
+		    "SELECT " LEDGER_COLS " FROM ledger WHERE report_state = 'pending'"
+		    " ORDER BY first_seen, rowid",
+		    &s, err))
+		return SG_EINTERNAL;
+	GPtrArray *a = g_ptr_array_new_with_free_func((GDestroyNotify)sg_ledger_free);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		g_ptr_array_add(a, ledger_from_row(s));
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE) {
+		g_ptr_array_unref(a);
+		return db_fail(st, err, rc, "reading the ledger");
+	}
+	*out = a;
+	return SG_OK;
+}
+
+/* Status */
+
+sg_status sg_store_poll_record(sg_store *st, gint64 when, bool ok, const char *error, char **err)
+{
+	sqlite3_stmt *s;
+	sg_status ret;
+	if (prepare(st, "INSERT INTO polls(time, ok, error) VALUES (?, ?, ?)", &s, err))
+		return SG_EINTERNAL;
+	sqlite3_bind_int64(s, 1, when);
+	sqlite3_bind_int(s, 2, ok ? 1 : 0);
+	bind_text(s, 3, ok ? NULL : error);
+	if ((ret = step_done(st, s, "recording a poll", err)))
+		return ret;
+	return sg_store_exec(st,
+			     "DELETE FROM polls WHERE id <= (SELECT max(id) FROM polls) - "
+			     G_STRINGIFY(POLLS_KEPT),
+			     err);
+}
+
+sg_status sg_store_status_get(sg_store *st, sg_store_status *out, char **err)
+{
+	sqlite3_stmt *s;
+	int rc;
+	gint64 n;
+	sg_status ret;
+
+	memset(out, 0, sizeof *out);
+	out->by_outcome = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	if (prepare(st, "SELECT time, ok, error FROM polls ORDER BY id DESC LIMIT 1", &s, err))
+		return SG_EINTERNAL;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		out->last_poll = sqlite3_column_int64(s, 0);
+		out->last_poll_outcome = g_strdup(sqlite3_column_int(s, 1) ? "ok" : "failed");
+		out->last_poll_error = col_dup(s, 2);
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(st, err, rc, "reading polls");
+
+	if (prepare(st,
+		    "SELECT outcome, count(*) FROM ledger WHERE outcome IS NOT NULL GROUP BY outcome",
+		    &s, err))
+		return SG_EINTERNAL;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		g_hash_table_insert(out->by_outcome, col_dup(s, 0),
+				    GINT_TO_POINTER(sqlite3_column_int(s, 1)));
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE)
+		return db_fail(st, err, rc, "reading the ledger");
+	out->deferred = GPOINTER_TO_INT(g_hash_table_lookup(out->by_outcome, "deferred"));
+
+	if ((ret = query_int(st, "SELECT count(*) FROM ledger WHERE report_state = 'pending'", &n,
+			     err)))
+		return ret;
+	out->reports_pending = (long)n;
+	if ((ret = query_int(st,
+			     "SELECT count(*) FROM jobs WHERE state IN ('pending', 'running')", &n,
+			     err)))
+		return ret;
+	out->jobs_pending = (long)n;
+	return SG_OK;
+}
+
+void sg_store_status_clear(sg_store_status *s)
+{
+	if (!s)
+		return;
+	g_free(s->last_poll_outcome);
+	g_free(s->last_poll_error);
+	if (s->by_outcome)
+		g_hash_table_unref(s->by_outcome);
+	memset(s, 0, sizeof *s);
+}

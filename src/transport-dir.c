@@ -1,0 +1,131 @@
+/* transport-dir.c: the dir: report transport, one .eml file per report in an outbox directory. */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "transport.h" /* before log.h, which needs bool from sg.h */
+#include "log.h"
+#include "util.h"
+
+typedef struct {
+	sg_transport base; /* first, so that a sg_transport * is a dir_transport * */
+	char *dir;
+} dir_transport;
+
+/* Reports written by this process, so that two in one second get distinct names. */
+static unsigned dir_counter;
+
+static bool write_all(int fd, const char *p, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return false;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return true;
+}
+
+/*
+ * The file is written under a dot name (which readers of the outbox skip) and renamed when
+ * complete, so that nobody picks up half a report; link() refuses to replace an existing file.
+ */
+static sg_status dir_send(sg_transport *t, const char *envelope_from, const char *const *rcpts,
+			  const char *data, size_t len, char **err)
+{
+	dir_transport *d = (dir_transport *)t;
+	g_autofree char *tmp = g_strdup_printf("%s/.report.XXXXXX", d->dir);
+	g_autofree char *path = NULL;
+	int fd, e, dfd;
+
+	fd = g_mkstemp_full(tmp, O_WRONLY | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		e = errno;
+		return sg_fail(err, SG_EIO, "report outbox %s: cannot create a file: %s", d->dir,
+			       g_strerror(e));
+	}
+	if (fchmod(fd, 0600) < 0 || !write_all(fd, data, len) || fsync(fd) < 0) {
+		e = errno;
+		close(fd);
+		unlink(tmp);
+		return sg_fail(err, SG_EIO, "report outbox %s: write failed: %s", d->dir,
+			       g_strerror(e));
+	}
+	if (close(fd) < 0) {
+		e = errno;
+		unlink(tmp);
+		return sg_fail(err, SG_EIO, "report outbox %s: write failed: %s", d->dir,
+			       g_strerror(e));
+	}
+	for (int tries = 0;; tries++) {
+		g_free(path);
+		path = g_strdup_printf("%s/%" G_GINT64_FORMAT "-%u-%ld.eml", d->dir, sg_now(),
+				       ++dir_counter, (long)getpid());
+		if (link(tmp, path) == 0)
+			break;
+		e = errno;
+		if (e != EEXIST || tries >= 1000) {
+			unlink(tmp);
+			return sg_fail(err, SG_EIO, "report outbox %s: cannot name the report: %s",
+				       d->dir, g_strerror(e));
+		}
+	}
+	unlink(tmp);
+	dfd = open(d->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		(void)fsync(dfd);
+		close(dfd);
+	}
+	log_debug("report for %s written to %s", rcpts && rcpts[0] ? rcpts[0] : "(nobody)", path);
+	return SG_OK;
+}
+
+static void dir_close(sg_transport *t)
+{
+	dir_transport *d = (dir_transport *)t;
+
+	g_free(d->dir);
+	g_free(d);
+}
+
+static const sg_transport_ops dir_ops = {
+	.name = "dir",
+	.done = "written",
+	.send = dir_send,
+	.close = dir_close,
+};
+
+sg_status sg_transport_dir_open(const char *dir, sg_transport **out, char **err)
+{
+	struct stat st;
+	dir_transport *d;
+
+	*out = NULL;
+	if (dir == NULL || *dir == '\0')
+		return sg_fail(err, SG_ECONFIG, "[report] url: dir: names no directory");
+	if (stat(dir, &st) < 0) {
+		int e = errno;
+		return sg_fail(err, SG_EIO,
+			       "report outbox %s: %s (create the directory or fix [report] url)", dir,
+			       g_strerror(e));
+	}
+	if (!S_ISDIR(st.st_mode))
+		return sg_fail(err, SG_EIO, "report outbox %s: not a directory (fix [report] url)",
+			       dir);
+	if (access(dir, W_OK | X_OK) < 0) {
+		int e = errno;
+		return sg_fail(err, SG_EIO, "report outbox %s: not writable: %s", dir,
+			       g_strerror(e));
+	}
+	d = g_new0(dir_transport, 1);
+	d->base.ops = &dir_ops;
+	d->dir = g_strdup(dir);
+	*out = &d->base;
+	return SG_OK;
+}
