@@ -51,7 +51,8 @@ static GPtrArray *tokens(const char *s)
 				/* "a =" + "b" or "a" + "=b" become one token */
 				const char *last = t->len ? g_ptr_array_index(t, t->len - 1) : NULL;
 				size_t ll = last ? strlen(last) : 0;
-				if (last && ((ll > 0 && last[ll - 1] == '=') || cur->str[0] == '=')) {
+				if (last &&
+				    ((ll > 0 && last[ll - 1] == '=') || cur->str[0] == '=')) {
 					char *j = g_strconcat(last, cur->str, NULL);
 					g_ptr_array_remove_index(t, t->len - 1);
 					g_ptr_array_add(t, j);
@@ -165,8 +166,7 @@ static bool is_mailer_daemon(const char *addr)
 	       g_ascii_strncasecmp(addr, "mailer-daemon", (size_t)(at - addr)) == 0;
 }
 
-sg_status sg_auth_sender(sg_store *st, const char *from, const char *method, sg_auth *a,
-			 char **err)
+sg_status sg_auth_sender(sg_store *st, const char *from, const char *method, sg_auth *a, char **err)
 {
 	g_autoptr(sg_user) u = NULL;
 	g_autoptr(sg_dealer) d = NULL;
@@ -203,10 +203,9 @@ sg_status sg_auth_sender(sg_store *st, const char *from, const char *method, sg_
 	return SG_OK;
 }
 
-sg_status sg_auth_check(sg_store *st, const sg_message *m, const char *method,
-			const char *trusted_authserv_id, sg_auth *a, char **err)
+sg_status sg_auth_check_unkeyed(sg_store *st, const sg_message *m, const char *method,
+				const char *trusted_authserv_id, sg_auth *a, char **err)
 {
-	g_autoptr(sg_dealer) d = NULL;
 	const char *domain;
 	sg_status s;
 
@@ -231,11 +230,21 @@ sg_status sg_auth_check(sg_store *st, const sg_message *m, const char *method,
 	if (trusted_authserv_id != NULL && *trusted_authserv_id != '\0') {
 		domain = strrchr(m->from, '@');
 		if (!sg_auth_results_pass(m->auth_results, trusted_authserv_id,
-					  domain ? domain + 1 : NULL)) {
+					  domain ? domain + 1 : NULL))
 			a->reason = "unauthenticated";
-			return SG_OK;
-		}
 	}
+	return SG_OK;
+}
+
+sg_status sg_auth_check(sg_store *st, const sg_message *m, const char *method,
+			const char *trusted_authserv_id, sg_auth *a, char **err)
+{
+	g_autoptr(sg_dealer) d = NULL;
+	sg_status s;
+
+	s = sg_auth_check_unkeyed(st, m, method, trusted_authserv_id, a, err);
+	if (s != SG_OK || a->reason != NULL)
+		return s;
 	if (m->key == NULL || *m->key == '\0') {
 		a->reason = "bad_key";
 		return SG_OK;

@@ -21,8 +21,11 @@ typedef struct {
  */
 sg_status sg_auth_check(sg_store *st, const sg_message *m, const char *method,
 			const char *trusted_authserv_id, sg_auth *a, char **err);
-/* The sender-only part, for too_large/too_complex (no key can be checked): reason NULL when From
- * is a registered active user with the role for the method. */
+/* Every check but the key's, for too_large and too_complex (whose body cannot be read): a
+ * reply goes only to a registered user with the role (SPEC 5.7). */
+sg_status sg_auth_check_unkeyed(sg_store *st, const sg_message *m, const char *method,
+				const char *trusted_authserv_id, sg_auth *a, char **err);
+/* The registry part: reason NULL when from is a registered user with the role for method. */
 sg_status sg_auth_sender(sg_store *st, const char *from, const char *method, sg_auth *a,
 			 char **err);
 void sg_auth_clear(sg_auth *a);

@@ -104,7 +104,16 @@ static char *frame_normalise(const char *in)
 				if (*p != '-')
 					*w++ = *p;
 			*w = 0;
-			if ((f = split_frame(bare)))
+			if ((f = split_frame(bare)) && strchr(s, '-')) {
+				/* Typed dashes must include the one between model and serial. */
+				size_t model = (size_t)(strchr(f, '-') - f), seen = 0;
+				const char *p = s;
+				for (; *p && seen < model; p++)
+					seen += *p != '-';
+				if (*p != '-')
+					g_clear_pointer(&f, g_free);
+			}
+			if (f)
 				return f;
 		}
 		s = strchr(s, '-');

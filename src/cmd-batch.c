@@ -1,9 +1,172 @@
-/* cmd-batch.c: `stockgate batch` (placeholder until its module lands). */
+/* cmd-batch.c: `stockgate batch KIND INPUT.csv [options]` and `stockgate batch vin --balance`. */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "batch.h"
 #include "cmd.h"
 #include "log.h"
 
+static const char usage_text[] =
+	"usage: stockgate batch vin|frame INPUT.csv [-o OUT] [--concurrency N] [--rate R]\n"
+	"           [--dry-run] [--retry-unknown] [--format csv|json]\n"
+	"           [--max-wait D] [--poll-interval D]   (frame)\n"
+	"       stockgate batch vin --balance\n"
+	"Looks up every row of a CSV list with the vendor service and writes the list back with the\n"
+	"columns status (ok|invalid|failed|unknown|pending), error and the service's answer, to\n"
+	"standard output or OUT. A journal in the state db makes a re-run resume where it stopped;\n"
+	"a paid call is never made twice for a row. Exit 0 all rows ok, 65 some invalid or failed,\n"
+	"75 some pending or unknown (run again later), 78 configuration.\n"
+	"  -o, --output OUT       write to OUT (atomically) instead of standard output\n"
+	"  --concurrency N        calls at once (default 4)\n"
+	"  --rate R               at most R calls started per second\n"
+	"  --dry-run              validate and show what would be sent; no call\n"
+	"  --retry-unknown        call again rows sent before without an answer (may charge twice)\n"
+	"  --format csv|json      CSV in the input's encoding and delimiter (default), or JSON lines\n"
+	"  --max-wait D           frame: how long to wait for reports in this run (default 30m)\n"
+	"  --poll-interval D      frame: first delay between status checks (default 10s)\n"
+	"  --timeout D            one call's deadline (default 30s)\n"
+	"  --balance              vin: print the account balance\n";
+
+/* A positive count or -1. */
+static long parse_count(const char *s)
+{
+	char *end;
+	long v;
+
+	if (s == NULL || !g_ascii_isdigit(*s))
+		return -1;
+	v = strtol(s, &end, 10);
+	return *end || v <= 0 || v > 1000 ? -1 : v;
+}
+
 sg_status cmd_batch(sg_ctx *ctx, int argc, char **argv)
 {
-	log_error("batch: not implemented yet");
-	return SG_EUNAVAIL;
+	enum { O_RATE = 256, O_DRY, O_RETRY, O_FORMAT, O_WAIT, O_POLL, O_BAL, O_CONC, O_TIMEOUT };
+	static const struct option opts[] = {
+		{ "output", required_argument, NULL, 'o' },
+		{ "concurrency", required_argument, NULL, O_CONC },
+		{ "rate", required_argument, NULL, O_RATE },
+		{ "dry-run", no_argument, NULL, O_DRY },
+		{ "retry-unknown", no_argument, NULL, O_RETRY },
+		{ "format", required_argument, NULL, O_FORMAT },
+		{ "max-wait", required_argument, NULL, O_WAIT },
+		{ "poll-interval", required_argument, NULL, O_POLL },
+		{ "timeout", required_argument, NULL, O_TIMEOUT },
+		{ "balance", no_argument, NULL, O_BAL },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	sg_batch_opts o;
+	sg_batch_summary sum;
+	const sg_batch_kind *kind;
+	bool balance = false;
+	g_autofree char *err = NULL, *line = NULL;
+	sg_store *store = NULL;
+	sg_status st;
+	int c;
+	double d;
+
+	sg_batch_opts_init(&o);
+	while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'o':
+			o.output = optarg;
+			break;
+		case O_CONC:
+			if ((o.concurrency = (int)parse_count(optarg)) < 0) {
+				log_error("batch: --concurrency '%s': give a number from 1 to 1000",
+					  optarg);
+				return sg_cmd_usage(usage_text, SG_EUSAGE);
+			}
+			break;
+		case O_RATE:
+			d = sg_batch_parse_seconds(optarg);
+			if (d <= 0) {
+				log_error("batch: --rate '%s': give calls per second, e.g. 5 or 0.5",
+					  optarg);
+				return sg_cmd_usage(usage_text, SG_EUSAGE);
+			}
+			o.rate = d;
+			break;
+		case O_DRY:
+			o.dry_run = true;
+			break;
+		case O_RETRY:
+			o.retry_unknown = true;
+			break;
+		case O_FORMAT:
+			if (strcmp(optarg, "csv") != 0 && strcmp(optarg, "json") != 0) {
+				log_error("batch: --format '%s': write csv or json", optarg);
+				return sg_cmd_usage(usage_text, SG_EUSAGE);
+			}
+			o.json = strcmp(optarg, "json") == 0;
+			break;
+		case O_WAIT:
+		case O_POLL:
+		case O_TIMEOUT:
+			d = sg_batch_parse_seconds(optarg);
+			if (d < 0 || (c != O_WAIT && d == 0)) {
+				log_error("batch: %s '%s': give a duration such as 500ms, 30s, 15m, 1h",
+					  c == O_WAIT ? "--max-wait" : c == O_POLL ? "--poll-interval"
+										   : "--timeout",
+					  optarg);
+				return sg_cmd_usage(usage_text, SG_EUSAGE);
+			}
+			if (c == O_WAIT)
+				o.max_wait = d;
+			else if (c == O_POLL)
+				o.poll_interval = d;
+			else
+				o.timeout = d;
+			break;
+		case O_BAL:
+			balance = true;
+			break;
+		case 'h':
+			return sg_cmd_usage(usage_text, SG_OK);
+		default:
+			return sg_cmd_usage(usage_text, SG_EUSAGE);
+		}
+	}
+	if (optind >= argc) {
+		log_error("batch: name a kind: vin or frame");
+		return sg_cmd_usage(usage_text, SG_EUSAGE);
+	}
+	kind = sg_batch_kind_find(argv[optind]);
+	if (kind == NULL) {
+		log_error("batch: '%s' is not a batch kind (vin, frame)", argv[optind]);
+		return sg_cmd_usage(usage_text, SG_EUSAGE);
+	}
+	if (balance) {
+		g_autofree char *b = NULL;
+		if (kind != &sg_batch_vin || optind + 1 != argc) {
+			log_error("batch: --balance goes with vin alone: stockgate batch vin --balance");
+			return sg_cmd_usage(usage_text, SG_EUSAGE);
+		}
+		st = sg_batch_vin_balance(ctx->cfg, &b, &err);
+		if (st != SG_OK)
+			return sg_cmd_fail(st, err);
+		printf("%s\n", b);
+		return fflush(stdout) == 0 ? SG_OK : SG_EIO;
+	}
+	if (optind + 2 != argc) {
+		log_error("batch %s: give one input list", kind->name);
+		return sg_cmd_usage(usage_text, SG_EUSAGE);
+	}
+	o.input = argv[optind + 1];
+	o.progress = isatty(STDERR_FILENO);
+	o.max_rows = ctx->cfg->limits.max_rows;
+	o.max_field_length = ctx->cfg->limits.max_field_length;
+
+	if ((st = sg_ctx_store(ctx, &store)) != SG_OK)
+		return st;
+	st = sg_batch_run(kind, ctx->cfg, store, &o, &sum, &err);
+	sg_store_close(store);
+	if (st != SG_OK)
+		return sg_cmd_fail(st, err);
+	line = sg_batch_summary_line(kind->name, &sum);
+	fprintf(stderr, "%s\n", line);
+	return sg_batch_exit_status(&sum);
 }

@@ -9,8 +9,6 @@
 #include "stock.h"
 
 /* Shared with cmd-import.c; defined in cmd.c. */
-void sg_cmd_print_verdict(FILE *f, const char *path, const sg_file_result *fr);
-char *sg_cmd_file_json(const sg_file_result *fr);
 
 static const char usage_text[] =
 	"usage: stockgate check warehouses|remains FILE.csv [--format text|json]\n"
@@ -65,7 +63,7 @@ sg_status cmd_check(sg_ctx *ctx, int argc, char **argv)
 	const char *kind = argv[optind], *path = argv[optind + 1];
 
 	if (access(path, R_OK) != 0)
-		return sg_cmd_fail(SG_ENOINPUT, err = g_strdup_printf("%s: %s", path,
+		return sg_cmd_fail(SG_ENOINPUT, err = g_strdup_printf("%s: %s; check the path", path,
 								       g_strerror(errno)));
 
 	/* The limits are the configured ones when a configuration is at hand: check must judge a

@@ -10,8 +10,6 @@
 #include "util.h"
 
 /* Shared with cmd-check.c; defined in cmd.c. */
-void sg_cmd_print_verdict(FILE *f, const char *path, const sg_file_result *fr);
-char *sg_cmd_file_json(const sg_file_result *fr);
 
 static const char usage_text[] =
 	"usage: stockgate import warehouses|remains --dealer ID FILE.csv [--dry-run]\n"
@@ -58,7 +56,7 @@ sg_status cmd_import(sg_ctx *ctx, int argc, char **argv)
 	const char *kind = argv[optind], *path = argv[optind + 1];
 
 	if (access(path, R_OK) != 0)
-		return sg_cmd_fail(SG_ENOINPUT, err = g_strdup_printf("%s: %s", path,
+		return sg_cmd_fail(SG_ENOINPUT, err = g_strdup_printf("%s: %s; check the path", path,
 								       g_strerror(errno)));
 	st = sg_ctx_store(ctx, &store);
 	if (st != SG_OK)

@@ -1,9 +1,223 @@
-/* cmd-poll.c: `stockgate poll` (placeholder until its module lands). */
+/* cmd-poll.c: `stockgate poll [--daemon] [--dry-run]`: passes over the configured mailbox. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include "cmd.h"
 #include "log.h"
+#include "pipeline.h"
+#include "util.h"
+
+static const char usage[] =
+	"usage: stockgate poll [--daemon] [--dry-run]\n"
+	"\n"
+	"One pass over the mailbox of [source] url: every pending message is handled (sender,\n"
+	"key, files, report), its JSON result line printed, and it is moved to its folder.\n"
+	"\n"
+	"  --daemon    repeat every poll_interval until SIGTERM or SIGINT (the message in hand\n"
+	"              is finished first); SIGHUP re-reads the configuration\n"
+	"  --dry-run   do everything, change nothing, send nothing, move nothing\n"
+	"  --help      show this help\n"
+	"\n"
+	"Exit status: 0 done, 75 when a message was deferred, the mailbox was unreachable or\n"
+	"another poller holds the lock, 78 configuration error.\n";
+
+static volatile sig_atomic_t stop_requested, reload_requested;
+
+static void on_signal(int sig)
+{
+	if (sig == SIGHUP)
+		reload_requested = 1;
+	else
+		stop_requested = 1;
+}
+
+/* One poller per state db: an exclusive lock on a file beside it. Returns the fd, or -1 with
+ * *st set (SG_ETEMP when another poller holds it). */
+static int take_lock(const sg_config *cfg, sg_status *st, char **err)
+{
+	g_autofree char *path = g_strconcat(cfg->store.path, ".lock", NULL);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+	if (fd < 0) {
+		*st = sg_fail(err, SG_EIO, "%s: %s", path, g_strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		*st = sg_fail(err, SG_ETEMP, "%s: another stockgate poll holds the lock on this state db",
+			path);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* One pass. *deferred is set when a message was deferred. */
+static sg_status poll_once(const sg_config *cfg, sg_store *store, bool dry_run, bool *deferred)
+{
+	g_autofree char *err = NULL;
+	g_autoptr(GPtrArray) msgs = NULL;
+	sg_source *src = NULL;
+	sg_transport *transport = NULL;
+	sg_mirror *mirror = NULL;
+	sg_status st;
+	guint handled = 0;
+
+	if ((st = sg_source_open(cfg, &src, &err)) != SG_OK)
+		goto out;
+	if (!dry_run && (st = sg_transport_open(cfg, &transport, &err)) != SG_OK)
+		goto out;
+	if ((st = sg_mirror_open(cfg, &mirror, &err)) != SG_OK)
+		goto out;
+	if ((st = src->ops->list(src, cfg->source.max_messages_per_poll, &msgs, &err)) != SG_OK)
+		goto out;
+
+	sg_pipeline p = {
+		.cfg = cfg,
+		.store = store,
+		.transport = transport,
+		.mirror = mirror,
+		.dry_run = dry_run,
+		.poll = true,
+	};
+	for (guint i = 0; i < msgs->len && !stop_requested; i++) {
+		sg_source_msg *m = g_ptr_array_index(msgs, i);
+		g_autofree char *rec = NULL, *e = NULL;
+		const char *outcome = NULL, *folder = NULL;
+
+		/* Over max_message_size: not fetched; the pipeline fails it too_large. */
+		if (!(cfg->limits.max_message_size > 0 && m->size > cfg->limits.max_message_size)) {
+			st = src->ops->fetch(src, m, &e);
+			if (st == SG_ETEMP) {
+				log_warnx("%s: %s", m->id, e ? e : "not fetched; next poll");
+				*deferred = true;
+				continue;
+			}
+			if (st != SG_OK)
+				goto msg_fail;
+		}
+		st = sg_pipeline_handle(&p, m, &rec, &outcome, &folder, &e);
+		if (st != SG_OK)
+			goto msg_fail;
+		printf("%s\n", rec);
+		fflush(stdout);
+		handled++;
+		if (strcmp(outcome, "deferred") == 0)
+			*deferred = true;
+		sg_crash_point("before_move");
+		if (folder && !dry_run) {
+			g_clear_pointer(&e, g_free);
+			st = src->ops->move(src, m, folder, &e);
+			if (st != SG_OK) {
+				/* The ledger knows the message: the next poll moves it. */
+				log_warnx("%s: not moved to %s: %s", m->id, folder, e ? e : "");
+				*deferred = true;
+			}
+		}
+		continue;
+msg_fail:
+		/* A local failure (I/O, the store): stop this pass, the message stays. */
+		err = g_strdup_printf("%s: %s", m->id, e ? e : "failed");
+		goto out;
+	}
+	log_info("poll: %u message%s handled", handled, handled == 1 ? "" : "s");
+	st = SG_OK;
+out:
+	if (st != SG_OK)
+		log_error("poll: %s", err ? err : "failed");
+	if (!dry_run)
+		sg_store_poll_record(store, sg_now(), st == SG_OK, st == SG_OK ? NULL : err, NULL);
+	sg_mirror_close(mirror);
+	if (transport)
+		sg_transport_close(transport);
+	if (src)
+		sg_source_close(src);
+	/* An unreachable mailbox or server is temporary: cron and systemd try again. */
+	if (st == SG_EUNAVAIL || st == SG_EIO)
+		st = SG_ETEMP;
+	return st;
+}
 
 sg_status cmd_poll(sg_ctx *ctx, int argc, char **argv)
 {
-	log_error("poll: not implemented yet");
-	return SG_EUNAVAIL;
+	static const struct option opts[] = {
+		{"daemon", no_argument, NULL, 'd'},
+		{"dry-run", no_argument, NULL, 'n'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	bool daemon = false, dry_run = false, deferred = false;
+	g_autofree char *err = NULL;
+	sg_store *store = NULL;
+	sg_status st;
+	int c, lock;
+
+	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			daemon = true;
+			break;
+		case 'n':
+			dry_run = true;
+			break;
+		case 'h':
+			return sg_cmd_usage(usage, SG_OK);
+		default:
+			return sg_cmd_usage(usage, SG_EUSAGE);
+		}
+	}
+	if (optind != argc)
+		return sg_cmd_usage(usage, SG_EUSAGE);
+	if (!ctx->cfg->source.url)
+		return sg_cmd_fail(SG_ECONFIG, "[source] url is not set: poll needs a mailbox "
+					       "(imaps://…, imap://… or maildir:/path)");
+	if ((lock = take_lock(ctx->cfg, &st, &err)) < 0)
+		return sg_cmd_fail(st, err);
+
+	struct sigaction sa = {.sa_handler = on_signal};
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if ((st = sg_ctx_store(ctx, &store)) != SG_OK)
+		goto out;
+	do {
+		deferred = false;
+		st = poll_once(ctx->cfg, store, dry_run, &deferred);
+		if (!daemon)
+			break;
+		for (int s = 0; s < ctx->cfg->source.poll_interval && !stop_requested; s++) {
+			sleep(1);
+			if (reload_requested) {
+				sg_config *fresh = NULL;
+				g_autofree char *e = NULL;
+
+				reload_requested = 0;
+				if (sg_config_load(ctx->config_path, &fresh, &e) == SG_OK) {
+					/* The store path is fixed for the life of the lock. */
+					sg_config_free(ctx->cfg);
+					ctx->cfg = fresh;
+					log_info("configuration re-read from %s", ctx->config_path);
+				} else {
+					log_error("SIGHUP: keeping the old configuration: %s", e);
+				}
+				break;
+			}
+		}
+	} while (!stop_requested);
+	if (daemon)
+		st = SG_OK; /* a stop request is a normal end */
+	else if (st == SG_OK && deferred)
+		st = SG_ETEMP;
+out:
+	sg_store_close(store);
+	close(lock);
+	return st;
 }

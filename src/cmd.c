@@ -46,8 +46,6 @@ sg_status sg_cmd_usage(const char *usage, sg_status st)
  * Helpers of `check` and `import`, which print one file's verdict the same way. Their prototypes
  * are repeated in those two files until cmd.h carries them.
  */
-void sg_cmd_print_verdict(FILE *f, const char *path, const sg_file_result *fr);
-char *sg_cmd_file_json(const sg_file_result *fr);
 
 /* "FILE:LINE: column 'X': message" for every error, warnings, then the verdict. */
 void sg_cmd_print_verdict(FILE *f, const char *path, const sg_file_result *fr)

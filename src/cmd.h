@@ -35,5 +35,10 @@ sg_status cmd_mirror(sg_ctx *ctx, int argc, char **argv);
 sg_status sg_ctx_store(sg_ctx *ctx, sg_store **out);
 /* Logs err (when not NULL) as an error and returns st: `return sg_cmd_fail(st, err);`. */
 sg_status sg_cmd_fail(sg_status st, const char *err);
+/* Prints "FILE:LINE: column 'X': message" for every error of a file, its warnings, then the
+ * verdict, to f (the output of `check` and `import`). */
+void sg_cmd_print_verdict(FILE *f, const char *path, const sg_file_result *fr);
+/* One file's verdict as the JSON object of a record's "files" element; g_free. */
+char *sg_cmd_file_json(const sg_file_result *fr);
 /* Prints usage to stdout (st == SG_OK) or stderr, returns st. */
 sg_status sg_cmd_usage(const char *usage, sg_status st);

@@ -446,6 +446,10 @@ static void set_value(struct loader *L, sg_config *c, const struct groupdef *g,
 		*dst = *v ? g_strdup(v) : NULL;
 		if (k->kind == K_STR && strpbrk(v, "\r\n"))
 			add_error(L, g->name, k->key, "a line break is not allowed here");
+		/* A CA bundle that cannot be read would only fail later, at the first connection. */
+		if (k->kind == K_PATH && *v && strcmp(k->key, "ca_file") == 0 && access(v, R_OK) != 0)
+			add_error(L, g->name, k->key, "cannot read '%s': %s; fix the path", v,
+				  g_strerror(errno));
 		return;
 	}
 	case K_ADDR: {

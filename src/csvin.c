@@ -256,7 +256,7 @@ static sg_status decide_encoding(int fd, const char *label, enc_choice *c, sg_cs
 						    "win-1251", "cp-1251", NULL };
 	g_autofree unsigned char *buf = g_malloc(READ_CHUNK + 4);
 	size_t carry = 0;
-	bool first = true, non_ascii = false, valid = true;
+	bool first = true, valid = true;
 	g_autofree char *lab = label ? g_strstrip(g_strdup(label)) : NULL;
 
 	memset(c, 0, sizeof(*c));
@@ -300,18 +300,16 @@ static sg_status decide_encoding(int fd, const char *label, enc_choice *c, sg_cs
 			valid = false;
 			break;
 		}
-		for (size_t i = 0; i < use && !non_ascii; i++)
-			non_ascii = buf[i] >= 0x80;
 		carry = n - use;
 		memmove(buf, buf + use, carry);
 	}
 
-	/* An ASCII file reads the same in every charset stockgate meets: call it UTF-8. */
+	/* Valid UTF-8 with non-ASCII bytes is UTF-8 whatever the label says; an ASCII file reads
+	 * the same in every charset stockgate meets, so it is called UTF-8 too. */
 	if (valid) {
 		*c = (enc_choice){ DEC_UTF8, "utf-8", NULL, 0 };
 		return SG_OK;
 	}
-	(void)non_ascii;
 	/* A label that says UTF-8 or ASCII on bytes that are neither is wrong: fall back. */
 	if (lab && *lab && !label_is(lab, utf8_names) && !label_is(lab, cp1251_names)) {
 		GIConv cd = g_iconv_open("UTF-8", lab);
@@ -339,9 +337,13 @@ typedef struct {
 	struct csv_parser p;
 	size_t cap;         /* bytes of one cell */
 	size_t record_cap;  /* bytes of one record */
-	GByteArray *buf;    /* the current record's cells, each NUL-terminated */
-	GArray *offs;       /* size_t: where each cell starts in buf */
-	GPtrArray *cells;
+	/* The current record: its cells' text, each NUL-terminated, and where each starts. Plain
+	 * arrays rather than GLib's: this is the per-cell hot path of a million-row file. */
+	char *buf;
+	size_t len, size;
+	size_t *offs;
+	char **cells;       /* offs_n + 1 entries when delivered */
+	size_t n, offs_size;
 	long line;          /* spreadsheet rows ended so far */
 	int last_term;      /* the character that ended the previous record */
 	record_fn fn;
@@ -350,11 +352,6 @@ typedef struct {
 	char *error;        /* malformed_csv detail */
 	long error_line;
 } rparser;
-
-static int space_no_tab(unsigned char c)
-{
-	return c == ' ' || c == '\t';
-}
 
 static int space_only(unsigned char c)
 {
@@ -374,7 +371,7 @@ static void rp_fail(rparser *rp, char *msg)
 static void rp_cell(void *field, size_t len, void *data)
 {
 	rparser *rp = data;
-	size_t at = rp->buf->len;
+	size_t at = rp->len;
 
 	if (rp->stop || rp->error)
 		return;
@@ -383,7 +380,7 @@ static void rp_cell(void *field, size_t len, void *data)
 					    rp->line + 1));
 		return;
 	}
-	if (rp->offs->len >= MAX_CELLS) {
+	if (rp->n >= MAX_CELLS) {
 		rp_fail(rp, g_strdup_printf("more than %d cells at line %ld", MAX_CELLS, rp->line + 1));
 		return;
 	}
@@ -392,16 +389,36 @@ static void rp_cell(void *field, size_t len, void *data)
 					    rp->record_cap, rp->line + 1));
 		return;
 	}
-	g_array_append_val(rp->offs, at);
+	if (rp->n == rp->offs_size) {
+		rp->offs_size = rp->offs_size ? rp->offs_size * 2 : 16;
+		rp->offs = g_renew(size_t, rp->offs, rp->offs_size);
+		rp->cells = g_renew(char *, rp->cells, rp->offs_size + 1);
+	}
+	if (at + len + 1 > rp->size) {
+		rp->size = MAX(rp->size * 2, at + len + 1);
+		rp->buf = g_realloc(rp->buf, rp->size);
+	}
+	rp->offs[rp->n++] = at;
 	if (len > 0)
-		g_byte_array_append(rp->buf, field, (guint)len);
-	g_byte_array_append(rp->buf, (const guint8 *)"", 1);
+		memcpy(rp->buf + at, field, len);
+	rp->buf[at + len] = '\0';
+	rp->len = at + len + 1;
+}
+
+/* Whether a cell may need trimming: sg_trim's blanks start with one of these bytes and end
+ * with one of the others. Most cells need none, and this skips the call. */
+static inline bool may_trim(const char *s, size_t len)
+{
+	unsigned char a = (unsigned char)s[0], z = (unsigned char)s[len - 1];
+
+	return a <= ' ' || a == 0xC2 || a == 0xE2 || a == 0xEF || z <= ' ' || z == 0xA0 ||
+	       z == 0xAF || z == 0x87 || z == 0xBF;
 }
 
 static void rp_record(int term, void *data)
 {
 	rparser *rp = data;
-	size_t n = rp->offs->len;
+	size_t n = rp->n;
 	bool blank = true;
 
 	/* With CSV_REPALL_NL the LF of a CRLF arrives as an empty record of its own. */
@@ -415,20 +432,23 @@ static void rp_record(int term, void *data)
 		goto out;
 	}
 	rp->line++;
-	g_ptr_array_set_size(rp->cells, 0);
 	for (size_t i = 0; i < n; i++) {
-		char *cell = sg_trim((char *)rp->buf->data + g_array_index(rp->offs, size_t, i));
+		char *cell = rp->buf + rp->offs[i];
+		size_t len = (i + 1 < n ? rp->offs[i + 1] : rp->len) - rp->offs[i] - 1;
 
+		if (len > 0 && may_trim(cell, len))
+			sg_trim(cell);
 		if (*cell)
 			blank = false;
-		g_ptr_array_add(rp->cells, cell);
+		rp->cells[i] = cell;
 	}
-	g_ptr_array_add(rp->cells, NULL);
-	if (!blank && rp->fn(rp->ctx, rp->line, (char **)rp->cells->pdata, n) != 0)
+	if (n > 0)
+		rp->cells[n] = NULL;
+	if (!blank && rp->fn(rp->ctx, rp->line, rp->cells, n) != 0)
 		rp->stop = true;
 out:
-	g_byte_array_set_size(rp->buf, 0);
-	g_array_set_size(rp->offs, 0);
+	rp->len = 0;
+	rp->n = 0;
 }
 
 static void rp_init(rparser *rp, char delim, size_t cap, record_fn fn, void *ctx)
@@ -436,14 +456,13 @@ static void rp_init(rparser *rp, char delim, size_t cap, record_fn fn, void *ctx
 	memset(rp, 0, sizeof(*rp));
 	csv_init(&rp->p, CSV_STRICT | CSV_STRICT_FINI | CSV_REPALL_NL);
 	csv_set_delim(&rp->p, (unsigned char)delim);
-	/* libcsv's default treats TAB as a space to trim, which would eat TAB delimiters. */
-	csv_set_space_func(&rp->p, delim == '\t' ? space_only : space_no_tab);
+	/* libcsv's default treats TAB as a space to trim, which would eat TAB delimiters; the
+	 * default (inline, faster than a call a byte) is kept for the other delimiters. */
+	if (delim == '\t')
+		csv_set_space_func(&rp->p, space_only);
 	csv_set_blk_size(&rp->p, CSV_BLOCK);
 	rp->cap = cap;
 	rp->record_cap = MAX(cap * 4, (size_t)4 * 1024 * 1024);
-	rp->buf = g_byte_array_new();
-	rp->offs = g_array_new(FALSE, FALSE, sizeof(size_t));
-	rp->cells = g_ptr_array_new();
 	rp->fn = fn;
 	rp->ctx = ctx;
 }
@@ -451,9 +470,9 @@ static void rp_init(rparser *rp, char delim, size_t cap, record_fn fn, void *ctx
 static void rp_clear(rparser *rp)
 {
 	csv_free(&rp->p);
-	g_byte_array_unref(rp->buf);
-	g_array_unref(rp->offs);
-	g_ptr_array_unref(rp->cells);
+	g_free(rp->buf);
+	g_free(rp->offs);
+	g_free(rp->cells);
 	g_free(rp->error);
 }
 

@@ -1,4 +1,4 @@
-/* message.c: an incoming message taken apart safely: a raw pre-scan, then gmime in a child under a CPU limit. */
+/* message.c: a message taken apart safely: raw pre-scan, then gmime in a CPU-limited child. */
 #include "message.h"
 
 #include <errno.h>
@@ -37,7 +37,7 @@ enum {
 	T_OWN = 'O',
 	T_AR = 'H',
 	T_KEY = 'K',
-	T_ATT = 'a',  /* starts an attachment: its raw file name ("" when none) */
+	T_ATT = 'a', /* starts an attachment: its raw file name ("" when none) */
 	T_ATT_TYPE = 't',
 	T_ATT_CHARSET = 'c',
 	T_PARTS = 'p',
@@ -373,10 +373,10 @@ static bool tag_is(const char *p, const char *name)
  * contents skipped, the common entities decoded. Enough to find the first line. */
 static char *html_to_text(const char *html)
 {
-	static const char *const skip[] = { "head", "style", "script", "title" };
-	static const char *const blocks[] = { "br", "p", "/p", "div", "/div", "tr", "/tr",
-					      "li", "/li", "h1", "h2", "h3", "/h1", "/h2",
-					      "/h3", "table", "/table", "td", "/td" };
+	static const char *const skip[] = {"head", "style", "script", "title"};
+	static const char *const blocks[] = {"br",  "p",     "/p",     "div", "/div", "tr",  "/tr",
+					     "li",  "/li",   "h1",     "h2",  "h3",   "/h1", "/h2",
+					     "/h3", "table", "/table", "td",  "/td"};
 	GString *out = g_string_new(NULL);
 	const char *p = html;
 	size_t i;
@@ -414,8 +414,8 @@ static char *html_to_text(const char *html)
 			static const struct {
 				const char *name;
 				gunichar c;
-			} ents[] = { { "nbsp;", 0xa0 }, { "amp;", '&' },  { "lt;", '<' },
-				     { "gt;", '>' },    { "quot;", '"' }, { "apos;", '\'' } };
+			} ents[] = {{"nbsp;", 0xa0}, {"amp;", '&'},  {"lt;", '<'},
+				    {"gt;", '>'},    {"quot;", '"'}, {"apos;", '\''}};
 			bool done = false;
 			for (i = 0; i < G_N_ELEMENTS(ents) && !done; i++) {
 				size_t n = strlen(ents[i].name);
@@ -428,8 +428,8 @@ static char *html_to_text(const char *html)
 			if (!done && p[1] == '#') {
 				char *end = NULL;
 				gint64 v = (p[2] == 'x' || p[2] == 'X')
-						   ? g_ascii_strtoll(p + 3, &end, 16)
-						   : g_ascii_strtoll(p + 2, &end, 10);
+					       ? g_ascii_strtoll(p + 3, &end, 16)
+					       : g_ascii_strtoll(p + 2, &end, 10);
 				if (end != NULL && *end == ';' && end > p + 2 && v > 0 &&
 				    v < 0x110000 && g_unichar_validate((gunichar)v)) {
 					g_string_append_unichar(out, (gunichar)v);
@@ -481,7 +481,7 @@ static void put_sender(GByteArray *out, GMimeMessage *msg)
 	if (l != NULL && internet_address_list_length(l) == 1 &&
 	    INTERNET_ADDRESS_IS_MAILBOX(ia = internet_address_list_get_address(l, 0))) {
 		g_autofree char *low = g_ascii_strdown(
-			internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(ia)), -1);
+		    internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(ia)), -1);
 		put_str(out, T_SENDER, low);
 	} else {
 		/* Present but not one address: keep something that differs from any From. */
@@ -558,7 +558,7 @@ static void parse_into(const job *j, GByteArray *out)
 	GMimeParser *parser;
 	GMimeStream *fs, *sub;
 	GMimeMessage *msg;
-	walk w = { .lim = j->lim, .tmpdir = j->tmpdir, .out = out };
+	walk w = {.lim = j->lim, .tmpdir = j->tmpdir, .out = out};
 	int fd;
 
 	fd = open(j->path, O_RDONLY | O_CLOEXEC);
@@ -669,10 +669,7 @@ static G_GNUC_NORETURN void child_main(const job *j, int wfd)
 
 /* ---- parent ---- */
 
-static gint64 mono_ms(void)
-{
-	return g_get_monotonic_time() / 1000;
-}
+static gint64 mono_ms(void) { return g_get_monotonic_time() / 1000; }
 
 /* Runs the child and collects its manifest; false on crash, timeout or a local failure. */
 static bool run_child(const job *j, GByteArray *manifest, char **err, bool *local_fail)
@@ -701,7 +698,7 @@ static bool run_child(const job *j, GByteArray *manifest, char **err, bool *loca
 	}
 	close(pfd[1]);
 	for (;;) {
-		struct pollfd p = { .fd = pfd[0], .events = POLLIN };
+		struct pollfd p = {.fd = pfd[0], .events = POLLIN};
 		guint8 buf[65536];
 		gint64 left = deadline - mono_ms();
 		ssize_t k;
@@ -827,7 +824,7 @@ static bool clean_type(const char *s)
 /* Decodes the manifest into m; *end gets the child's verdict. False when it is malformed. */
 static bool decode_manifest(const GByteArray *b, sg_message *m, const char **end)
 {
-	reader r = { b->data, b->len };
+	reader r = {b->data, b->len};
 	GPtrArray *ar = g_ptr_array_new();
 	sg_attachment *cur = NULL;
 	char tag;
@@ -1033,9 +1030,12 @@ static sg_message *message_new(char *tmpdir)
 	return m;
 }
 
-sg_status sg_message_parse(const char *path, const sg_message_limits *lim, const char *tmp_parent,
-			   sg_message **out, const char **reason, char **err)
+sg_status sg_message_parse(const char *path, const sg_message_limits *lim_in,
+			   const char *tmp_parent, sg_message **out, const char **reason,
+			   char **err)
 {
+	sg_message_limits l;
+	const sg_message_limits *lim;
 	g_autoptr(GByteArray) manifest = g_byte_array_new();
 	g_autoptr(sg_message) m = NULL;
 	g_autofree char *tmpl = NULL;
@@ -1049,6 +1049,19 @@ sg_status sg_message_parse(const char *path, const sg_message_limits *lim, const
 
 	*out = NULL;
 	*reason = NULL;
+	/* A limit left at 0 by the caller means "none", except the header block (1 MiB, as the
+	 * pre-scan reads it into memory) and the CPU time (10 s); the child and the pre-scan see
+	 * this normalised copy only. */
+	l = *lim_in;
+	if (l.max_header_size <= 0)
+		l.max_header_size = 1 << 20;
+	if (l.max_mime_depth <= 0)
+		l.max_mime_depth = G_MAXINT;
+	if (l.max_parts <= 0)
+		l.max_parts = G_MAXINT;
+	if (l.cpu_seconds <= 0)
+		l.cpu_seconds = 10;
+	lim = &l;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return sg_fail(err, SG_EIO, "%s: %s", path, g_strerror(errno));
@@ -1058,8 +1071,7 @@ sg_status sg_message_parse(const char *path, const sg_message_limits *lim, const
 	}
 	if (lim->max_message_size > 0 && sb.st_size > lim->max_message_size)
 		size_reason = "too_large";
-	sr = prescan(fd, sb.st_size, lim->max_header_size > 0 ? lim->max_header_size : G_MAXINT32,
-		     &skip, &hend);
+	sr = prescan(fd, sb.st_size, lim->max_header_size, &skip, &hend);
 	close(fd);
 	if (sr == SCAN_IO)
 		return sg_fail(err, SG_EIO, "%s: %s", path, g_strerror(errno));
@@ -1074,8 +1086,9 @@ sg_status sg_message_parse(const char *path, const sg_message_limits *lim, const
 	}
 	if (sr == SCAN_TOO_COMPLEX) {
 		*reason = "too_complex";
-		return sg_fail(err, SG_EDATA, "%s: a header is longer than %" G_GINT64_FORMAT " bytes",
-			       path, lim->max_header_size);
+		return sg_fail(err, SG_EDATA,
+			       "%s: a header is longer than %" G_GINT64_FORMAT " bytes", path,
+			       lim->max_header_size);
 	}
 
 	tmpl = g_build_filename(tmp_parent ? tmp_parent : g_get_tmp_dir(), "sg-msg-XXXXXX", NULL);
@@ -1083,8 +1096,11 @@ sg_status sg_message_parse(const char *path, const sg_message_limits *lim, const
 		return sg_fail(err, SG_EIO, "%s: %s", tmpl, g_strerror(errno));
 	m = message_new(g_strdup(tmpl));
 
-	j = (job){ .path = path, .lim = lim, .tmpdir = m->tmpdir, .skip = skip,
-		   .headers_end = size_reason ? hend : 0 };
+	j = (job){.path = path,
+		  .lim = lim,
+		  .tmpdir = m->tmpdir,
+		  .skip = skip,
+		  .headers_end = size_reason ? hend : 0};
 	if (lim->in_process) {
 		g_mime_init();
 		parse_into(&j, manifest);
@@ -1095,8 +1111,15 @@ sg_status sg_message_parse(const char *path, const sg_message_limits *lim, const
 	if (local_fail)
 		return SG_EINTERNAL;
 	if (!ran || !decode_manifest(manifest, m, &end) || strcmp(end, "unparseable") == 0) {
+		if (size_reason != NULL) {
+			/* the size decided first; only the header facts are missing */
+			*reason = size_reason;
+			return sg_fail(err, SG_EDATA, "%s: larger than %" G_GINT64_FORMAT " bytes",
+				       path, lim->max_message_size);
+		}
 		*reason = "unparseable";
-		return sg_fail(err, SG_EDATA, "%s: the MIME parser failed or ran out of time", path);
+		return sg_fail(err, SG_EDATA, "%s: the MIME parser failed or ran out of time",
+			       path);
 	}
 	if (size_reason != NULL) {
 		/* header facts only: no file was written */
@@ -1150,7 +1173,7 @@ void sg_message_free(sg_message *m)
 /* Skips one reply/forward prefix at p (already case-folded); returns the rest or NULL. */
 static const char *skip_prefix(const char *p)
 {
-	static const char *const prefixes[] = { "re", "fwd", "fw", "отв", "пересл" };
+	static const char *const prefixes[] = {"re", "fwd", "fw", "отв", "пересл"};
 	size_t i;
 
 	for (i = 0; i < G_N_ELEMENTS(prefixes); i++) {
@@ -1179,10 +1202,9 @@ const char *sg_subject_method(const char *subject)
 {
 	static const struct {
 		const char *word, *method;
-	} names[] = { { "warehouses", "warehouses" }, { "склады", "warehouses" },
-		      { "remains", "remains" },       { "остатки", "remains" },
-		      { "vin", "vin" },               { "frame", "frame" },
-		      { "price", "price" },           { "rental", "rental" } };
+	} names[] = {{"warehouses", "warehouses"}, {"склады", "warehouses"}, {"remains", "remains"},
+		     {"остатки", "remains"},	   {"vin", "vin"},	     {"frame", "frame"},
+		     {"price", "price"},	   {"rental", "rental"}};
 	g_autofree char *valid = NULL, *cur = NULL;
 	const char *next;
 	size_t i;

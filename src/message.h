@@ -13,9 +13,12 @@ typedef struct {
 } sg_attachment;
 
 typedef struct {
-	char *from;            /* the single From address, lower case; NULL when none */
-	int from_count;        /* addresses in all From headers (!= 1: several_senders) */
-	char *sender;          /* the Sender address, lower case, or NULL */
+	char *from;            /* the single From address (addr-spec), lower case; NULL unless
+	                        * from_count is 1 */
+	int from_count;        /* addresses in all From headers (!= 1: several_senders); a group
+	                        * counts as at least 2 */
+	char *sender;          /* the Sender address, lower case, or NULL when there is no Sender
+	                        * header; a Sender that is not one address is kept as its text */
 	bool return_path_null; /* Return-Path: <> */
 	char *message_id;      /* without <>, or NULL */
 	char *subject;         /* decoded UTF-8, control characters replaced by spaces */
@@ -54,6 +57,12 @@ typedef struct {
  *     (so that From is known for too_large/too_complex replies) or NULL;
  *   SG_EIO/SG_EINTERNAL for local failures (temp dir, fork).
  * tmp_parent: where to create the private dir (NULL: g_get_tmp_dir()).
+ * Limits left at 0 mean none, except max_header_size (1 MiB) and cpu_seconds (10).
+ * A parameter given twice with different values (e.g. two filenames, gmime's conflicting-parameter
+ * warning) makes the message "unparseable": no name is guessed for the file.
+ * Attachments are written to tmpdir/0, tmpdir/1, … (never a name from the message); a
+ * message/rfc822 part is one attachment: the forwarded message written back by gmime from its
+ * parsed headers and parts (refused as "unparseable" when one of its multiparts has no boundary).
  */
 sg_status sg_message_parse(const char *path, const sg_message_limits *lim, const char *tmp_parent,
 			   sg_message **out, const char **reason, char **err);

@@ -260,8 +260,9 @@ static sg_status resume(sg_pipeline *p, const sg_source_msg *m, sg_ledger *l, ch
 		if (st == SG_OK) {
 			g_free(l->report_state);
 			l->report_state = g_strdup(p->transport->ops->done);
+			char *json = stored_record(l, p->transport->ops->done, NULL);
 			g_free(l->result_json);
-			l->result_json = stored_record(l, p->transport->ops->done, NULL);
+			l->result_json = json;
 			unlink(l->report_path);
 			g_clear_pointer(&l->report_path, g_free);
 		} else if (st == SG_ETEMP && !defer_exhausted(p->cfg, l->attempts + 1,
@@ -412,7 +413,8 @@ sg_status sg_pipeline_handle(sg_pipeline *p, const sg_source_msg *m, char **reco
 		log_warnx("%s: %s%s%s", m->id, reason, e ? ": " : "", e ? e : "");
 		if (msg && strcmp(reason, "unparseable") != 0) {
 			method = sg_subject_method(msg->subject);
-			st = sg_auth_sender(p->store, msg->from, method, &auth, err);
+			st = sg_auth_check_unkeyed(p->store, msg, method,
+						   cfg->security.trusted_authserv_id, &auth, err);
 			if (st != SG_OK)
 				goto fail;
 			set_sender(r, msg, &auth, method);

@@ -8,7 +8,8 @@
 
 #define DEFAULT_CONFIG "/etc/stockgate/stockgate.conf"
 
-enum { NEEDS_CONFIG = 1 << 0 };
+/* NEEDS_CONFIG: main() loads the configuration; CONNECTS: the command talks to servers. */
+enum { NEEDS_CONFIG = 1 << 0, CONNECTS = 1 << 1 };
 
 /* One row a command: main() does the setup the flags ask for, once (as notmuch does). */
 static const struct command {
@@ -17,8 +18,8 @@ static const struct command {
 	unsigned flags;
 	const char *summary;
 } commands[] = {
-	{ "poll", cmd_poll, NEEDS_CONFIG, "handle the messages waiting in the configured source" },
-	{ "process", cmd_process, NEEDS_CONFIG, "handle message files (or standard input)" },
+	{ "poll", cmd_poll, NEEDS_CONFIG | CONNECTS, "handle the messages waiting in the configured source" },
+	{ "process", cmd_process, NEEDS_CONFIG | CONNECTS, "handle message files (or standard input)" },
 	{ "check", cmd_check, 0, "validate a warehouses or remains CSV offline" },
 	{ "import", cmd_import, NEEDS_CONFIG, "apply a warehouses or remains CSV for a dealer" },
 	{ "dealer", cmd_dealer, NEEDS_CONFIG, "add, list, show, remove dealers; keys, dev mode" },
@@ -26,9 +27,9 @@ static const struct command {
 	{ "catalog", cmd_catalog, NEEDS_CONFIG, "load, list, clear the allowed articles" },
 	{ "warehouses", cmd_warehouses, NEEDS_CONFIG, "list a dealer's warehouses" },
 	{ "remains", cmd_remains, NEEDS_CONFIG, "export a dealer's stock remains" },
-	{ "batch", cmd_batch, NEEDS_CONFIG, "run a vin, frame, price or rental job over a CSV" },
+	{ "batch", cmd_batch, NEEDS_CONFIG | CONNECTS, "run a vin, frame, price or rental job over a CSV" },
 	{ "status", cmd_status, NEEDS_CONFIG, "last poll, messages by outcome, pending work" },
-	{ "mirror", cmd_mirror, NEEDS_CONFIG, "compare or resend the stock to the REST mirror" },
+	{ "mirror", cmd_mirror, NEEDS_CONFIG | CONNECTS, "compare or resend the stock to the REST mirror" },
 };
 
 static void usage(FILE *f)
@@ -48,6 +49,25 @@ static void usage(FILE *f)
 	for (size_t i = 0; i < G_N_ELEMENTS(commands); i++)
 		fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
 	fputs("\nSee stockgate(1) and stockgate.conf(5).\n", f);
+}
+
+/* SPEC 4: plaintext is for loopback tests, and says so in the log. */
+static void warn_plaintext(const sg_config *cfg)
+{
+	const struct {
+		const char *section;
+		const sg_tls *tls;
+	} sections[] = {
+		{ "source", &cfg->source.tls }, { "report", &cfg->report.tls },
+		{ "mirror", &cfg->mirror.tls }, { "vin", &cfg->vin.tls },
+		{ "frame", &cfg->frame.tls },   { "price", &cfg->price.tls },
+		{ "rental", &cfg->rental.tls },
+	};
+	for (size_t i = 0; i < G_N_ELEMENTS(sections); i++)
+		if (sections[i].tls->off)
+			log_warnx("%s: [%s] tls = off: plaintext connections are allowed (meant for "
+				  "tests on loopback only)",
+				  cfg->path, sections[i].section);
 }
 
 /* `COMMAND --help` must work without a configuration. */
@@ -140,9 +160,8 @@ int main(int argc, char **argv)
 			log_error("%s", err ? err : ctx.config_path);
 			return sg_exit_code(SG_ECONFIG);
 		}
-		if (ctx.cfg->source.tls.off || ctx.cfg->report.tls.off || ctx.cfg->mirror.tls.off)
-			log_debug("%s: tls = off in some section: plaintext is allowed there",
-				  ctx.config_path);
+		if (cmd->flags & CONNECTS)
+			warn_plaintext(ctx.cfg);
 	}
 
 	/* glibc: optind = 0 reinitialises getopt_long for the command's own argv. */

@@ -15,13 +15,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* In process by default, so that sanitizers see the gmime walk; SG_FUZZ_FORK=1 runs the
 	 * real child (crashes inside it then only show up as "unparseable"). */
 	sg_message_limits lim = {
-		.max_message_size = 64 * 1024,
-		.max_header_size = 8 * 1024,
-		.max_mime_depth = 8,
-		.max_parts = 40,
-		.max_attachments = 10,
-		.cpu_seconds = 2,
-		.in_process = getenv("SG_FUZZ_FORK") == NULL,
+	    .max_message_size = 64 * 1024,
+	    .max_header_size = 8 * 1024,
+	    .max_mime_depth = 8,
+	    .max_parts = 40,
+	    .max_attachments = 10,
+	    .cpu_seconds = 2,
+	    .in_process = getenv("SG_FUZZ_FORK") == NULL,
 	};
 	sg_message *m = NULL;
 	const char *reason = NULL;

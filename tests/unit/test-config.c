@@ -65,6 +65,8 @@ static const struct bad bad_cases[] = {
 	  { ":2: [report] password_file:", "/nonexistent/pw" } },
 	{ "syntax error", "[store]\npath = /x\njust words\n", 0600, { ":3: not a setting" } },
 	{ "setting outside a section", "path = /x\n[store]\n", 0600, { ":1:" } },
+	{ "unreadable ca_file", "[mirror]\nca_file = /nonexistent/ca.pem\n", 0600,
+	  { ":2: [mirror] ca_file: cannot read '/nonexistent/ca.pem'" } },
 	{ "bad mime type", "[limits]\nallowed_types = text/csv, csv\n", 0600,
 	  { ":2: [limits] allowed_types: 'csv'" } },
 };
@@ -97,7 +99,7 @@ static void test_good(void)
 		"# a production-shaped file\n"
 		"[source]\nurl = imaps://mail.example.com/INBOX\nusername = api@example.com\n"
 		"password_file = %s\nmax_defer = 2h\nmax_age = 0\npoll_interval = 30\n"
-		"tls_verify = true\nca_file = /etc/ssl/extra.pem\n\n"
+		"tls_verify = true\nca_file = /etc/hostname\n\n"
 		"[report]\nurl = smtps://mail.example.com:465\nfrom = \"Stock API\" <api@example.com>\n"
 		"language = en\nbcc = archive@example.com\n\n"
 		"[store]\npath = /var/lib/x.db\n\n"
@@ -120,7 +122,7 @@ static void test_good(void)
 	NUM(cfg->source.max_defer, 7200, "max_defer 2h");
 	NUM(cfg->source.max_age, 0, "max_age 0 = off");
 	NUM(cfg->source.poll_interval, 30, "poll_interval");
-	IS(cfg->source.tls.ca_file, "/etc/ssl/extra.pem", "ca_file");
+	IS(cfg->source.tls.ca_file, "/etc/hostname", "ca_file");
 	OK(cfg->source.tls.verify, "tls_verify");
 	IS(cfg->report.language, "en", "language");
 	IS(cfg->report.from, "\"Stock API\" <api@example.com>", "from keeps its quotes");

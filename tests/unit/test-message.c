@@ -10,12 +10,12 @@ static char *dir;
 static int nfile;
 
 static const sg_message_limits lim = {
-	.max_message_size = 2 << 20,
-	.max_header_size = 64 * 1024,
-	.max_mime_depth = 10,
-	.max_parts = 50,
-	.max_attachments = 10,
-	.cpu_seconds = 2,
+    .max_message_size = 2 << 20,
+    .max_header_size = 64 * 1024,
+    .max_mime_depth = 10,
+    .max_parts = 50,
+    .max_attachments = 10,
+    .cpu_seconds = 2,
 };
 
 /* Writes a message (len -1: a C string) and parses it. */
@@ -36,7 +36,7 @@ static sg_status parse(const char *text, gssize len, const sg_message_limits *l,
 static const sg_attachment *att(const sg_message *m, guint i)
 {
 	return m && m->attachments && i < m->attachments->len ? g_ptr_array_index(m->attachments, i)
-							       : NULL;
+							      : NULL;
 }
 
 static char *file_text(const sg_attachment *a)
@@ -86,7 +86,8 @@ static void test_basic(void)
 	OK(m->auth_results && m->auth_results[0] && m->auth_results[1] && !m->auth_results[2],
 	   "basic: two A-R headers");
 	if (m->auth_results && m->auth_results[0])
-		OK(g_str_has_prefix(m->auth_results[0], "mx.stockgate;"), "basic: A-R topmost first");
+		OK(g_str_has_prefix(m->auth_results[0], "mx.stockgate;"),
+		   "basic: A-R topmost first");
 	IS(m->key, "KEY-1", "basic: key is the first non-empty line, trimmed");
 	NUM(m->attachments->len, 0, "basic: no attachments");
 	OK(!m->is_report && !m->own_report, "basic: not a report");
@@ -109,26 +110,26 @@ typedef struct {
 } header_case;
 
 static const header_case header_cases[] = {
-	{ "two From headers", "From: a@x.com\nFrom: b@y.com\nSubject: s\n\nk\n", NULL, 2 },
-	{ "two addresses", "From: a@x.com, b@y.com\n\nk\n", NULL, 2 },
-	{ "display-name trick", "From: \"dealer@good.com\" <attacker@evil.com>\n\nk\n",
-	  "attacker@evil.com", 1 },
-	{ "group", "From: team: a@x.com;\n\nk\n", NULL, 2 },
-	{ "no From", "Subject: x\n\nk\n", NULL, 0 },
-	{ "null Return-Path", "Return-Path: <>\nFrom: mailer-daemon@x.com\n\nk\n",
-	  "mailer-daemon@x.com", 1, NULL, true },
-	{ "Sender differs", "From: a@x.com\nSender: B@Y.com\n\nk\n", "a@x.com", 1, "b@y.com" },
-	{ "report", "From: a@x.com\nContent-Type: multipart/report; report-type=delivery-status;"
-		    " boundary=b\n\n--b\nContent-Type: text/plain\n\nfailed\n--b--\n",
-	  "a@x.com", 1, NULL, false, true },
-	{ "own report", "From: a@x.com\nX-Stockgate-Report: 1\n\nk\n", "a@x.com", 1, NULL, false,
-	  false, true },
-	{ "bad Date", "From: a@x.com\nDate: yesterday-ish\n\nk\n", "a@x.com", 1, NULL, false, false,
-	  false, -1 },
-	{ "control chars in subject", "From: a@x.com\nSubject: =?UTF-8?Q?a=0D=0Ab=09c?=\n\nk\n",
-	  "a@x.com", 1, NULL, false, false, false, -1, "a  b c" },
-	{ "mbox From line", "From someone Sun Nov 22 12:00:00 2026\nFrom: a@x.com\n\nk\n",
-	  "a@x.com", 1 },
+    {"two From headers", "From: a@x.com\nFrom: b@y.com\nSubject: s\n\nk\n", NULL, 2},
+    {"two addresses", "From: a@x.com, b@y.com\n\nk\n", NULL, 2},
+    {"display-name trick", "From: \"dealer@good.com\" <attacker@evil.com>\n\nk\n",
+     "attacker@evil.com", 1},
+    {"group", "From: team: a@x.com;\n\nk\n", NULL, 2},
+    {"no From", "Subject: x\n\nk\n", NULL, 0},
+    {"null Return-Path", "Return-Path: <>\nFrom: mailer-daemon@x.com\n\nk\n", "mailer-daemon@x.com",
+     1, NULL, true},
+    {"Sender differs", "From: a@x.com\nSender: B@Y.com\n\nk\n", "a@x.com", 1, "b@y.com"},
+    {"report",
+     "From: a@x.com\nContent-Type: multipart/report; report-type=delivery-status;"
+     " boundary=b\n\n--b\nContent-Type: text/plain\n\nfailed\n--b--\n",
+     "a@x.com", 1, NULL, false, true},
+    {"own report", "From: a@x.com\nX-Stockgate-Report: 1\n\nk\n", "a@x.com", 1, NULL, false, false,
+     true},
+    {"bad Date", "From: a@x.com\nDate: yesterday-ish\n\nk\n", "a@x.com", 1, NULL, false, false,
+     false, -1},
+    {"control chars in subject", "From: a@x.com\nSubject: =?UTF-8?Q?a=0D=0Ab=09c?=\n\nk\n",
+     "a@x.com", 1, NULL, false, false, false, -1, "a  b c"},
+    {"mbox From line", "From someone Sun Nov 22 12:00:00 2026\nFrom: a@x.com\n\nk\n", "a@x.com", 1},
 };
 
 static void test_headers(void)
@@ -170,73 +171,107 @@ typedef struct {
 #define TEXT_PART "--b\nContent-Type: text/plain; charset=utf-8\n\nKEY-9\n"
 
 static const body_case body_cases[] = {
-	{ "RFC 2231 windows-1251 name (Outlook)",
-	  MP TEXT_PART "--b\nContent-Type: text/csv; charset=windows-1251\n"
-		       "Content-Disposition: attachment;\n"
-		       " filename*=windows-1251''%CE%F1%F2%E0%F2%EA%E8.csv\n\n"
-		       "a;b\n--b--\n",
-	  "KEY-9", 1, { "Остатки.csv" }, { "text/csv" }, "a;b" },
-	{ "encoded-word name",
-	  MP TEXT_PART "--b\nContent-Type: application/octet-stream;\n"
-		       " name=\"=?UTF-8?Q?=D1=81=D0=BA=D0=BB=D0=B0=D0=B4=D1=8B.csv?=\"\n"
-		       "Content-Transfer-Encoding: base64\n\n"
-		       "YTtiCg==\n--b--\n",
-	  "KEY-9", 1, { "склады.csv" }, { "application/octet-stream" }, "a;b\n" },
-	{ "path traversal name",
-	  MP TEXT_PART "--b\nContent-Type: text/csv\nContent-Disposition: attachment;"
-		       " filename*=utf-8''..%2F..%2Fetc%2Fcron.d%2Fx.csv\n\nx\n--b--\n",
-	  "KEY-9", 1, { "x.csv" }, { "text/csv" }, "x" },
-	{ "attachment without a name",
-	  MP TEXT_PART "--b\nContent-Type: TEXT/CSV\nContent-Disposition: attachment\n\nx\n--b--\n",
-	  "KEY-9", 1, { "attachment-1" }, { "text/csv" } },
-	{ "HTML-only body",
-	  "MIME-Version: 1.0\nContent-Type: text/html; charset=utf-8\n\n"
-	  "<html><head><title>Title</title><style>p {}</style></head><body>\n"
-	  "<p>&nbsp;</p><p>&nbsp;S3CR&amp;T&nbsp;</p><p>second</p></body></html>\n",
-	  "S3CR&T", 0 },
-	{ "alternative: plain wins over HTML",
-	  "MIME-Version: 1.0\nContent-Type: multipart/alternative; boundary=b\n\n"
-	  "--b\nContent-Type: text/html\n\n<p>HTMLKEY</p>\n"
-	  "--b\nContent-Type: text/plain\n\nPLAINKEY\n--b--\n",
-	  "PLAINKEY", 0 },
-	{ "QP body with NBSP and CRLF",
-	  "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
-	  "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
-	  "=C2=A0=20\r\n=C2=A0KEY-QP=C2=A0=20\r\nrest\r\n",
-	  "KEY-QP", 0 },
-	{ "windows-1251 body",
-	  "MIME-Version: 1.0\nContent-Type: text/plain; charset=windows-1251\n"
-	  "Content-Transfer-Encoding: 8bit\n\n\xea\xeb\xfe\xf7\n",
-	  "ключ", 0 },
-	{ "inline logo, pkcs7 signature and vCard left out",
-	  MP TEXT_PART "--b\nContent-Type: image/png; name=logo.png\nContent-ID: <logo@x>\n"
-		       "Content-Disposition: inline; filename=logo.png\n\nPNG\n"
-		       "--b\nContent-Type: application/pkcs7-signature; name=smime.p7s\n"
-		       "Content-Disposition: attachment; filename=smime.p7s\n\nsig\n"
-		       "--b\nContent-Type: text/x-vcard; name=ivan.vcf\n"
-		       "Content-Disposition: attachment; filename=ivan.vcf\n\nBEGIN:VCARD\n"
-		       "--b\nContent-Type: text/csv; name=r.csv\n\na\n--b--\n",
-	  "KEY-9", 1, { "r.csv" }, { "text/csv" } },
-	{ "winmail.dat kept",
-	  MP TEXT_PART "--b\nContent-Type: application/ms-tnef; name=winmail.dat\n"
-		       "Content-Transfer-Encoding: base64\n\neJ8+IgAA\n--b--\n",
-	  "KEY-9", 1, { "winmail.dat" }, { "application/ms-tnef" } },
-	{ "message/rfc822 kept whole",
-	  MP TEXT_PART "--b\nContent-Type: message/rfc822\n\n"
-		       "From: boss@other.com\nAuthentication-Results: mx.stockgate; dmarc=pass\n"
-		       "Subject: inner\n\ninner body\n--b--\n",
-	  "KEY-9", 1, { "attachment-1" }, { "message/rfc822" } },
-	{ "broken base64",
-	  MP TEXT_PART "--b\nContent-Type: text/csv; name=a.csv\nContent-Transfer-Encoding: base64\n\n"
-		       "YTt*iC!g=\n=\n%%%%\nYWJj\n--b--\n",
-	  "KEY-9", 1, { "a.csv" }, { "text/csv" } },
-	{ "truncated multipart",
-	  MP TEXT_PART "--b\nContent-Type: text/csv; name=a.csv\n\nhalf a fi",
-	  "KEY-9", 1, { "a.csv" }, { "text/csv" } },
-	{ "attachment keeps order and charset",
-	  MP TEXT_PART "--b\nContent-Type: text/csv; charset=Windows-1251; name=1.csv\n\n1\n"
-		       "--b\nContent-Type: application/vnd.ms-excel; name=2.csv\n\n2\n--b--\n",
-	  "KEY-9", 2, { "1.csv", "2.csv" }, { "text/csv", "application/vnd.ms-excel" }, "1" },
+    {"RFC 2231 windows-1251 name (Outlook)",
+     MP TEXT_PART "--b\nContent-Type: text/csv; charset=windows-1251\n"
+		  "Content-Disposition: attachment;\n"
+		  " filename*=windows-1251''%CE%F1%F2%E0%F2%EA%E8.csv\n\n"
+		  "a;b\n--b--\n",
+     "KEY-9",
+     1,
+     {"Остатки.csv"},
+     {"text/csv"},
+     "a;b"},
+    {"encoded-word name",
+     MP TEXT_PART "--b\nContent-Type: application/octet-stream;\n"
+		  " name=\"=?UTF-8?Q?=D1=81=D0=BA=D0=BB=D0=B0=D0=B4=D1=8B.csv?=\"\n"
+		  "Content-Transfer-Encoding: base64\n\n"
+		  "YTtiCg==\n--b--\n",
+     "KEY-9",
+     1,
+     {"склады.csv"},
+     {"application/octet-stream"},
+     "a;b\n"},
+    {"path traversal name",
+     MP TEXT_PART "--b\nContent-Type: text/csv\nContent-Disposition: attachment;"
+		  " filename*=utf-8''..%2F..%2Fetc%2Fcron.d%2Fx.csv\n\nx\n--b--\n",
+     "KEY-9",
+     1,
+     {"x.csv"},
+     {"text/csv"},
+     "x"},
+    {"attachment without a name",
+     MP TEXT_PART "--b\nContent-Type: TEXT/CSV\nContent-Disposition: attachment\n\nx\n--b--\n",
+     "KEY-9",
+     1,
+     {"attachment-1"},
+     {"text/csv"}},
+    {"HTML-only body",
+     "MIME-Version: 1.0\nContent-Type: text/html; charset=utf-8\n\n"
+     "<html><head><title>Title</title><style>p {}</style></head><body>\n"
+     "<p>&nbsp;</p><p>&nbsp;S3CR&amp;T&nbsp;</p><p>second</p></body></html>\n",
+     "S3CR&T", 0},
+    {"alternative: plain wins over HTML",
+     "MIME-Version: 1.0\nContent-Type: multipart/alternative; boundary=b\n\n"
+     "--b\nContent-Type: text/html\n\n<p>HTMLKEY</p>\n"
+     "--b\nContent-Type: text/plain\n\nPLAINKEY\n--b--\n",
+     "PLAINKEY", 0},
+    {"QP body with NBSP and CRLF",
+     "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+     "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+     "=C2=A0=20\r\n=C2=A0KEY-QP=C2=A0=20\r\nrest\r\n",
+     "KEY-QP", 0},
+    {"windows-1251 body",
+     "MIME-Version: 1.0\nContent-Type: text/plain; charset=windows-1251\n"
+     "Content-Transfer-Encoding: 8bit\n\n\xea\xeb\xfe\xf7\n",
+     "ключ", 0},
+    {"inline logo, pkcs7 signature and vCard left out",
+     MP TEXT_PART "--b\nContent-Type: image/png; name=logo.png\nContent-ID: <logo@x>\n"
+		  "Content-Disposition: inline; filename=logo.png\n\nPNG\n"
+		  "--b\nContent-Type: application/pkcs7-signature; name=smime.p7s\n"
+		  "Content-Disposition: attachment; filename=smime.p7s\n\nsig\n"
+		  "--b\nContent-Type: text/x-vcard; name=ivan.vcf\n"
+		  "Content-Disposition: attachment; filename=ivan.vcf\n\nBEGIN:VCARD\n"
+		  "--b\nContent-Type: text/csv; name=r.csv\n\na\n--b--\n",
+     "KEY-9",
+     1,
+     {"r.csv"},
+     {"text/csv"}},
+    {"winmail.dat kept",
+     MP TEXT_PART "--b\nContent-Type: application/ms-tnef; name=winmail.dat\n"
+		  "Content-Transfer-Encoding: base64\n\neJ8+IgAA\n--b--\n",
+     "KEY-9",
+     1,
+     {"winmail.dat"},
+     {"application/ms-tnef"}},
+    {"message/rfc822 kept whole",
+     MP TEXT_PART "--b\nContent-Type: message/rfc822\n\n"
+		  "From: boss@other.com\nAuthentication-Results: mx.stockgate; dmarc=pass\n"
+		  "Subject: inner\n\ninner body\n--b--\n",
+     "KEY-9",
+     1,
+     {"attachment-1"},
+     {"message/rfc822"}},
+    {"broken base64",
+     MP TEXT_PART "--b\nContent-Type: text/csv; name=a.csv\nContent-Transfer-Encoding: base64\n\n"
+		  "YTt*iC!g=\n=\n%%%%\nYWJj\n--b--\n",
+     "KEY-9",
+     1,
+     {"a.csv"},
+     {"text/csv"}},
+    {"truncated multipart",
+     MP TEXT_PART "--b\nContent-Type: text/csv; name=a.csv\n\nhalf a fi",
+     "KEY-9",
+     1,
+     {"a.csv"},
+     {"text/csv"}},
+    {"attachment keeps order and charset",
+     MP TEXT_PART "--b\nContent-Type: text/csv; charset=Windows-1251; name=1.csv\n\n1\n"
+		  "--b\nContent-Type: application/vnd.ms-excel; name=2.csv\n\n2\n--b--\n",
+     "KEY-9",
+     2,
+     {"1.csv", "2.csv"},
+     {"text/csv", "application/vnd.ms-excel"},
+     "1"},
 };
 
 static void test_bodies(void)
@@ -278,8 +313,9 @@ static void test_charset_and_rfc822(void)
 	g_autoptr(sg_message) m = NULL;
 	const char *reason;
 
-	parse(HDR MP TEXT_PART "--b\nContent-Type: text/csv; charset=Windows-1251; name=1.csv\n\n1\n"
-			       "--b--\n",
+	parse(HDR MP TEXT_PART
+	      "--b\nContent-Type: text/csv; charset=Windows-1251; name=1.csv\n\n1\n"
+	      "--b--\n",
 	      -1, NULL, &m, &reason);
 	IS(att(m, 0) ? att(m, 0)->charset : NULL, "windows-1251", "charset parameter kept");
 	g_clear_pointer(&m, sg_message_free);
@@ -301,18 +337,15 @@ static GString *nested(int levels)
 	int i;
 
 	for (i = 0; i < levels; i++)
-		g_string_append_printf(s, "Content-Type: multipart/mixed; boundary=\"b%d\"\n\n--b%d\n",
-				       i, i);
+		g_string_append_printf(
+		    s, "Content-Type: multipart/mixed; boundary=\"b%d\"\n\n--b%d\n", i, i);
 	g_string_append(s, "Content-Type: text/plain\n\nkey\n");
 	for (i = levels - 1; i >= 0; i--)
 		g_string_append_printf(s, "--b%d--\n", i);
 	return s;
 }
 
-static gint64 ms(void)
-{
-	return g_get_monotonic_time() / 1000;
-}
+static gint64 ms(void) { return g_get_monotonic_time() / 1000; }
 
 static void test_limits(void)
 {
@@ -338,7 +371,8 @@ static void test_limits(void)
 	g_clear_pointer(&m, sg_message_free);
 
 	for (i = 0; i < 5000; i++)
-		g_string_append_printf(many, "--b\nContent-Type: text/csv; name=%d.csv\n\n%d\n", i, i);
+		g_string_append_printf(many, "--b\nContent-Type: text/csv; name=%d.csv\n\n%d\n", i,
+				       i);
 	g_string_append(many, "--b--\n");
 	s = parse(many->str, (gssize)many->len, NULL, &m, &reason);
 	NUM(s, SG_EDATA, "5000 parts: refused");
@@ -374,7 +408,8 @@ static void test_limits(void)
 	g_clear_pointer(&m, sg_message_free);
 
 	while (big->len < (3u << 20))
-		g_string_append(big, "0123456789012345678901234567890123456789012345678901234567\n");
+		g_string_append(big,
+				"0123456789012345678901234567890123456789012345678901234567\n");
 	s = parse(big->str, (gssize)big->len, NULL, &m, &reason);
 	NUM(s, SG_EDATA, "3 MB message: refused");
 	IS(reason, "too_large", "3 MB message: too_large");
@@ -382,6 +417,19 @@ static void test_limits(void)
 	IS(m ? m->subject : NULL, "remains", "too_large: Subject still known");
 	NUM(m ? m->attachments->len : 99, 0, "too_large: no files");
 	g_clear_pointer(&m, sg_message_free);
+
+	g_string_prepend(big, " ");
+	s = parse(big->str, (gssize)big->len, NULL, &m, &reason);
+	IS(reason, "too_large", "too_large with a broken header: still too_large");
+	OK(s == SG_EDATA && m == NULL, "too_large with a broken header: no facts");
+	g_clear_pointer(&m, sg_message_free);
+	{
+		sg_message_limits zero = {0};
+		s = parse(HDR MP TEXT_PART "--b--\n", -1, &zero, &m, &reason);
+		NUM(s, SG_OK, "limits left at 0: parses");
+		IS(m ? m->key : NULL, "KEY-9", "limits left at 0: key");
+		g_clear_pointer(&m, sg_message_free);
+	}
 }
 
 typedef struct {
@@ -391,19 +439,22 @@ typedef struct {
 	const char *reason;
 } bad_case;
 
-#define BAD(name, lit, reason) { name, lit, sizeof(lit) - 1, reason }
+#define BAD(name, lit, reason)                                                                     \
+	{                                                                                          \
+		name, lit, sizeof(lit) - 1, reason                                                 \
+	}
 
 static const bad_case bad_cases[] = {
-	BAD("NUL in header", "From: a@x.com\0evil@y.com\nSubject: s\n\nk\n", "unparseable"),
-	BAD("leading-space first line", " From: a@x.com\n\nk\n", "unparseable"),
-	BAD("empty file", "", "unparseable"),
-	BAD("no header at all", "\nbody only\n", "unparseable"),
-	BAD("not a header", "hello world\nthis is text\n", "unparseable"),
-	BAD("conflicting filename parameters",
-	    "From: a@x.com\nContent-Type: multipart/mixed; boundary=b\n\n--b\n"
-	    "Content-Type: text/plain\n\nk\n--b\nContent-Type: text/csv\n"
-	    "Content-Disposition: attachment; filename=b.exe; filename=a.csv\n\nx\n--b--\n",
-	    "unparseable"),
+    BAD("NUL in header", "From: a@x.com\0evil@y.com\nSubject: s\n\nk\n", "unparseable"),
+    BAD("leading-space first line", " From: a@x.com\n\nk\n", "unparseable"),
+    BAD("empty file", "", "unparseable"),
+    BAD("no header at all", "\nbody only\n", "unparseable"),
+    BAD("not a header", "hello world\nthis is text\n", "unparseable"),
+    BAD("conflicting filename parameters",
+	"From: a@x.com\nContent-Type: multipart/mixed; boundary=b\n\n--b\n"
+	"Content-Type: text/plain\n\nk\n--b\nContent-Type: text/csv\n"
+	"Content-Disposition: attachment; filename=b.exe; filename=a.csv\n\nx\n--b--\n",
+	"unparseable"),
 };
 
 static void test_bad(void)
@@ -443,7 +494,7 @@ static void test_gmime165(void)
 
 	/* the same Content-Type inside a forwarded message, which would be written out */
 	s = g_string_new(HDR MP TEXT_PART "--b\nContent-Type: message/rfc822\n\n"
-				     "From: x@y.com\nContent-Type: multipart/mixed;\n ");
+					  "From: x@y.com\nContent-Type: multipart/mixed;\n ");
 	for (i = 0; i < 36; i++)
 		g_string_append(s, "ќ");
 	g_string_append(s, "=\"ќ\"\n\n--b--\n");
@@ -475,7 +526,7 @@ static void test_in_process(void)
 /* A child that dies or spins is contained: unparseable, within the time bound. */
 static void test_child_failures(void)
 {
-	static const char *const points[] = { "message-child", "message-spin" };
+	static const char *const points[] = {"message-child", "message-spin"};
 	sg_message_limits l = lim;
 	size_t i;
 
@@ -499,23 +550,23 @@ static void test_child_failures(void)
 static const struct {
 	const char *subject, *method;
 } subjects[] = {
-	{ "remains", "remains" },
-	{ "Re: Fwd: remains", "remains" },
-	{ "RE[2]: Склады", "warehouses" },
-	{ "  ОСТАТКИ ", "remains" },
-	{ "FW: vin", "vin" },
-	{ "Fw:frame", "frame" },
-	{ "Отв: Пересл: остатки", "remains" },
-	{ "re: re: RE:  Price", "price" },
-	{ "Re(3): rental", "rental" },
-	{ "WAREHOUSES", "warehouses" },
-	{ "\xc2\xa0remains\xc2\xa0", "remains" },
-	{ "hello", NULL },
-	{ "Re: ", NULL },
-	{ "", NULL },
-	{ "remains please", NULL },
-	{ "Rem: remains", NULL },
-	{ NULL, NULL },
+    {"remains", "remains"},
+    {"Re: Fwd: remains", "remains"},
+    {"RE[2]: Склады", "warehouses"},
+    {"  ОСТАТКИ ", "remains"},
+    {"FW: vin", "vin"},
+    {"Fw:frame", "frame"},
+    {"Отв: Пересл: остатки", "remains"},
+    {"re: re: RE:  Price", "price"},
+    {"Re(3): rental", "rental"},
+    {"WAREHOUSES", "warehouses"},
+    {"\xc2\xa0remains\xc2\xa0", "remains"},
+    {"hello", NULL},
+    {"Re: ", NULL},
+    {"", NULL},
+    {"remains please", NULL},
+    {"Rem: remains", NULL},
+    {NULL, NULL},
 };
 
 static void test_subjects(void)

@@ -1,0 +1,262 @@
+#!/usr/bin/python3
+"""vin_server.py: an emulator of the VIN report service of seed 000 (processing_queue, get_balance).
+
+usage: vin_server.py PORT [--token T] [--balance N] [--price N] [--latency S]
+
+POST any path with a JSON body {token, vin, check_type, car_brand, report_language, [telegram_id,
+client_email, your_email]}: 200 {"status":"ok","id":N,"message":...} when accepted (charged),
+400 {"error":...} for a bad VIN, check type, brand or language, 401 for a bad token, 402 when the
+balance is spent. check_type "get_balance" answers {"balance": N}.
+
+Test hooks (shared with frame_server.py):
+  GET  /_stats    JSON counters: requests, charged, per_item (charges per VIN+check type),
+                  log [[time, status], …]
+  POST /_control  JSON {"fault": "429"|"500"|"503"|"401"|"hang"|"drop"|"drop_after"|"none",
+                  "count": N (-1: until changed), "retry_after": "2" or an HTTP-date,
+                  "latency": S, "redirect": URL}
+Faults apply to the service's requests, not to the hooks. "drop" closes the connection before
+doing anything; "drop_after" charges first, then closes (an ambiguous outcome).
+"""
+import json
+import socket
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+LANGS = ["Русский", "Английский", "Польский", "Румынский", "Французский", "Немецкий"]
+VAG = ["Audi", "SKODA", "SEAT", "Volkswagen"]
+CHECKS = {
+    "check_data_bmw_full": (["BMW", "Mini"], LANGS),
+    "check_data_multibr_zapros": (["Alfa Romeo", "Renault", "Jeep", "Infiniti", "Land Rover",
+                                   "Nissan", "Mazda", "hyundai", "Honda", "Peugeot", "Citroen",
+                                   "Fiat", "Jaguar", "Lexus", "Opel", "Toyota", "KIA", "Ford",
+                                   "Porsche", "Mercedes-Benz"], LANGS[:2]),
+    "check_elsa_pro_full": (VAG, LANGS),
+    "check_CarVertical": (None, LANGS),
+    "check_data_mercedes_eva": (["Mercedes-Benz"], ["Английский"]),
+    "check_erwin_full": (VAG, ["Английский"]),
+    "check_etka_full": (VAG + ["MAN", "Porsche", "Bentley"], LANGS[:2]),
+    "check_nomer_dws": (VAG + ["Volvo", "Peugeot", "Nissan", "Jeep", "KIA", "Mercedes", "Opel",
+                               "Citroen", "Dodge", "Fiat", "hyundai"], ["Английский"]),
+}
+VIN_CHARS = set("ABCDEFGHJKLMNPRSTUVWXYZ0123456789")
+
+
+class State:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.fault = "none"
+        self.count = 0
+        self.retry_after = None
+        self.latency = 0.0
+        self.redirect = None
+        self.requests = 0
+        self.charged = 0
+        self.per_item = {}
+        self.log = []
+        self.secrets_seen_in_path = 0
+        self.extra = {}
+
+    def take_fault(self):
+        """The fault for this request, consuming one of its count."""
+        with self.lock:
+            if self.fault == "none" or self.count == 0:
+                return None
+            if self.count > 0:
+                self.count -= 1
+            return self.fault
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    state = None  # set by serve()
+
+    def setup(self):
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def reply(self, code, obj=None, headers=None):
+        body = b"" if obj is None else json.dumps(obj, ensure_ascii=False).encode()
+        head = ["HTTP/1.1 %d %s" % (code, self.responses.get(code, ("",))[0]),
+                "Content-Type: application/json; charset=utf-8",
+                "Content-Length: %d" % len(body)]
+        for k, v in (headers or {}).items():
+            head.append("%s: %s" % (k, v))
+        raw = ("\r\n".join(head) + "\r\n\r\n").encode() + body
+        self.wfile.write(raw)  # one write: no Nagle stalls
+        with self.state.lock:
+            self.state.log.append([time.time(), code])
+
+    def drop(self):
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        with self.state.lock:
+            self.state.log.append([time.time(), 0])
+
+    def read_body(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n) if n else b""
+
+    def hooks(self, method, body):
+        st = self.state
+        path = urlsplit(self.path).path
+        if path == "/_stats" and method == "GET":
+            with st.lock:
+                out = {"requests": st.requests, "charged": st.charged,
+                       "per_item": st.per_item, "log": st.log,
+                       "max_per_item": max(st.per_item.values(), default=0)}
+                out.update(st.extra)
+            self.reply(200, out)
+            return True
+        if path == "/_control" and method == "POST":
+            c = json.loads(body or b"{}")
+            with st.lock:
+                if "fault" in c:
+                    st.fault = c["fault"]
+                    st.count = int(c.get("count", -1))
+                if "retry_after" in c:
+                    st.retry_after = c["retry_after"]
+                if "latency" in c:
+                    st.latency = float(c["latency"])
+                if "redirect" in c:
+                    st.redirect = c["redirect"]
+                for k, v in c.items():
+                    if k.startswith("set_"):
+                        setattr(st, k[4:], v)
+            self.reply(200, {"ok": True})
+            return True
+        return False
+
+    def handle_any(self, method):
+        body = self.read_body() if method == "POST" else b""
+        if self.hooks(method, body):
+            return
+        st = self.state
+        with st.lock:
+            st.requests += 1
+        if st.latency:
+            time.sleep(st.latency)
+        if st.redirect:
+            self.reply(302, {}, {"Location": st.redirect})
+            return
+        fault = st.take_fault()
+        if fault in ("429", "500", "503"):
+            h = {"Retry-After": st.retry_after} if st.retry_after is not None else {}
+            self.reply(int(fault), {"error": "fault %s" % fault}, h)
+            return
+        if fault == "401":
+            self.reply(401, {"error": "Неверный токен"})
+            return
+        if fault == "hang":
+            time.sleep(30)
+            self.drop()
+            return
+        if fault == "drop":
+            self.drop()
+            return
+        self.service(method, body, fault == "drop_after")
+
+    def do_GET(self):
+        self.handle_any("GET")
+
+    def do_POST(self):
+        self.handle_any("POST")
+
+    def service(self, method, body, drop_after):
+        raise NotImplementedError
+
+
+class VinHandler(Handler):
+    def service(self, method, body, drop_after):
+        st = self.state
+        try:
+            req = json.loads(body or b"{}")
+        except ValueError:
+            self.reply(400, {"error": "Некорректный JSON"})
+            return
+        if not isinstance(req, dict):
+            self.reply(400, {"error": "Некорректный JSON"})
+            return
+        if req.get("token") != st.token:
+            self.reply(401, {"error": "Неверный токен"})
+            return
+        ct = req.get("check_type")
+        if ct == "get_balance":
+            with st.lock:
+                st.extra["balance_calls"] = st.extra.get("balance_calls", 0) + 1
+            self.reply(200, {"balance": st.balance})
+            return
+        vin = req.get("vin") or ""
+        if len(vin) != 17 or not set(vin) <= VIN_CHARS:
+            self.reply(400, {"error": "VIN должен состоять строго из 17 латинских символов без I,O,Q"})
+            return
+        if ct not in CHECKS:
+            self.reply(400, {"error": "Неизвестный тип проверки: %s" % ct})
+            return
+        brands, langs = CHECKS[ct]
+        if brands is not None and req.get("car_brand") not in brands:
+            self.reply(400, {"error": "Марка %s недоступна для %s" % (req.get("car_brand"), ct)})
+            return
+        if req.get("report_language") not in langs:
+            self.reply(400, {"error": "Язык %s недоступен для %s" % (req.get("report_language"), ct)})
+            return
+        with st.lock:
+            if st.balance < st.price:
+                refuse = True
+            else:
+                refuse = False
+                st.balance -= st.price
+                st.charged += 1
+                key = vin + "/" + ct
+                st.per_item[key] = st.per_item.get(key, 0) + 1
+                rid = st.charged
+        if refuse:
+            self.reply(402, {"error": "Недостаточно средств на балансе"})
+            return
+        if drop_after:
+            self.drop()
+            return
+        self.reply(200, {"status": "ok", "id": rid, "message": "Запрос принят в очередь"})
+
+
+def serve(handler_cls, state, port):
+    handler_cls.state = state
+    srv = ThreadingHTTPServer(("127.0.0.1", port), handler_cls)
+    srv.daemon_threads = True
+    srv.request_queue_size = 128
+    srv.serve_forever()
+
+
+def main(argv):
+    port = int(argv[1])
+    st = State()
+    st.token = "vin-token"
+    st.balance = 1000000
+    st.price = 1
+    i = 2
+    while i < len(argv):
+        a, v = argv[i], argv[i + 1]
+        if a == "--token":
+            st.token = v
+        elif a == "--balance":
+            st.balance = int(v)
+        elif a == "--price":
+            st.price = int(v)
+        elif a == "--latency":
+            st.latency = float(v)
+        else:
+            sys.exit("vin_server.py: unknown option " + a)
+        i += 2
+    serve(VinHandler, st, port)
+
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -1,0 +1,274 @@
+/* test-batch.c: the batch kinds' row checks (VIN, frame number) and the engine's retry timing. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "../../src/batch.h"
+#include "tap.h"
+
+char *sg_batch_frame_normalise(const char *in);
+
+/* Runs a kind's validator on one row; returns the reason (or NULL) and the normalised values. */
+static char *check_row(const sg_batch_kind *k, const char *const *in, char ***out,
+		       const char **warning)
+{
+	char **vals = g_new0(char *, k->ncolumns + 1);
+	char *why;
+
+	for (size_t i = 0; i < k->ncolumns; i++)
+		vals[i] = g_strdup(in[i] ? in[i] : "");
+	*warning = NULL;
+	why = k->validate(vals, warning);
+	*out = vals;
+	return why;
+}
+
+static void test_vin(void)
+{
+	static const struct {
+		const char *vin, *type, *brand, *lang;
+		const char *want_vin, *want_brand, *want_lang; /* NULL want_vin: invalid */
+		bool warn;
+		const char *reason_part;
+	} t[] = {
+		{ "WBA5R1C53LA123456", "check_data_bmw_full", "BMW", "ru", "WBA5R1C53LA123456", "BMW",
+		  "Русский", false, NULL },
+		{ "WBS8M9C5XJA123456", "check_data_bmw_full", "bmw", "Английский", "WBS8M9C5XJA123456",
+		  "BMW", "Английский", false, NULL },
+		{ "X4XJW1105LK123456", "check_data_bmw_full", "Mini", "de", "X4XJW1105LK123456",
+		  "Mini", "Немецкий", false, NULL },
+		{ "W1KZF8DB1MA123456", "check_data_mercedes_eva", "Mercedes", "en",
+		  "W1KZF8DB1MA123456", "Mercedes-Benz", "Английский", false, NULL },
+		{ "WDD2130421A654321", "check_data_multibr_zapros", "MB", "ru", "WDD2130421A654321",
+		  "Mercedes-Benz", "Русский", true, NULL },
+		{ "WDD2130421A654321", "check_nomer_dws", "Mercedes-Benz", "en", "WDD2130421A654321",
+		  "Mercedes", "Английский", true, NULL },
+		{ "WVWZZZ1KZAW123456", "check_elsa_pro_full", "VW", "pl", "WVWZZZ1KZAW123456",
+		  "Volkswagen", "Польский", true, NULL },
+		{ "XW8ZZZ61ZJG012345", "elsa_pro_full", "Фольксваген", "ro", "XW8ZZZ61ZJG012345",
+		  "Volkswagen", "Румынский", true, NULL },
+		{ "3VW2B7AJ8HM123456", "check_erwin_full", "Volkswagen", "EN", "3VW2B7AJ8HM123456",
+		  "Volkswagen", "Английский", false, NULL },
+		{ "WAUDNAF42KA123456", "check_etka_full", "audi", "ru", "WAUDNAF42KA123456", "Audi",
+		  "Русский", false, NULL },
+		{ "TMBJJ7NE9J0123456", "check_elsa_pro_full", "Škoda", "fr", "TMBJJ7NE9J0123456",
+		  "SKODA", "Французский", false, NULL },
+		{ "WP0AB2A92JS123456", "check_etka_full", "Porsche", "en", "WP0AB2A92JS123456",
+		  "Porsche", "Английский", false, NULL },
+		{ "JTDKN3DU9E0123456", "check_data_multibr_zapros", "Toyota", "ru", "JTDKN3DU9E0123456",
+		  "Toyota", "Русский", false, NULL },
+		{ "Z94C251A4JR123456", "check_data_multibr_zapros", "Kia", "ru", "Z94C251A4JR123456",
+		  "KIA", "Русский", false, NULL },
+		{ "YV1LZ56D3Y2123456", "check_nomer_dws", "Volvo", "en", "YV1LZ56D3Y2123456", "Volvo",
+		  "Английский", false, NULL },
+		{ "SALGA2EV6HA123456", "check_CarVertical", "", "de", "SALGA2EV6HA123456", "",
+		  "Немецкий", false, NULL },
+		{ "XTA210744C1234567", "check_CarVertical", "Lada", "ru", "XTA210744C1234567", "Lada",
+		  "Русский", false, NULL },
+		/* Cyrillic look-alikes, lower case, blanks. */
+		{ "wва5r1с53lа123456", "check_data_bmw_full", "BMW", "ru", "WBA5R1C53LA123456", "BMW",
+		  "Русский", false, NULL },
+		{ " ХТА210744С1234567 ", "check_CarVertical", "", "en", "XTA210744C1234567", "",
+		  "Английский", false, NULL },
+		/* Invalid rows. */
+		{ "WBA5R1C5OLA123456", "check_data_bmw_full", "BMW", "ru", NULL, NULL, NULL, false,
+		  "I, O or Q" },
+		{ "WBA5R1C5ОLA123456", "check_data_bmw_full", "BMW", "ru", NULL, NULL, NULL, false,
+		  "I, O or Q" },
+		{ "WBA5R1C53LA12345", "check_data_bmw_full", "BMW", "ru", NULL, NULL, NULL, false,
+		  "16 characters" },
+		{ "", "check_data_bmw_full", "BMW", "ru", NULL, NULL, NULL, false, "empty" },
+		{ "WBA5R1C53LA1234#6", "check_data_bmw_full", "BMW", "ru", NULL, NULL, NULL, false,
+		  "only Latin" },
+		{ "WBA5R1C53LA123456", "check_data_bmw_full", "Audi", "ru", NULL, NULL, NULL, false,
+		  "not taken by check_data_bmw_full" },
+		{ "WBA5R1C53LA123456", "check_bmw", "BMW", "ru", NULL, NULL, NULL, false,
+		  "not a check type" },
+		{ "WVWZZZ1KZAW123456", "check_erwin_full", "VW", "ru", NULL, NULL, NULL, false,
+		  "not offered by check_erwin_full" },
+		{ "JTDKN3DU9E0123456", "check_data_multibr_zapros", "Toyota", "de", NULL, NULL, NULL,
+		  false, "not offered" },
+		{ "JTDKN3DU9E0123456", "check_data_multibr_zapros", "Toyota", "klingon", NULL, NULL,
+		  NULL, false, "not a report language" },
+		{ "WVWZZZ1KZAW123456", "check_elsa_pro_full", "", "ru", NULL, NULL, NULL, false,
+		  "brand: empty" },
+	};
+
+	for (size_t i = 0; i < G_N_ELEMENTS(t); i++) {
+		const char *in[7] = { t[i].vin, t[i].type, t[i].brand, t[i].lang };
+		char **vals;
+		const char *warning;
+		char *why = check_row(&sg_batch_vin, in, &vals, &warning);
+
+		if (t[i].want_vin) {
+			IS(why, NULL, "vin %s/%s valid", t[i].vin, t[i].type);
+			IS(vals[0], t[i].want_vin, "vin %s normalised", t[i].vin);
+			IS(vals[2], t[i].want_brand, "vin %s brand '%s'", t[i].vin, t[i].brand);
+			IS(vals[3], t[i].want_lang, "vin %s language '%s'", t[i].vin, t[i].lang);
+			OK((warning != NULL) == t[i].warn, "vin %s check digit warning %d", t[i].vin,
+			   t[i].warn);
+		} else {
+			OK(why && strstr(why, t[i].reason_part), "vin '%s'/%s/%s/%s invalid: %s",
+			   t[i].vin, t[i].type, t[i].brand, t[i].lang, why ? why : "(valid)");
+		}
+		g_free(why);
+		g_strfreev(vals);
+	}
+	/* The optional columns. */
+	{
+		const char *in[7] = { "WBA5R1C53LA123456", "check_data_bmw_full", "BMW", "ru",
+				      "12x", "", "" };
+		char **vals;
+		const char *w;
+		char *why = check_row(&sg_batch_vin, in, &vals, &w);
+		OK(why && strstr(why, "telegram_id"), "telegram_id must be a number");
+		g_free(why);
+		g_strfreev(vals);
+	}
+	{
+		const char *in[7] = { "WBA5R1C53LA123456", "check_data_bmw_full", "BMW", "ru",
+				      "123", "a@b.example", "not-an-address" };
+		char **vals;
+		const char *w;
+		char *why = check_row(&sg_batch_vin, in, &vals, &w);
+		OK(why && strstr(why, "your_email"), "your_email must be an address");
+		g_free(why);
+		g_strfreev(vals);
+	}
+}
+
+static void test_frame(void)
+{
+	static const struct {
+		const char *in, *want; /* want NULL: not a frame */
+	} t[] = {
+		{ "GX100-6012345", "GX100-6012345" },   { "JZX110-0012345", "JZX110-0012345" },
+		{ "NZE141-9012345", "NZE141-9012345" }, { "ACV30-0123456", "ACV30-0123456" },
+		{ "UZJ100-0123456", "UZJ100-0123456" }, { "NHW20-3123456", "NHW20-3123456" },
+		{ "BNR34-000567", "BNR34-000567" },     { "HR34-012345", "HR34-012345" },
+		{ "NT31-123456", "NT31-123456" },       { "C11-123456", "C11-123456" },
+		{ "GD1-1234567", "GD1-1234567" },       { "RB1-1123456", "RB1-1123456" },
+		{ "GE6-1234567", "GE6-1234567" },       { "FD3S-123456", "FD3S-123456" },
+		{ "BK5P-123456", "BK5P-123456" },       { "DY3W-123456", "DY3W-123456" },
+		{ "GDB-012345", "GDB-012345" },         { "SG5-012345", "SG5-012345" },
+		{ "CT9A-0401234", "CT9A-0401234" },     { "V75W-0123456", "V75W-0123456" },
+		{ "JB23W-123456", "JB23W-123456" },
+		/* As users type them. */
+		{ "JZS1410055903", "JZS141-0055903" },  { "jzs141-0055903", "JZS141-0055903" },
+		{ "GX100 6012345", "GX100-6012345" },   { "GX100–6012345", "GX100-6012345" },
+		{ "GX100 — 6012345", "GX100-6012345" }, { " nze141-9012345 ", "NZE141-9012345" },
+		{ "NZЕ141-9О12345", NULL }, { "NZЕ141-9012345", "NZE141-9012345" }, { "DBA-NZE141-9012345", "NZE141-9012345" },
+		{ "DBA-NZE1419012345", "NZE141-9012345" }, { "CBA-GDB-012345", "GDB-012345" },
+		{ "GF-GDB-012345", "GDB-012345" },      { "GDB012345", "GDB-012345" },
+		{ "GX 100 6012345", "GX100-6012345" },
+		/* Not frames. */
+		{ "ASDASDA", NULL },                    { "BC14.1243323", NULL },
+		{ "WBA5R1C53LA123456", NULL },          { "%BC12-131323", NULL },
+		{ "SV30-BTPNK", NULL },                 { "DBA-NZE141", NULL },
+		{ "1GX100-6012345", NULL },             { "GX100-60123", NULL },
+		{ "GX100-601234567", NULL },            { "ABCDEFG-123456", NULL },
+		{ "", NULL },
+	};
+
+	for (size_t i = 0; i < G_N_ELEMENTS(t); i++) {
+		char *got = sg_batch_frame_normalise(t[i].in);
+		IS(got, t[i].want, "frame '%s'", t[i].in);
+		g_free(got);
+	}
+	{
+		const char *in[1] = { "WBA5R1C53LA123456" };
+		char **vals;
+		const char *w;
+		char *why = check_row(&sg_batch_frame, in, &vals, &w);
+		OK(why && strstr(why, "is a VIN"), "a VIN in the frame column is named as such");
+		g_free(why);
+		g_strfreev(vals);
+	}
+}
+
+static void test_retry_after(void)
+{
+	const gint64 now = 1784800000; /* 2026-07-23T09:46:40Z */
+
+	OK(sg_batch_retry_after("120", now) == 120, "Retry-After: 120");
+	OK(sg_batch_retry_after(" 0 ", now) == 0, "Retry-After: 0");
+	OK(sg_batch_retry_after("1.5", now) == 1.5, "Retry-After: 1.5 (lenient)");
+	OK(sg_batch_retry_after(NULL, now) == -1, "no Retry-After");
+	OK(sg_batch_retry_after("soon", now) == -1, "Retry-After: soon is malformed");
+	OK(sg_batch_retry_after("-5", now) == -1, "Retry-After: -5 is malformed");
+	OK(sg_batch_retry_after("12abc", now) == -1, "Retry-After: 12abc is malformed");
+	OK(sg_batch_retry_after("Thu, 23 Jul 2026 09:47:10 GMT", now) == 30,
+	   "Retry-After as an IMF-fixdate");
+	OK(sg_batch_retry_after("Thursday, 23-Jul-26 09:47:40 GMT", now) == 60,
+	   "Retry-After as an RFC 850 date");
+	OK(sg_batch_retry_after("Thu Jul 23 09:46:50 2026", now) == 10,
+	   "Retry-After as an asctime date");
+	OK(sg_batch_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now) == 0,
+	   "Retry-After in the past is 0");
+}
+
+static void test_backoff(void)
+{
+	OK(sg_batch_backoff(1, 0.5, 30, 0) == 0, "full jitter reaches 0");
+	OK(fabs(sg_batch_backoff(1, 0.5, 30, 0.999999) - 0.5) < 1e-3, "try 1: up to base");
+	OK(fabs(sg_batch_backoff(3, 0.5, 30, 0.999999) - 2.0) < 1e-3, "try 3: up to 4×base");
+	OK(sg_batch_backoff(20, 0.5, 30, 0.999999) <= 30, "capped");
+	OK(sg_batch_backoff(1000, 0.5, 30, 0.5) == 15, "no overflow at try 1000");
+	OK(sg_batch_backoff(0, 0.5, 30, 1.5) < 0.5, "bad inputs stay in bounds");
+	{
+		/* Spread: 1000 draws at try 4 fill [0, 4) with no clustering at the top. */
+		int below_half = 0;
+		double mx = 0;
+		for (int i = 0; i < 1000; i++) {
+			double d = sg_batch_backoff(4, 0.5, 30, g_random_double());
+			below_half += d < 2;
+			mx = MAX(mx, d);
+		}
+		OK(below_half > 400 && below_half < 600 && mx <= 4, "jitter is spread (%d < 2 s)",
+		   below_half);
+	}
+}
+
+static void test_misc(void)
+{
+	OK(sg_batch_parse_seconds("250ms") == 0.25, "250ms");
+	OK(sg_batch_parse_seconds("30m") == 1800, "30m");
+	OK(sg_batch_parse_seconds("2") == 2, "2");
+	OK(sg_batch_parse_seconds("1.5s") == 1.5, "1.5s");
+	OK(sg_batch_parse_seconds("x") < 0, "x is malformed");
+	OK(sg_batch_parse_seconds("5y") < 0, "5y is malformed");
+	{
+		char *u = sg_batch_redact_url("https://h.example/r.ashx?key=SECRET&mode=setqueue");
+		IS(u, "https://h.example/r.ashx", "redacted URL has no query");
+		g_free(u);
+	}
+	{
+		char *s = sg_batch_latin_upper("аВс ЕКМ нор тху 12");
+		IS(s, "ABCEKMHOPTXY12", "Cyrillic look-alikes to Latin");
+		g_free(s);
+	}
+	IS(sg_row_status_name(SG_ROW_UNKNOWN), "unknown", "status names");
+	{
+		sg_batch_summary s = { .rows = 10, .ok = 10 };
+		OK(sg_batch_exit_status(&s) == SG_OK, "all ok → 0");
+		s.ok = 9, s.invalid = 1;
+		OK(sg_batch_exit_status(&s) == SG_EDATA, "invalid → 65");
+		s.pending = 1, s.ok = 8;
+		OK(sg_batch_exit_status(&s) == SG_ETEMP, "pending → 75");
+		char *line = sg_batch_summary_line("vin", &s);
+		OK(g_str_has_prefix(line, "batch vin: 10 rows: 8 ok, 1 invalid, 0 failed, "
+					     "1 pending, 0 unknown"), "summary line: %s", line);
+		g_free(line);
+	}
+	OK(sg_batch_kind_find("vin") == &sg_batch_vin && sg_batch_kind_find("x") == NULL,
+	   "kind lookup");
+}
+
+int main(void)
+{
+	test_vin();
+	test_frame();
+	test_retry_after();
+	test_backoff();
+	test_misc();
+	return tap_done();
+}
