@@ -1,4 +1,5 @@
-/* csvcount.c: the benchmark's floor: counts a windows-1251 ';' file's rows with libcsv, nothing else. */
+/* csvcount.c: the benchmark's floor: counts a windows-1251 ';' file's rows with libcsv, nothing
+ * else. */
 #include <csv.h>
 #include <fcntl.h>
 #include <iconv.h>
@@ -30,10 +31,7 @@ static void build_table(void)
 	iconv_close(cd);
 }
 
-static void on_field(void *s, size_t len, void *data)
-{
-	(void)s, (void)len, (void)data;
-}
+static void on_field(void *s, size_t len, void *data) { (void)s, (void)len, (void)data; }
 
 static void on_row(int c, void *data)
 {
@@ -72,7 +70,8 @@ int main(int argc, char **argv)
 				o += tab[in[i] - 0x80][0];
 			}
 		}
-		if (csv_parse(&p, out, (size_t)(o - out), on_field, on_row, &rows) != (size_t)(o - out)) {
+		if (csv_parse(&p, out, (size_t)(o - out), on_field, on_row, &rows) !=
+		    (size_t)(o - out)) {
 			fprintf(stderr, "csvcount: %s\n", csv_strerror(csv_error(&p)));
 			return 65;
 		}

@@ -1,4 +1,5 @@
-/* csvread.c: times stockgate's CSV reader alone (decode, sniff, rows) on a file: prints the row count. */
+/* csvread.c: times stockgate's CSV reader alone (decode, sniff, rows) on a file: prints the row
+ * count. */
 #include <stdlib.h>
 
 #include "csvin.h"
@@ -23,7 +24,7 @@ static int on_row(void *ctx, long line, char **cells, size_t n)
 int main(int argc, char **argv)
 {
 	long rows = 0;
-	sg_csv_opts opts = { NULL, 0, is_header, on_row, &rows };
+	sg_csv_opts opts = {NULL, 0, is_header, on_row, &rows};
 	sg_csv_info info;
 	char *err = NULL;
 	sg_status st;

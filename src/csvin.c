@@ -1,4 +1,5 @@
-/* csvin.c: reading dealers' CSV files (SPEC 5.4): encoding, delimiter, header, rows; the CSV writer. */
+/* csvin.c: reading dealers' CSV files (SPEC 5.4): encoding, delimiter, header, rows; the CSV
+ * writer. */
 #include "csvin.h"
 
 #include <csv.h>
@@ -10,14 +11,14 @@
 #include "log.h"
 #include "util.h"
 
-#define READ_CHUNK (64 * 1024)      /* bytes read from the file at a time */
-#define SNIFF_BYTES (256 * 1024)    /* decoded start of the file the delimiter is sniffed on */
-#define SNIFF_RECORDS 10            /* the header may stand on any of the first 10 rows */
-#define MAX_CELLS 16384             /* Excel's column limit: a record with more is malformed */
+#define READ_CHUNK (64 * 1024)	 /* bytes read from the file at a time */
+#define SNIFF_BYTES (256 * 1024) /* decoded start of the file the delimiter is sniffed on */
+#define SNIFF_RECORDS 10	 /* the header may stand on any of the first 10 rows */
+#define MAX_CELLS 16384		 /* Excel's column limit: a record with more is malformed */
 #define DEFAULT_CELL_CAP (1024 * 1024)
-#define CSV_BLOCK 4096              /* libcsv's field buffer grows by this much */
+#define CSV_BLOCK 4096 /* libcsv's field buffer grows by this much */
 
-static const char sniff_delims[] = { ';', ',', '\t', '|' };
+static const char sniff_delims[] = {';', ',', '\t', '|'};
 
 /* ------------------------------------------------------------------------------------------ */
 /* windows-1251: a table built once from the system converter, so no code point is hand-typed. */
@@ -64,10 +65,10 @@ typedef struct {
 	const char *name; /* the encoding's name for messages */
 	GIConv cd;
 	unsigned char in[READ_CHUNK + 8];
-	size_t carry;     /* bytes of an incomplete character kept from the previous read */
-	guint64 offset;   /* file offset of in[0] */
-	GByteArray *out;  /* the last decoded piece */
-	char *bad;        /* why the bytes are not text in this encoding, when they are not */
+	size_t carry;	 /* bytes of an incomplete character kept from the previous read */
+	guint64 offset;	 /* file offset of in[0] */
+	GByteArray *out; /* the last decoded piece */
+	char *bad;	 /* why the bytes are not text in this encoding, when they are not */
 	bool io_error;
 } decoder;
 
@@ -111,9 +112,10 @@ static bool check_nul(decoder *d, const guint8 *s, size_t n, guint64 at)
 
 	if (z == NULL)
 		return true;
-	d->bad = g_strdup_printf("a NUL byte near offset %" G_GUINT64_FORMAT
-				 " (binary data, or text in a 16-bit encoding without a byte-order mark)",
-				 at + (guint64)(z - s));
+	d->bad = g_strdup_printf(
+	    "a NUL byte near offset %" G_GUINT64_FORMAT
+	    " (binary data, or text in a 16-bit encoding without a byte-order mark)",
+	    at + (guint64)(z - s));
 	return false;
 }
 
@@ -150,8 +152,9 @@ static int decoder_next(decoder *d)
 		if (!check_nul(d, d->in, use, d->offset))
 			return -1;
 		if (!g_utf8_validate_len((const gchar *)d->in, use, &end)) {
-			d->bad = g_strdup_printf("bytes that are not UTF-8 at offset %" G_GUINT64_FORMAT,
-						 d->offset + (guint64)((const guint8 *)end - d->in));
+			d->bad =
+			    g_strdup_printf("bytes that are not UTF-8 at offset %" G_GUINT64_FORMAT,
+					    d->offset + (guint64)((const guint8 *)end - d->in));
 			return -1;
 		}
 		g_byte_array_append(d->out, d->in, (guint)use);
@@ -177,8 +180,9 @@ static int decoder_next(decoder *d)
 
 				if (e->len == 0) {
 					d->bad = g_strdup_printf(
-						"byte 0x%02X at offset %" G_GUINT64_FORMAT
-						" is not a windows-1251 character", c, d->offset + i);
+					    "byte 0x%02X at offset %" G_GUINT64_FORMAT
+					    " is not a windows-1251 character",
+					    c, d->offset + i);
 					return -1;
 				}
 				memcpy(o, e->utf8, 3);
@@ -210,9 +214,9 @@ static int decoder_next(decoder *d)
 			}
 			if (errno == EINVAL)
 				break; /* an incomplete character: carried to the next read */
-			d->bad = g_strdup_printf("bytes that are not %s at offset %" G_GUINT64_FORMAT,
-						 d->name,
-						 d->offset + (guint64)((guint8 *)ip - d->in));
+			d->bad =
+			    g_strdup_printf("bytes that are not %s at offset %" G_GUINT64_FORMAT,
+					    d->name, d->offset + (guint64)((guint8 *)ip - d->in));
 			return -1;
 		}
 		use = n - il;
@@ -251,9 +255,9 @@ static bool label_is(const char *l, const char *const *names)
 /* Checks the file's first bytes and, without a BOM, reads it once to see whether it is UTF-8. */
 static sg_status decide_encoding(int fd, const char *label, enc_choice *c, sg_csv_info *info)
 {
-	static const char *const utf8_names[] = { "utf-8", "utf8", "us-ascii", "ascii", NULL };
-	static const char *const cp1251_names[] = { "windows-1251", "cp1251", "x-cp1251",
-						    "win-1251", "cp-1251", NULL };
+	static const char *const utf8_names[] = {"utf-8", "utf8", "us-ascii", "ascii", NULL};
+	static const char *const cp1251_names[] = {"windows-1251", "cp1251",  "x-cp1251",
+						   "win-1251",	   "cp-1251", NULL};
 	g_autofree unsigned char *buf = g_malloc(READ_CHUNK + 4);
 	size_t carry = 0;
 	bool first = true, valid = true;
@@ -273,21 +277,21 @@ static sg_status decide_encoding(int fd, const char *label, enc_choice *c, sg_cs
 			if (n >= 4 && (memcmp(buf, "PK\x03\x04", 4) == 0 ||
 				       memcmp(buf, "\xD0\xCF\x11\xE0", 4) == 0)) {
 				info->reason = "not_csv";
-				info->detail = g_strdup_printf(
-					"the file is an Excel workbook (%s), not CSV text: save it as CSV",
-					buf[0] == 'P' ? "xlsx" : "xls");
+				info->detail = g_strdup_printf("the file is an Excel workbook "
+							       "(%s), not CSV text: save it as CSV",
+							       buf[0] == 'P' ? "xlsx" : "xls");
 				return SG_EDATA;
 			}
 			if (n >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0) {
-				*c = (enc_choice){ DEC_UTF8, "utf-8", NULL, 3 };
+				*c = (enc_choice){DEC_UTF8, "utf-8", NULL, 3};
 				return SG_OK;
 			}
 			if (n >= 2 && memcmp(buf, "\xFF\xFE", 2) == 0) {
-				*c = (enc_choice){ DEC_ICONV, "utf-16le", "UTF-16LE", 2 };
+				*c = (enc_choice){DEC_ICONV, "utf-16le", "UTF-16LE", 2};
 				return SG_OK;
 			}
 			if (n >= 2 && memcmp(buf, "\xFE\xFF", 2) == 0) {
-				*c = (enc_choice){ DEC_ICONV, "utf-16be", "UTF-16BE", 2 };
+				*c = (enc_choice){DEC_ICONV, "utf-16be", "UTF-16BE", 2};
 				return SG_OK;
 			}
 		}
@@ -307,7 +311,7 @@ static sg_status decide_encoding(int fd, const char *label, enc_choice *c, sg_cs
 	/* Valid UTF-8 with non-ASCII bytes is UTF-8 whatever the label says; an ASCII file reads
 	 * the same in every charset stockgate meets, so it is called UTF-8 too. */
 	if (valid) {
-		*c = (enc_choice){ DEC_UTF8, "utf-8", NULL, 0 };
+		*c = (enc_choice){DEC_UTF8, "utf-8", NULL, 0};
 		return SG_OK;
 	}
 	/* A label that says UTF-8 or ASCII on bytes that are neither is wrong: fall back. */
@@ -324,7 +328,7 @@ static sg_status decide_encoding(int fd, const char *label, enc_choice *c, sg_cs
 			return SG_OK;
 		}
 	}
-	*c = (enc_choice){ DEC_CP1251, "windows-1251", NULL, 0 };
+	*c = (enc_choice){DEC_CP1251, "windows-1251", NULL, 0};
 	return SG_OK;
 }
 
@@ -335,28 +339,25 @@ typedef int (*record_fn)(void *ctx, long line, char **cells, size_t n);
 
 typedef struct {
 	struct csv_parser p;
-	size_t cap;         /* bytes of one cell */
-	size_t record_cap;  /* bytes of one record */
+	size_t cap;	   /* bytes of one cell */
+	size_t record_cap; /* bytes of one record */
 	/* The current record: its cells' text, each NUL-terminated, and where each starts. Plain
 	 * arrays rather than GLib's: this is the per-cell hot path of a million-row file. */
 	char *buf;
 	size_t len, size;
 	size_t *offs;
-	char **cells;       /* offs_n + 1 entries when delivered */
+	char **cells; /* offs_n + 1 entries when delivered */
 	size_t n, offs_size;
-	long line;          /* spreadsheet rows ended so far */
-	int last_term;      /* the character that ended the previous record */
+	long line;     /* spreadsheet rows ended so far */
+	int last_term; /* the character that ended the previous record */
 	record_fn fn;
 	void *ctx;
-	bool stop;          /* fn asked to stop */
-	char *error;        /* malformed_csv detail */
+	bool stop;   /* fn asked to stop */
+	char *error; /* malformed_csv detail */
 	long error_line;
 } rparser;
 
-static int space_only(unsigned char c)
-{
-	return c == ' ';
-}
+static int space_only(unsigned char c) { return c == ' '; }
 
 static void rp_fail(rparser *rp, char *msg)
 {
@@ -381,7 +382,8 @@ static void rp_cell(void *field, size_t len, void *data)
 		return;
 	}
 	if (rp->n >= MAX_CELLS) {
-		rp_fail(rp, g_strdup_printf("more than %d cells at line %ld", MAX_CELLS, rp->line + 1));
+		rp_fail(rp,
+			g_strdup_printf("more than %d cells at line %ld", MAX_CELLS, rp->line + 1));
 		return;
 	}
 	if (at + len + 1 > rp->record_cap) {
@@ -486,15 +488,16 @@ static bool rp_feed(rparser *rp, const char *s, size_t len)
 		if (rp->error)
 			break;
 		if (done < piece || csv_error(&rp->p) != CSV_SUCCESS) {
-			rp_fail(rp, g_strdup_printf(
-				"a misplaced quote at line %ld (a quote inside an unquoted cell, or text "
-				"after a closing quote)", rp->line + 1));
+			rp_fail(rp, g_strdup_printf("a misplaced quote at line %ld (a quote inside "
+						    "an unquoted cell, or text "
+						    "after a closing quote)",
+						    rp->line + 1));
 			break;
 		}
 		/* libcsv keeps a whole cell in memory: stop a runaway one at the cap. */
 		if (csv_get_buffer_size(&rp->p) > rp->cap + CSV_BLOCK + 1) {
-			rp_fail(rp, g_strdup_printf("a cell longer than %zu bytes at line %ld", rp->cap,
-						    rp->line + 1));
+			rp_fail(rp, g_strdup_printf("a cell longer than %zu bytes at line %ld",
+						    rp->cap, rp->line + 1));
 			break;
 		}
 		s += piece;
@@ -508,7 +511,8 @@ static bool rp_finish(rparser *rp)
 	if (rp->stop || rp->error)
 		return false;
 	if (csv_fini(&rp->p, rp_cell, rp_record, rp) != 0 && rp->error == NULL)
-		rp_fail(rp, g_strdup_printf("unterminated quote starting at line %ld", rp->line + 1));
+		rp_fail(rp,
+			g_strdup_printf("unterminated quote starting at line %ld", rp->line + 1));
 	return rp->error == NULL;
 }
 
@@ -517,14 +521,14 @@ static bool rp_finish(rparser *rp)
 
 typedef struct {
 	const sg_csv_opts *opts;
-	int seen;          /* non-blank records looked at */
+	int seen; /* non-blank records looked at */
 	bool found;
 	long header_line;
 	long title_rows;
 	char **header;
 	size_t header_n;
-	char **first;      /* the first non-blank record, for the bad_header detail */
-	size_t first_n;    /* its cells without the empty trailing ones */
+	char **first;	/* the first non-blank record, for the bad_header detail */
+	size_t first_n; /* its cells without the empty trailing ones */
 	long first_line;
 } sniff;
 
@@ -595,7 +599,7 @@ sg_status sg_csv_read(const char *path, const sg_csv_opts *opts, sg_csv_info *in
 	g_autoptr(GByteArray) prefix = g_byte_array_new();
 	size_t cap = opts->max_cell_bytes ? opts->max_cell_bytes : DEFAULT_CELL_CAP;
 	enc_choice ec;
-	sniff best, sn[G_N_ELEMENTS(sniff_delims)];
+	sniff sn[G_N_ELEMENTS(sniff_delims)];
 	int win = -1, widest = 0;
 	bool whole = false;
 	sg_status st = SG_OK;
@@ -675,8 +679,8 @@ sg_status sg_csv_read(const char *path, const sg_csv_opts *opts, sg_csv_info *in
 		sn[win].header_n = sn[win].first_n;
 	}
 	if (win < 0) {
-		g_autofree char *cells = sn[widest].first
-			? g_strjoinv(", ", sn[widest].first) : g_strdup("");
+		g_autofree char *cells =
+		    sn[widest].first ? g_strjoinv(", ", sn[widest].first) : g_strdup("");
 
 		g_autofree char *base = g_path_get_basename(path);
 
@@ -685,20 +689,21 @@ sg_status sg_csv_read(const char *path, const sg_csv_opts *opts, sg_csv_info *in
 		if (sn[widest].first == NULL)
 			st = sg_fail(err, SG_EDATA, "%s: bad_header: the file has no rows", base);
 		else
-			st = sg_fail(err, SG_EDATA,
-				     "%s: bad_header: no header in the first %d rows; the first row "
-				     "holds: %s", base, SNIFF_RECORDS, info->detail);
+			st =
+			    sg_fail(err, SG_EDATA,
+				    "%s: bad_header: no header in the first %d rows; the first row "
+				    "holds: %s",
+				    base, SNIFF_RECORDS, info->detail);
 		goto out;
 	}
-	best = sn[win];
 	info->delimiter = sniff_delims[win];
-	info->header_line = best.header_line;
-	info->title_rows = best.title_rows;
+	info->header_line = sn[win].header_line;
+	info->title_rows = sn[win].title_rows;
 	info->header = g_steal_pointer(&sn[win].header);
-	info->header_n = best.header_n;
+	info->header_n = sn[win].header_n;
 
 	{
-		rows_ctx rc = { opts, best.header_line, 0 };
+		rows_ctx rc = {opts, info->header_line, 0};
 		rparser rp;
 		bool go;
 
@@ -719,7 +724,8 @@ sg_status sg_csv_read(const char *path, const sg_csv_opts *opts, sg_csv_info *in
 		info->stopped = rp.stop;
 		if (rp.error) {
 			info->error_line = rp.error_line;
-			st = fail_data(info, err, path, "malformed_csv", g_steal_pointer(&rp.error));
+			st =
+			    fail_data(info, err, path, "malformed_csv", g_steal_pointer(&rp.error));
 		}
 		rp_clear(&rp);
 	}
@@ -759,7 +765,7 @@ void sg_csv_info_clear(sg_csv_info *info)
 
 char *sg_csv_header_key(const char *name)
 {
-	g_autofree char *t = NULL, *v = NULL, *fold = NULL, *norm = NULL;
+	g_autofree char *v = NULL, *fold = NULL, *norm = NULL;
 	GString *out;
 	size_t len;
 	bool space = false;
@@ -796,10 +802,7 @@ char *sg_csv_header_key(const char *name)
 	return g_string_free(out, FALSE);
 }
 
-size_t sg_csv_cell_chars(const char *cell)
-{
-	return cell ? (size_t)g_utf8_strlen(cell, -1) : 0;
-}
+size_t sg_csv_cell_chars(const char *cell) { return cell ? (size_t)g_utf8_strlen(cell, -1) : 0; }
 
 /* ------------------------------------------------------------------------------------------ */
 /* The writer. */

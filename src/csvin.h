@@ -12,8 +12,8 @@ typedef bool (*sg_csv_header_fn)(void *ctx, char **cells, size_t n);
 
 /* Called for each data record after the header: cells are trimmed UTF-8, valid until the call
  * returns (cells[n] is NULL); line is the spreadsheet row. Blank records (no cell with text) are
- * not delivered. n is the count as parsed, so it includes empty trailing cells (Excel's "D1;A;5;;"):
- * callers ignore empty cells past the header's last column rather than count them.
+ * not delivered. n is the count as parsed, so it includes empty trailing cells (Excel's
+ * "D1;A;5;;"): callers ignore empty cells past the header's last column rather than count them.
  * Return 0 to go on, non-zero to stop reading (the reader then returns SG_OK with stopped set). */
 typedef int (*sg_csv_row_fn)(void *ctx, long line, char **cells, size_t n);
 

@@ -14,7 +14,8 @@ run_one() { # name, command…
 	local name=$1; shift
 	local log="$logdir/$(echo "$name" | tr '/' '_').log" rc p f
 	"$@" >"$log" 2>&1 </dev/null; rc=$?
-	p=$(grep -c '^ok ' "$log"); f=$(grep -c '^not ok ' "$log")
+	p=$(grep -c '^ok ' "$log" 2>/dev/null); f=$(grep -c '^not ok ' "$log" 2>/dev/null)
+	p=${p:-0}; f=${f:-0}
 	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; echo "not ok - $name exited $rc" >>"$log"; fi
 	if [ "$p" -eq 0 ] && [ "$f" -eq 0 ]; then f=1; echo "not ok - $name ran no check" >>"$log"; fi
 	pass=$((pass + p)); fail=$((fail + f))

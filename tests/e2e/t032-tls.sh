@@ -30,7 +30,7 @@ start_dovecot() {
 inject() { doveadm -c "$T/$1/dovecot.conf" save -u u -m INBOX <"$2"; }
 
 # SMTP: smtps:// and smtp:// (STARTTLS) with each bad certificate.
-smtp_try() { # mode url-scheme cert → prints "rc report"
+smtp_try() { # mode url-scheme cert → prints "rc report captured"
 	start_capture "s-$1-$3" --tls "$1" --cert "$CERTS/$3.pem" --key "$CERTS/$3.key"
 	{
 		printf '[store]\npath = %s/stockgate.db\n\n' "$T"
@@ -39,19 +39,19 @@ smtp_try() { # mode url-scheme cert → prints "rc report"
 	} >"$CONF"
 	chmod 600 "$CONF"
 	local out rc
-	out=$(sg process "$FIX/mail/0$4-"*.eml 2>>"$T/err"); rc=$?
+	# A message of its own for each try (distinct bytes, so no try is a duplicate).
+	sed "s/demo-1@/tls-$1-$3@/" "$FIX/demo/01-warehouses.eml" >"$T/m-$1-$3.eml"
+	out=$(sg process "$T/m-$1-$3.eml" 2>>"$T/err"); rc=$?
 	echo "$rc $(jf "$out" .report) $(ls "$T/s-$1-$3"/*.eml 2>/dev/null | wc -l)"
 }
 write_config </dev/null
 check "dealer and user" setup_dealer D1 $KEY dealer@shop.example
-n=2
 for mode in implicit starttls; do
 	scheme=smtps; [ $mode = starttls ] && scheme=smtp
 	for cert in wronghost unknown expired; do
-		n=$((n % 5 + 1))
-		is "$(smtp_try $mode $scheme $cert $n)" "75 none 0" "SMTP $scheme: $cert certificate refused (deferred, nothing sent)"
+		is "$(smtp_try $mode $scheme $cert)" "75 none 0" "SMTP $scheme: $cert certificate refused (deferred, nothing sent)"
 	done
-	is "$(smtp_try $mode $scheme good 6)" "0 sent 1" "SMTP $scheme: the test CA's certificate is accepted"
+	is "$(smtp_try $mode $scheme good)" "0 sent 1" "SMTP $scheme: the test CA's certificate is accepted"
 done
 
 # IMAP through `stockgate poll`.

@@ -35,14 +35,14 @@ static int row(void *ctx, long line, char **cells, size_t n)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const char *const labels[] = { NULL, "utf-8", "koi8-r", "utf-16le", "windows-1251",
-					      "utf-16", "cp866", "no-such" };
-	static const char *const encs[] = { "utf-8", "windows-1251", "utf-16le" };
+	static const char *const labels[] = {NULL,	     "utf-8",  "koi8-r", "utf-16le",
+					     "windows-1251", "utf-16", "cp866",	 "no-such"};
+	static const char *const encs[] = {"utf-8", "windows-1251", "utf-16le"};
 	int fd = memfd_create("fuzz-csv", MFD_CLOEXEC);
 	char path[64];
 	FILE *sink = fopen("/dev/null", "w");
 	sg_csv_writer *w;
-	sg_csv_opts opts = { 0 };
+	sg_csv_opts opts = {0};
 	sg_csv_info info;
 	char *err = NULL;
 	uint8_t sel = size ? data[size - 1] : 0;
