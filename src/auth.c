@@ -219,6 +219,10 @@ sg_status sg_auth_check_unkeyed(sg_store *st, const sg_message *m, const char *m
 		a->reason = "own_report";
 		return SG_OK;
 	}
+	if (m->from_count == 0) {
+		a->reason = "unknown_sender";
+		return SG_OK;
+	}
 	if (m->from_count != 1 || m->from == NULL ||
 	    (m->sender != NULL && g_ascii_strcasecmp(m->sender, m->from) != 0)) {
 		a->reason = "several_senders";

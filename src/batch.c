@@ -205,7 +205,7 @@ static sg_status conn_check(const sg_batch_conn *c, char **err)
 		return SG_OK;
 	if (g_ascii_strncasecmp(c->url, "http://", 7) == 0) {
 		if (c->tls->off) {
-			log_warnx("[%s] url: plaintext http:// (tls = off)", c->section);
+			log_debug("[%s] url: plaintext http:// (tls = off)", c->section);
 			return SG_OK;
 		}
 		return sg_fail(err, SG_ECONFIG,
@@ -801,6 +801,10 @@ static void on_done(job *j, brow *r, CURLcode rc)
 		retry(j, r, why, ra, http == 429);
 		return;
 	}
+	if (sg_log_level() >= SG_LOG_DEBUG) {
+		g_autofree char *t = g_strndup((const char *)r->body->data, 300);
+		log_debug("batch %s: row %ld: HTTP %ld: %s", j->kind->name, r->pub.line, http, t);
+	}
 	bool was_charged = r->charged_now;
 	r->charged_now = false;
 	g_clear_pointer(&r->pub.error, g_free);
@@ -830,6 +834,8 @@ static void on_done(job *j, brow *r, CURLcode rc)
 		}
 		g_clear_pointer(&r->call.url, g_free);
 		g_clear_pointer(&r->call.body, g_free);
+		memset(&r->call, 0, sizeof(r->call));
+		r->charged_now = false;
 		if (!j->kind->next(j->conn.state, &r->pub, &r->call)) {
 			row_gone(j, r);
 			break;
@@ -876,8 +882,9 @@ static void progress(job *j, bool last)
 
 static sg_status run_calls(job *j, char **err)
 {
-	GPtrArray *launch = g_ptr_array_new();
+	GPtrArray *launch = g_ptr_array_new(), *flush = g_ptr_array_new();
 	sg_status st = SG_OK;
+	bool answers = false;
 
 	j->multi = curl_multi_init();
 	curl_multi_setopt(j->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)j->o->concurrency);
@@ -945,11 +952,23 @@ static sg_status run_calls(job *j, char **err)
 			}
 			g_ptr_array_add(launch, r);
 		}
-		if (launch->len) {
-			/* The intents of charged calls reach the disk before the calls go out. */
-			st = journal_flush(j, (brow **)launch->pdata, launch->len, err);
+		if (launch->len || answers) {
+			/* The intents of charged calls reach the disk before the calls go out; the
+			 * answers of the last round share their commit (one fsync). */
+			g_ptr_array_set_size(flush, 0);
+			for (guint i = 0; i < j->rows->len; i++) {
+				brow *r = j->rows->pdata[i];
+				if (r->dirty && !r->active)
+					g_ptr_array_add(flush, r);
+			}
+			if (answers)
+				sg_crash_point("batch-answer");
+			answers = false;
+			st = journal_flush(j, (brow **)flush->pdata, flush->len, err);
 			if (st != SG_OK)
 				break;
+		}
+		if (launch->len) {
 			sg_crash_point("batch-sent");
 			for (guint i = 0; i < launch->len; i++)
 				if ((st = start_call(j, launch->pdata[i])) != SG_OK) {
@@ -973,19 +992,10 @@ static sg_status run_calls(job *j, char **err)
 					on_done(j, r, m->data.result);
 				}
 			if (done->len) {
-				sg_crash_point("batch-answer");
-				/* Answers of this round, and any undone intents, in one commit. */
-				for (guint i = 0; i < j->rows->len; i++) {
-					brow *r = j->rows->pdata[i];
-					if (r->dirty && !r->active)
-						g_ptr_array_add(done, r);
-				}
-				st = journal_flush(j, (brow **)done->pdata, done->len, err);
+				answers = true;
 				wait = 0;
 			}
 			g_ptr_array_free(done, TRUE);
-			if (st != SG_OK)
-				break;
 		}
 		progress(j, false);
 		if (wait > 0 && (j->active > 0 || j->waits->len || !g_queue_is_empty(&j->ready)))
@@ -1002,6 +1012,7 @@ out:
 		st = journal_flush(j, (brow **)j->rows->pdata, j->rows->len, err);
 	progress(j, true);
 	g_ptr_array_free(launch, TRUE);
+	g_ptr_array_free(flush, TRUE);
 	curl_multi_cleanup(j->multi);
 	return st;
 }

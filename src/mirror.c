@@ -475,6 +475,15 @@ static int rem_seek(void *vr, curl_off_t offset, int origin)
 	return CURL_SEEKFUNC_OK;
 }
 
+/* Whether an earlier failure of this run says not to try now (*err then says why). */
+static bool is_down(sg_mirror *m, const char *action, char **err)
+{
+	if (!m->down_until || g_get_monotonic_time() >= m->down_until)
+		return false;
+	sg_fail(err, SG_ETEMP, "%s: not sent: %s", action, m->down_why);
+	return true;
+}
+
 /*
  * POSTs one request to {url}/ACTION.json: body (small, in memory) or stream. Returns SG_OK with
  * *root, SG_EDATA or SG_ETEMP with *err "ACTION: what" (never the key).
@@ -493,8 +502,8 @@ static sg_status call(sg_mirror *m, const char *action, const char *body, rem_st
 	*root = NULL;
 	m->last_cc = CURLE_OK;
 	m->last_http = 0;
-	if (m->down_until && t0 < m->down_until)
-		return sg_fail(err, SG_ETEMP, "%s: not sent: %s", action, m->down_why);
+	if (is_down(m, action, err))
+		return SG_ETEMP;
 
 	g_string_truncate(m->answer, 0);
 	m->too_big = false;
@@ -766,6 +775,8 @@ sg_status sg_mirror_remains(sg_mirror *m, const char *key, const char *code, sg_
 		return SG_OK;
 	if (!code || !*code)
 		return sg_fail(err, SG_EINTERNAL, "mirror: remains without a warehouse code");
+	if (is_down(m, "remains.add", err))
+		return SG_ETEMP;
 	rc = sqlite3_prepare_v2(db,
 				"SELECT article, quantity FROM temp.stage_rem ORDER BY article", -1,
 				&r.stmt, NULL);

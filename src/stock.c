@@ -414,11 +414,15 @@ static int row_cb(void *vr, long line, char **cells, size_t n)
 		sg_file_reject(r->fr, "too_many_rows", "more than %ld data rows", r->c->max_rows);
 		return 1;
 	}
+	/* Fewer cells than the header (as parsed: "W1;A;" has three), or more non-empty ones
+	 * (Excel's trailing ";;" do not count), means the row does not line up with it. */
+	size_t parsed = n;
 	while (n > 0 && !*cells[n - 1])
 		n--;
-	if (n > r->ncols) {
+	if (n > r->ncols || parsed < r->ncols) {
 		sg_file_error(r->fr, line, NULL, "wrong_column_count", NULL,
-			      "the row has %zu cells, the header has %zu columns", n, r->ncols);
+			      "the row has %zu cells, the header has %zu columns",
+			      parsed < r->ncols ? parsed : n, r->ncols);
 		return 0;
 	}
 	for (int f = 0; f < F_N; f++)

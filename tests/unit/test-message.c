@@ -390,7 +390,9 @@ static void test_limits(void)
 	g_string_append(longhdr, "\n\nkey\n");
 	s = parse(longhdr->str, (gssize)longhdr->len, NULL, &m, &reason);
 	IS(reason, "too_complex", "100 KB header line: too_complex");
-	OK(s == SG_EDATA && m == NULL, "100 KB header line: no facts");
+	OK(s == SG_EDATA && m != NULL, "100 KB header line: the sender facts are still read");
+	IS(m ? m->from : NULL, "a@x.com", "100 KB header line: From known (for the reply decision)");
+	OK(m && (m->subject == NULL || *m->subject == '\0'), "100 KB header line: the long field left out");
 	g_clear_pointer(&m, sg_message_free);
 
 	for (i = 0; i < 2000; i++)

@@ -179,6 +179,11 @@ static char *http(const char *method, const char *path, const char *body)
 	return g_steal_pointer(&out);
 }
 
+static void control(const char *json)
+{
+	g_free(http("POST", "/_control", json));
+}
+
 static void stage(sqlite3 *db, const char *wh_sql, const char *rem_sql)
 {
 	sqlite3_exec(db, "DELETE FROM temp.stage_wh; DELETE FROM temp.stage_rem", NULL, NULL, NULL);
@@ -250,7 +255,7 @@ static void test_client(void)
 		      "INSERT INTO temp.stage_wh VALUES ('A','Курск','a@x'),('B','b',''),"
 		      "('C','c','c'),('D','d','d'),('E','e','e')",
 		      NULL);
-		http("POST", "/_control", "{\"reset_log\":true}");
+		control("{\"reset_log\":true}");
 		st = sg_mirror_warehouses(m, KEY, &store, fr, &err);
 		NUM(st, SG_OK, "warehouses: five added");
 		g_autofree char *log = http("GET", "/_log", NULL);
@@ -262,7 +267,7 @@ static void test_client(void)
 	{
 		g_autoptr(sg_file_result) fr = sg_file_result_new("w.csv");
 		fr->applied = true;
-		http("POST", "/_control", "{\"reset_log\":true}");
+		control("{\"reset_log\":true}");
 		NUM(sg_mirror_warehouses(m, KEY, &store, fr, &err), SG_OK, "unchanged: ok");
 		g_autofree char *log = http("GET", "/_log", NULL);
 		cJSON *j = cJSON_Parse(log);
@@ -273,7 +278,7 @@ static void test_client(void)
 		      "INSERT INTO temp.stage_wh VALUES ('A','Курск, ул. Ленина 1','a@x'),('B','b',''),"
 		      "('C','c','c'),('F','f','f')",
 		      NULL);
-		http("POST", "/_control", "{\"reset_log\":true}");
+		control("{\"reset_log\":true}");
 		NUM(sg_mirror_warehouses(m, KEY, &store, fr, &err), SG_OK, "changes: ok");
 		g_autofree char *log2 = http("GET", "/_log", NULL);
 		j = cJSON_Parse(log2);
@@ -290,12 +295,12 @@ static void test_client(void)
 		g_autoptr(sg_file_result) fr = sg_file_result_new("w.csv");
 		fr->applied = true;
 		stage(store.db, "INSERT INTO temp.stage_wh VALUES ('A','x','y'),('G','g','g')", NULL);
-		http("POST", "/_control", "{\"error_code\":\"G\"}");
+		control("{\"error_code\":\"G\"}");
 		NUM(sg_mirror_warehouses(m, KEY, &store, fr, &err), SG_EDATA, "status error");
 		IS(fr->reason, "mirror_error", "status error: reason");
 		OK(fr->detail && strstr(fr->detail, "Склад `G`"), "status error: detail '%s'",
 		   fr->detail ? fr->detail : "");
-		http("POST", "/_control", "{\"error_code\":null}");
+		control("{\"error_code\":null}");
 	}
 	/* Remains streamed: 100000 products in one request. */
 	{
@@ -304,7 +309,7 @@ static void test_client(void)
 		stage(store.db, "INSERT INTO temp.stage_wh VALUES ('A','x','y')",
 		      "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000)"
 		      " INSERT INTO temp.stage_rem SELECT 'ART\"' || i, i % 7 FROM n");
-		http("POST", "/_control", "{\"reset_log\":true}");
+		control("{\"reset_log\":true}");
 		st = sg_mirror_remains(m, KEY, "A", &store, fr, &err);
 		NUM(st, SG_OK, "remains: 100000 products accepted (%s)", err ? err : "");
 		g_clear_pointer(&err, g_free);
@@ -345,7 +350,7 @@ static void test_client(void)
 			sg_mirror *m2 = NULL;
 			fr->applied = true;
 			sg_mirror_open(&cfg, &m2, NULL);
-			http("POST", "/_control", f[i].control);
+			control(f[i].control);
 			g_clear_pointer(&err, g_free);
 			st = sg_mirror_remains(m2, KEY, "A", &store, fr, &err);
 			NUM(st, SG_ETEMP, "fault %s: deferred", f[i].control);
@@ -377,7 +382,7 @@ static void test_client(void)
 		g_autofree char *ctl =
 			g_strdup_printf("{\"redirect_to\":\"%s/elsewhere\",\"reset_log\":true}", base);
 		sg_mirror_open(&cfg, &m2, NULL);
-		http("POST", "/_control", ctl);
+		control(ctl);
 		g_clear_pointer(&err, g_free);
 		NUM(sg_mirror_warehouses(m2, KEY, &store, fr, &err), SG_EDATA, "redirect: refused");
 		OK(fr->detail && strstr(fr->detail, "redirect"), "redirect: says so");
@@ -385,7 +390,7 @@ static void test_client(void)
 		cJSON *j = cJSON_Parse(log);
 		NUM(cJSON_GetArraySize(j), 1, "redirect: not followed");
 		cJSON_Delete(j);
-		http("POST", "/_control", "{\"redirect_to\":null}");
+		control("{\"redirect_to\":null}");
 		sg_mirror_close(m2);
 	}
 
