@@ -8,6 +8,7 @@
  * "A005 OK" inside a message would end the reply. The replies are parsed by imap.c. */
 #include "imap.h"
 #include "log.h"
+#include "util.h"
 #include "source.h"
 
 #include <curl/curl.h>
@@ -41,33 +42,6 @@ typedef struct {
 	GByteArray *in;      /* bytes received and not yet consumed */
 	GHashTable *folders; /* folder names known to exist */
 } imap_source;
-
-/* Runs oauth2_token_command and returns the token it prints (g_free), or NULL. The token is
- * never logged. */
-static char *oauth2_token(const char *command, char **err)
-{
-	const char *argv[] = {"/bin/sh", "-c", command, NULL};
-	g_autofree char *out = NULL;
-	g_autofree char *errout = NULL;
-	g_autoptr(GError) gerr = NULL;
-	int wstatus = 0;
-	if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out, &errout,
-			  &wstatus, &gerr)) {
-		sg_fail(err, SG_ETEMP, "[source] oauth2_token_command: %s", gerr->message);
-		return NULL;
-	}
-	if (!g_spawn_check_wait_status(wstatus, NULL)) {
-		sg_fail(err, SG_ETEMP, "[source] oauth2_token_command failed: %s",
-			errout ? g_strstrip(errout) : "");
-		return NULL;
-	}
-	g_strstrip(out);
-	if (!*out || strpbrk(out, "\r\n")) {
-		sg_fail(err, SG_ETEMP, "[source] oauth2_token_command printed no single-line token");
-		return NULL;
-	}
-	return g_steal_pointer(&out);
-}
 
 static sg_status imap_fail(imap_source *s, char **err, sg_status st, const char *fmt, ...)
 	G_GNUC_PRINTF(4, 5);
@@ -272,7 +246,7 @@ static sg_status imap_connect(imap_source *s, const char *url, bool starttls, ch
 		curl_easy_setopt(c, CURLOPT_USERNAME, cfg->source.username);
 	g_autofree char *token = NULL;
 	if (cfg->source.oauth2_token_command) {
-		token = oauth2_token(cfg->source.oauth2_token_command, err);
+		token = sg_oauth2_token("[source]", cfg->source.oauth2_token_command, err);
 		if (!token)
 			return SG_ETEMP;
 		curl_easy_setopt(c, CURLOPT_XOAUTH2_BEARER, token);

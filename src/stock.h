@@ -29,7 +29,9 @@ typedef struct {
  *     temp.stage_wh(code TEXT PRIMARY KEY, address TEXT, contacts TEXT)     -- warehouses
  *     temp.stage_rem(article TEXT PRIMARY KEY, quantity INTEGER)            -- remains, summed,
  *                                                                           -- catalogue-filtered
- * where the mirror reads them. The verdict and the counts go to fr (name already set).
+ * where the mirror reads them (stock also keeps temp.stage_raw, its own row-order staging).
+ * The verdict and the counts go to fr (name already set). dealer NULL: fr->applied means valid,
+ * only rows is counted.
  * Returns SG_OK (verdict in fr), SG_ETEMP (the mirror is unavailable: the caller rolls the whole
  * message back and defers it; *err says why), or SG_EIO/SG_EINTERNAL.
  */

@@ -1,8 +1,8 @@
 /* store.c: the SQLite state db: schema migrations, registry, stock, ledger, polls and marks. */
 #include <string.h>
 
-#include "store.h"
 #include "log.h"
+#include "store.h"
 #include "util.h"
 
 struct sg_store {
@@ -19,49 +19,49 @@ struct sg_store {
  * against the RFC must not make the pipeline fail on a constraint; lookups take the newest row.
  */
 static const char *const migrations[] = {
-	/* 1 */
-	"CREATE TABLE dealers ("
-	"  id TEXT PRIMARY KEY, name TEXT NOT NULL, key_sha256 TEXT NOT NULL,"
-	"  dev_mode INTEGER NOT NULL DEFAULT 0, created INTEGER NOT NULL) WITHOUT ROWID;"
-	"CREATE TABLE users ("
-	"  email TEXT PRIMARY KEY,"
-	"  dealer TEXT NOT NULL REFERENCES dealers(id) ON DELETE CASCADE,"
-	"  roles INTEGER NOT NULL) WITHOUT ROWID;"
-	"CREATE INDEX users_dealer ON users(dealer);"
-	"CREATE TABLE catalog (article TEXT PRIMARY KEY) WITHOUT ROWID;"
-	"CREATE TABLE warehouses ("
-	"  dealer TEXT NOT NULL REFERENCES dealers(id) ON DELETE CASCADE,"
-	"  code TEXT NOT NULL, address TEXT NOT NULL, contacts TEXT NOT NULL DEFAULT '',"
-	"  PRIMARY KEY (dealer, code)) WITHOUT ROWID;"
-	"CREATE TABLE remains ("
-	"  dealer TEXT NOT NULL, warehouse TEXT NOT NULL, article TEXT NOT NULL,"
-	"  quantity INTEGER NOT NULL,"
-	"  PRIMARY KEY (dealer, warehouse, article),"
-	"  FOREIGN KEY (dealer, warehouse) REFERENCES warehouses(dealer, code)"
-	"    ON DELETE CASCADE) WITHOUT ROWID;"
-	"CREATE TABLE marks ("
-	"  dealer TEXT NOT NULL REFERENCES dealers(id) ON DELETE CASCADE,"
-	"  kind TEXT NOT NULL, warehouse TEXT NOT NULL, time INTEGER NOT NULL,"
-	"  PRIMARY KEY (dealer, kind, warehouse)) WITHOUT ROWID;"
-	"CREATE TABLE ledger ("
-	"  sha256 TEXT PRIMARY KEY, source TEXT, mailbox TEXT, uidvalidity INTEGER NOT NULL DEFAULT 0,"
-	"  uid INTEGER NOT NULL DEFAULT 0, message_id TEXT, outcome TEXT, reason TEXT,"
-	"  result_json TEXT, report_state TEXT NOT NULL DEFAULT 'none', report_path TEXT,"
-	"  attempts INTEGER NOT NULL DEFAULT 0, first_seen INTEGER NOT NULL,"
-	"  updated INTEGER NOT NULL);"
-	"CREATE INDEX ledger_uid ON ledger(mailbox, uidvalidity, uid) WHERE mailbox IS NOT NULL;"
-	"CREATE INDEX ledger_report ON ledger(report_state) WHERE report_state = 'pending';"
-	"CREATE TABLE polls (id INTEGER PRIMARY KEY, time INTEGER NOT NULL, ok INTEGER NOT NULL,"
-	"  error TEXT);"
-	"CREATE TABLE jobs ("
-	"  id INTEGER PRIMARY KEY, kind TEXT NOT NULL, input_sha256 TEXT NOT NULL,"
-	"  created INTEGER NOT NULL, state TEXT NOT NULL DEFAULT 'pending', owner_email TEXT,"
-	"  message_sha256 TEXT);"
-	"CREATE INDEX jobs_state ON jobs(state);"
-	"CREATE TABLE journal ("
-	"  kind TEXT NOT NULL, input_sha256 TEXT NOT NULL, row INTEGER NOT NULL,"
-	"  state TEXT NOT NULL, sent_at INTEGER, answer TEXT,"
-	"  PRIMARY KEY (kind, input_sha256, row)) WITHOUT ROWID;",
+    /* 1 */
+    "CREATE TABLE dealers ("
+    "  id TEXT PRIMARY KEY, name TEXT NOT NULL, key_sha256 TEXT NOT NULL,"
+    "  dev_mode INTEGER NOT NULL DEFAULT 0, created INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE users ("
+    "  email TEXT PRIMARY KEY,"
+    "  dealer TEXT NOT NULL REFERENCES dealers(id) ON DELETE CASCADE,"
+    "  roles INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX users_dealer ON users(dealer);"
+    "CREATE TABLE catalog (article TEXT PRIMARY KEY) WITHOUT ROWID;"
+    "CREATE TABLE warehouses ("
+    "  dealer TEXT NOT NULL REFERENCES dealers(id) ON DELETE CASCADE,"
+    "  code TEXT NOT NULL, address TEXT NOT NULL, contacts TEXT NOT NULL DEFAULT '',"
+    "  PRIMARY KEY (dealer, code)) WITHOUT ROWID;"
+    "CREATE TABLE remains ("
+    "  dealer TEXT NOT NULL, warehouse TEXT NOT NULL, article TEXT NOT NULL,"
+    "  quantity INTEGER NOT NULL,"
+    "  PRIMARY KEY (dealer, warehouse, article),"
+    "  FOREIGN KEY (dealer, warehouse) REFERENCES warehouses(dealer, code)"
+    "    ON DELETE CASCADE) WITHOUT ROWID;"
+    "CREATE TABLE marks ("
+    "  dealer TEXT NOT NULL REFERENCES dealers(id) ON DELETE CASCADE,"
+    "  kind TEXT NOT NULL, warehouse TEXT NOT NULL, time INTEGER NOT NULL,"
+    "  PRIMARY KEY (dealer, kind, warehouse)) WITHOUT ROWID;"
+    "CREATE TABLE ledger ("
+    "  sha256 TEXT PRIMARY KEY, source TEXT, mailbox TEXT, uidvalidity INTEGER NOT NULL DEFAULT 0,"
+    "  uid INTEGER NOT NULL DEFAULT 0, message_id TEXT, outcome TEXT, reason TEXT,"
+    "  result_json TEXT, report_state TEXT NOT NULL DEFAULT 'none', report_path TEXT,"
+    "  attempts INTEGER NOT NULL DEFAULT 0, first_seen INTEGER NOT NULL,"
+    "  updated INTEGER NOT NULL);"
+    "CREATE INDEX ledger_uid ON ledger(mailbox, uidvalidity, uid) WHERE mailbox IS NOT NULL;"
+    "CREATE INDEX ledger_report ON ledger(report_state) WHERE report_state = 'pending';"
+    "CREATE TABLE polls (id INTEGER PRIMARY KEY, time INTEGER NOT NULL, ok INTEGER NOT NULL,"
+    "  error TEXT);"
+    "CREATE TABLE jobs ("
+    "  id INTEGER PRIMARY KEY, kind TEXT NOT NULL, input_sha256 TEXT NOT NULL,"
+    "  created INTEGER NOT NULL, state TEXT NOT NULL DEFAULT 'pending', owner_email TEXT,"
+    "  message_sha256 TEXT);"
+    "CREATE INDEX jobs_state ON jobs(state);"
+    "CREATE TABLE journal ("
+    "  kind TEXT NOT NULL, input_sha256 TEXT NOT NULL, row INTEGER NOT NULL,"
+    "  state TEXT NOT NULL, sent_at INTEGER, answer TEXT,"
+    "  PRIMARY KEY (kind, input_sha256, row)) WITHOUT ROWID;",
 };
 
 /* How many poll records `status` history keeps. */
@@ -132,7 +132,8 @@ sg_status sg_store_exec(sg_store *st, const char *sql, char **err)
 	char *msg = NULL;
 	int rc = sqlite3_exec(st->db, sql, NULL, NULL, &msg);
 	if (rc != SQLITE_OK) {
-		sg_status ret = sg_fail(err, db_status(rc), "state db: %s", msg ? msg : sqlite3_errstr(rc));
+		sg_status ret =
+		    sg_fail(err, db_status(rc), "state db: %s", msg ? msg : sqlite3_errstr(rc));
 		sqlite3_free(msg);
 		return ret;
 	}
@@ -182,7 +183,8 @@ static sg_status migrate(sg_store *st, char **err)
 		}
 		if ((ret = sg_store_exec(st, migrations[v], err)))
 			goto fail;
-		g_autofree char *set = g_strdup_printf("PRAGMA user_version = %" G_GINT64_FORMAT, v + 1);
+		g_autofree char *set =
+		    g_strdup_printf("PRAGMA user_version = %" G_GINT64_FORMAT, v + 1);
 		if ((ret = sg_store_exec(st, set, err)) || (ret = sg_store_exec(st, "COMMIT", err)))
 			goto fail;
 		log_debug("state db: migrated to schema version %" G_GINT64_FORMAT, v + 1);
@@ -200,9 +202,9 @@ sg_status sg_store_open(const char *path, sg_store **out, char **err)
 	sg_status ret;
 	*out = NULL;
 	/* "" makes SQLite open a private temporary db, deleted on close. */
-	int rc = sqlite3_open_v2(path ? path : "", &st->db,
-				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-				 NULL);
+	int rc =
+	    sqlite3_open_v2(path ? path : "", &st->db,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
 		ret = sg_fail(err, SG_EIO, "state db %s: %s", path,
 			      st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
@@ -243,20 +245,14 @@ void sg_store_close(sg_store *st)
 	g_free(st);
 }
 
-sqlite3 *sg_store_db(sg_store *st)
-{
-	return st->db;
-}
+sqlite3 *sg_store_db(sg_store *st) { return st->db; }
 
 sg_status sg_store_begin(sg_store *st, char **err)
 {
 	return sg_store_exec(st, "BEGIN IMMEDIATE", err);
 }
 
-sg_status sg_store_commit(sg_store *st, char **err)
-{
-	return sg_store_exec(st, "COMMIT", err);
-}
+sg_status sg_store_commit(sg_store *st, char **err) { return sg_store_exec(st, "COMMIT", err); }
 
 void sg_store_rollback(sg_store *st)
 {
@@ -303,9 +299,9 @@ static const struct {
 	const char *name;
 	unsigned role;
 } role_names[] = {
-	{"remains_upload", SG_ROLE_REMAINS_UPLOAD}, {"batch_vin", SG_ROLE_BATCH_VIN},
-	{"batch_frame", SG_ROLE_BATCH_FRAME},       {"batch_price", SG_ROLE_BATCH_PRICE},
-	{"batch_rental", SG_ROLE_BATCH_RENTAL},
+    {"remains_upload", SG_ROLE_REMAINS_UPLOAD}, {"batch_vin", SG_ROLE_BATCH_VIN},
+    {"batch_frame", SG_ROLE_BATCH_FRAME},	{"batch_price", SG_ROLE_BATCH_PRICE},
+    {"batch_rental", SG_ROLE_BATCH_RENTAL},
 };
 
 unsigned sg_role_from_name(const char *name)
@@ -324,9 +320,12 @@ unsigned sg_role_for_method(const char *method)
 		const char *method;
 		unsigned role;
 	} map[] = {
-		{"warehouses", SG_ROLE_REMAINS_UPLOAD}, {"remains", SG_ROLE_REMAINS_UPLOAD},
-		{"vin", SG_ROLE_BATCH_VIN},             {"frame", SG_ROLE_BATCH_FRAME},
-		{"price", SG_ROLE_BATCH_PRICE},         {"rental", SG_ROLE_BATCH_RENTAL},
+	    {"warehouses", SG_ROLE_REMAINS_UPLOAD},
+	    {"remains", SG_ROLE_REMAINS_UPLOAD},
+	    {"vin", SG_ROLE_BATCH_VIN},
+	    {"frame", SG_ROLE_BATCH_FRAME},
+	    {"price", SG_ROLE_BATCH_PRICE},
+	    {"rental", SG_ROLE_BATCH_RENTAL},
 	};
 	if (!method)
 		return 0;
@@ -368,10 +367,7 @@ static bool valid_dealer_id(const char *id)
 	return true;
 }
 
-static char *key_hash(const char *key)
-{
-	return sg_sha256_hex(key, strlen(key));
-}
+static char *key_hash(const char *key) { return sg_sha256_hex(key, strlen(key)); }
 
 sg_status sg_dealer_add(sg_store *st, const char *id, const char *name, const char *key, char **err)
 {
@@ -538,7 +534,8 @@ sg_status sg_user_add(sg_store *st, const char *email, const char *dealer, unsig
 		return db_fail(st, err, rc, "reading a dealer");
 	if (prepare(st,
 		    "INSERT INTO users(email, dealer, roles) VALUES (?, ?, ?)"
-		    " ON CONFLICT(email) DO UPDATE SET dealer = excluded.dealer, roles = excluded.roles",
+		    " ON CONFLICT(email) DO UPDATE SET dealer = excluded.dealer, roles = "
+		    "excluded.roles",
 		    &s, err))
 		return SG_EINTERNAL;
 	bind_text(s, 1, e);
@@ -768,7 +765,7 @@ void sg_ledger_free(sg_ledger *l)
 }
 
 #define LEDGER_COLS                                                                                \
-	"sha256, source, mailbox, uidvalidity, uid, message_id, outcome, reason, result_json,"    \
+	"sha256, source, mailbox, uidvalidity, uid, message_id, outcome, reason, result_json,"     \
 	" report_state, report_path, attempts, first_seen, updated"
 
 static sg_ledger *ledger_from_row(sqlite3_stmt *s)
@@ -902,10 +899,10 @@ sg_status sg_store_poll_record(sg_store *st, gint64 when, bool ok, const char *e
 	bind_text(s, 3, ok ? NULL : error);
 	if ((ret = step_done(st, s, "recording a poll", err)))
 		return ret;
-	return sg_store_exec(st,
-			     "DELETE FROM polls WHERE id <= (SELECT max(id) FROM polls) - "
-			     G_STRINGIFY(POLLS_KEPT),
-			     err);
+	return sg_store_exec(
+	    st,
+	    "DELETE FROM polls WHERE id <= (SELECT max(id) FROM polls) - " G_STRINGIFY(POLLS_KEPT),
+	    err);
 }
 
 sg_status sg_store_status_get(sg_store *st, sg_store_status *out, char **err)
@@ -929,9 +926,10 @@ sg_status sg_store_status_get(sg_store *st, sg_store_status *out, char **err)
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return db_fail(st, err, rc, "reading polls");
 
-	if (prepare(st,
-		    "SELECT outcome, count(*) FROM ledger WHERE outcome IS NOT NULL GROUP BY outcome",
-		    &s, err))
+	if (prepare(
+		st,
+		"SELECT outcome, count(*) FROM ledger WHERE outcome IS NOT NULL GROUP BY outcome",
+		&s, err))
 		return SG_EINTERNAL;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
 		g_hash_table_insert(out->by_outcome, col_dup(s, 0),
@@ -945,9 +943,8 @@ sg_status sg_store_status_get(sg_store *st, sg_store_status *out, char **err)
 			     err)))
 		return ret;
 	out->reports_pending = (long)n;
-	if ((ret = query_int(st,
-			     "SELECT count(*) FROM jobs WHERE state IN ('pending', 'running')", &n,
-			     err)))
+	if ((ret = query_int(st, "SELECT count(*) FROM jobs WHERE state IN ('pending', 'running')",
+			     &n, err)))
 		return ret;
 	out->jobs_pending = (long)n;
 	return SG_OK;

@@ -2,6 +2,7 @@
  * STARTTLS (smtp://), certificates always verified, every step under a deadline. */
 #include "transport.h"
 #include "log.h"
+#include "util.h"
 
 #include <curl/curl.h>
 #include <string.h>
@@ -92,32 +93,6 @@ static size_t read_cb(char *buf, size_t size, size_t n, void *ud)
 	return k;
 }
 
-/* Runs oauth2_token_command and returns the token it prints (g_free), or NULL. The token is
- * never logged. */
-static char *oauth2_token(const char *command, char **err)
-{
-	const char *argv[] = {"/bin/sh", "-c", command, NULL};
-	g_autofree char *out = NULL;
-	g_autofree char *errout = NULL;
-	g_autoptr(GError) gerr = NULL;
-	int wstatus = 0;
-	if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out, &errout,
-			  &wstatus, &gerr)) {
-		sg_fail(err, SG_ETEMP, "[report] oauth2_token_command: %s", gerr->message);
-		return NULL;
-	}
-	if (!g_spawn_check_wait_status(wstatus, NULL)) {
-		sg_fail(err, SG_ETEMP, "[report] oauth2_token_command failed: %s",
-			errout ? g_strstrip(errout) : "");
-		return NULL;
-	}
-	g_strstrip(out);
-	if (!*out || strpbrk(out, "\r\n")) {
-		sg_fail(err, SG_ETEMP, "[report] oauth2_token_command printed no single-line token");
-		return NULL;
-	}
-	return g_steal_pointer(&out);
-}
 
 static sg_status smtp_send(sg_transport *tr, const char *envelope_from, const char *const *rcpts,
 			   const char *data, size_t len, char **err)
@@ -166,7 +141,7 @@ static sg_status smtp_send(sg_transport *tr, const char *envelope_from, const ch
 	if (cfg->report.username)
 		curl_easy_setopt(c, CURLOPT_USERNAME, cfg->report.username);
 	if (cfg->report.oauth2_token_command) {
-		token = oauth2_token(cfg->report.oauth2_token_command, err);
+		token = sg_oauth2_token("[report]", cfg->report.oauth2_token_command, err);
 		if (!token) {
 			st = SG_ETEMP;
 			goto out;

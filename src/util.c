@@ -1,5 +1,6 @@
 /* util.c: small helpers shared by the modules: hashing, the clock, durations, sizes, text. */
 #include "util.h"
+#include "sg.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -293,4 +294,30 @@ bool sg_write_atomic(const char *path, const void *data, size_t len, int mode, c
 		close(dfd);
 	}
 	return true;
+}
+
+char *sg_oauth2_token(const char *section, const char *command, char **err)
+{
+	const char *argv[] = {"/bin/sh", "-c", command, NULL};
+	g_autofree char *out = NULL;
+	g_autofree char *errout = NULL;
+	g_autoptr(GError) gerr = NULL;
+	int wstatus = 0;
+	if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out, &errout,
+			  &wstatus, &gerr)) {
+		sg_fail(err, SG_ETEMP, "%s oauth2_token_command: %s", section, gerr->message);
+		return NULL;
+	}
+	if (!g_spawn_check_wait_status(wstatus, NULL)) {
+		sg_fail(err, SG_ETEMP, "%s oauth2_token_command failed: %s", section,
+			errout ? g_strstrip(errout) : "");
+		return NULL;
+	}
+	g_strstrip(out);
+	if (!*out || strpbrk(out, "\r\n")) {
+		sg_fail(err, SG_ETEMP, "%s oauth2_token_command printed no single-line token",
+			section);
+		return NULL;
+	}
+	return g_steal_pointer(&out);
 }

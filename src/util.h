@@ -25,5 +25,9 @@ char *sg_sanitize_filename(const char *name);
 /* Writes data to path atomically (temp file in the same directory, fsync, rename). */
 bool sg_write_atomic(const char *path, const void *data, size_t len, int mode, char **err);
 
+/* Runs an oauth2_token_command of a config section ("[source]") and returns the access token it
+ * prints (g_free), or NULL with *err (SG_ETEMP). The token is never logged. */
+char *sg_oauth2_token(const char *section, const char *command, char **err);
+
 /* Test hook (STYLE 15): when $SG_CRASH names this point, the process kills itself here. */
 void sg_crash_point(const char *name);

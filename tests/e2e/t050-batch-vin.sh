@@ -92,14 +92,14 @@ kill -9 $pid; wait $pid 2>/dev/null
 mid=$(( $(charged) - c0 ))
 check "the killed run had charged some rows ($mid)" test "$mid" -gt 0 -a "$mid" -lt "$unique"
 sg batch vin "$T/k.csv" --concurrency 8 >"$T/k.out" 2>"$T/k.err"
-unknown=$(grep -c ',unknown,' "$T/k.out")
+unknown=$(grep ',unknown,' "$T/k.out" | grep -vc 'same as row')
 check "at most the calls in flight are unknown ($unknown)" test "$unknown" -le 4
 is "$(stats | jq -r .max_per_item)" 1 "after kill -9 and a re-run, no VIN charged twice"
 n=$(( $(charged) - c0 ))
 check "each distinct row charged at most once, all but the unknown ones ($n of $unique)" \
 	test "$n" -le "$unique" -a "$n" -ge $((unique - unknown))
 sg batch vin "$T/k.csv" >"$T/k2.out" 2>/dev/null
-is "$(grep -c ',unknown,' "$T/k2.out")" "$unknown" "unknown rows stay unknown without --retry-unknown"
+is "$(grep ",unknown," "$T/k2.out" | grep -vc "same as row")" "$unknown" "unknown rows stay unknown without --retry-unknown"
 sg batch vin "$T/k.csv" --retry-unknown >"$T/k3.out" 2>"$T/k3.err"
 is "$(grep -c ',unknown,' "$T/k3.out")" 0 "--retry-unknown settles them"
 is "$(grep -c ',ok,' "$T/k3.out")" 360 "every valid row of the killed list ends ok"
@@ -172,7 +172,7 @@ is "$(jq -r .status "$T/j.out" | tr '\n' ' ')" "ok invalid " "--format json: one
 is "$(sg batch vin --balance 2>/dev/null)" "$(stats | jq -r '.balance // empty')$(curl -s -X POST -d "{\"token\":\"$TOKEN\",\"check_type\":\"get_balance\"}" "$URL/" | jq -r .balance)" \
 	"--balance prints the balance"
 sed -i '/^token = /d' "$CONF"
-sg batch vin "$T/c.csv" >/dev/null 2>"$T/e.err"; rc=$?
+sg batch vin "$T/c.csv" >/dev/null 2>"$T/e.err"; rc=$?; [ "$rc" = 78 ] || sed "s/^/# /" "$T/e.err"
 is "$rc" 78 "no token: exit 78"
 like "$(cat "$T/e.err")" '\[vin\] token' "the message names the setting"
 

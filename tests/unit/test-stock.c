@@ -3,9 +3,9 @@
 #include <string.h>
 
 #include "stock.h"
-#include "util.h"
-#include "tap.h"
 #include "stub-mirror.c"
+#include "tap.h"
+#include "util.h"
 
 static sg_store *st;
 static char *tmpdir;
@@ -38,15 +38,15 @@ static sg_file_result *apply_path(const char *kind, const char *path, const opts
 	if (!o)
 		o = &none;
 	sg_stock_ctx ctx = {
-		.dealer = o->check ? NULL : (o->dealer && *o->dealer ? o->dealer : "D1"),
-		.kind = kind,
-		.date = o->date,
-		.dev_mode = o->dev_mode,
-		.max_rows = o->max_rows ? o->max_rows : 1000000,
-		.max_field_length = o->max_field_length ? o->max_field_length : 1024,
-		.seen = o->seen,
-		.mirror = o->mirror ? (sg_mirror *)&fake_mirror : NULL,
-		.key = "k",
+	    .dealer = o->check ? NULL : (o->dealer && *o->dealer ? o->dealer : "D1"),
+	    .kind = kind,
+	    .date = o->date,
+	    .dev_mode = o->dev_mode,
+	    .max_rows = o->max_rows ? o->max_rows : 1000000,
+	    .max_field_length = o->max_field_length ? o->max_field_length : 1024,
+	    .seen = o->seen,
+	    .mirror = o->mirror ? (sg_mirror *)&fake_mirror : NULL,
+	    .key = "k",
 	};
 	sg_file_result *fr = sg_file_result_new("f.csv");
 	g_autofree char *err = NULL;
@@ -87,10 +87,7 @@ static char *snapshot(void)
 	return g_string_free(s, FALSE);
 }
 
-static const sg_issue *issue(GPtrArray *a, guint i)
-{
-	return i < a->len ? a->pdata[i] : NULL;
-}
+static const sg_issue *issue(GPtrArray *a, guint i) { return i < a->len ? a->pdata[i] : NULL; }
 
 static void test_quantity(void)
 {
@@ -99,39 +96,43 @@ static void test_quantity(void)
 		bool ok;
 		long long v;
 	} t[] = {
-		{"0", true, 0},
-		{"5", true, 5},
-		{"007", true, 7},
-		{"999999999", true, 999999999},
-		{"1000000000", false, 0},
-		{"99999999999999999999999", false, 0},
-		{"5,00", true, 5},
-		{"5.0", true, 5},
-		{"10,000", true, 10},
-		{"1 234,00", true, 1234},
-		{"1 234 567", true, 1234567},
-		{"1\xc2\xa0" "234", true, 1234},
-		{"1\xe2\x80\xaf" "234", true, 1234},
-		{" 12 ", true, 12},
-		{"2,5", false, 0},
-		{"5,01", false, 0},
-		{"5,", false, 0},
-		{",5", false, 0},
-		{"-1", false, 0},
-		{"-0", false, 0},
-		{"+1", false, 0},
-		{"", false, 0},
-		{"   ", false, 0},
-		{"1e3", false, 0},
-		{"0x10", false, 0},
-		{"1 23", false, 0},
-		{"1234 567", false, 0},
-		{"1  234", false, 0},
-		{"1 234 ", true, 1234},
-		{"1\t234", false, 0},
-		{"1.000.000", false, 0},
-		{"abc", false, 0},
-		{"12abc", false, 0},
+	    {"0", true, 0},
+	    {"5", true, 5},
+	    {"007", true, 7},
+	    {"999999999", true, 999999999},
+	    {"1000000000", false, 0},
+	    {"99999999999999999999999", false, 0},
+	    {"5,00", true, 5},
+	    {"5.0", true, 5},
+	    {"10,000", true, 10},
+	    {"1 234,00", true, 1234},
+	    {"1 234 567", true, 1234567},
+	    {"1\xc2\xa0"
+	     "234",
+	     true, 1234},
+	    {"1\xe2\x80\xaf"
+	     "234",
+	     true, 1234},
+	    {" 12 ", true, 12},
+	    {"2,5", false, 0},
+	    {"5,01", false, 0},
+	    {"5,", false, 0},
+	    {",5", false, 0},
+	    {"-1", false, 0},
+	    {"-0", false, 0},
+	    {"+1", false, 0},
+	    {"", false, 0},
+	    {"   ", false, 0},
+	    {"1e3", false, 0},
+	    {"0x10", false, 0},
+	    {"1 23", false, 0},
+	    {"1234 567", false, 0},
+	    {"1  234", false, 0},
+	    {"1 234 ", true, 1234},
+	    {"1\t234", false, 0},
+	    {"1.000.000", false, 0},
+	    {"abc", false, 0},
+	    {"12abc", false, 0},
 	};
 	for (size_t i = 0; i < G_N_ELEMENTS(t); i++) {
 		long long v = -1;
@@ -147,22 +148,22 @@ static void test_code(void)
 		const char *in;
 		bool ok;
 	} t[] = {
-		{"W1", true},
-		{"D4R7WE", true},
-		{"склад-1", true},
-		{"Ёлка_2.0", true},
-		{"a", true},
-		{"x234567890123456789012345678901234567890123456789012345678901234", true},
-		{"x2345678901234567890123456789012345678901234567890123456789012345", false},
-		{"", false},
-		{"W 1", false},
-		{"W/1", false},
-		{"W1;", false},
-		{"αβγ", false},
-		{"倉庫", false},
-		{"W١", false}, /* Arabic-Indic digit */
-		{"é", true},
-		{"\xff", false},
+	    {"W1", true},
+	    {"D4R7WE", true},
+	    {"склад-1", true},
+	    {"Ёлка_2.0", true},
+	    {"a", true},
+	    {"x234567890123456789012345678901234567890123456789012345678901234", true},
+	    {"x2345678901234567890123456789012345678901234567890123456789012345", false},
+	    {"", false},
+	    {"W 1", false},
+	    {"W/1", false},
+	    {"W1;", false},
+	    {"αβγ", false},
+	    {"倉庫", false},
+	    {"W١", false}, /* Arabic-Indic digit */
+	    {"é", true},
+	    {"\xff", false},
 	};
 	for (size_t i = 0; i < G_N_ELEMENTS(t); i++)
 		OK(sg_valid_code(t[i].in) == t[i].ok, "code '%s' %s", t[i].in,
@@ -189,63 +190,65 @@ static void test_rejects(void)
 		const char *column, *value, *message;
 		guint nerrors;
 	} t[] = {
-		{"remains", RH "W1;A1;2,5\n", NULL, "row_errors", "bad_quantity", 2, "Остаток", "2,5",
-		 "'2,5' is not a whole number", 1},
-		{"remains", RH "W1;A1;-1\n", NULL, "row_errors", "bad_quantity", 2, "Остаток", "-1",
-		 "'-1' is negative", 1},
-		{"remains", RH "W1;A1;1e3\n", NULL, "row_errors", "bad_quantity", 2, NULL, "1e3", NULL, 1},
-		{"remains", RH "W1;A1;\n", NULL, "row_errors", "missing_value", 2, "Остаток", NULL,
-		 NULL, 1},
-		{"remains", RH "W1;;5\n", NULL, "row_errors", "missing_value", 2, "Артикул", NULL, NULL,
-		 1},
-		{"remains", RH ";A1;5\n", NULL, "row_errors", "missing_value", 2, "Код склада", NULL,
-		 NULL, 1},
-		{"remains", RH "W 1;A1;5\n", NULL, "row_errors", "bad_code", 2, "Код склада", "W 1",
-		 NULL, 1},
-		{"remains", RH "W1;A1;5\nW2;A2;5\nW1;A3;1\n", NULL, "row_errors", "other_warehouse", 3,
-		 "Код склада", "W2", NULL, 1},
-		{"remains", r_long_article, NULL, "row_errors", "bad_article", 2, "Артикул", long65,
-		 NULL, 1},
-		{"remains", RH "W1;A1;5;x\n", NULL, "row_errors", "wrong_column_count", 2, NULL, NULL,
-		 NULL, 1},
-		{"remains", RH "W1;A1\n", NULL, "row_errors", "wrong_column_count", 2, NULL, NULL,
-		 "the row has 2 cells, the header has 3 columns", 1},
-		{"remains", RH "W1;A1;5;;;\nW1;A2;\n", NULL, "row_errors", "missing_value", 3,
-		 "Остаток", NULL, NULL, 1},
-		{"remains", RH "W1;ABCDEFGHIJK;5\n", &field10, "row_errors", "field_too_long", 2,
-		 "Артикул", "ABCDEFGHIJK", NULL, 1},
-		{"remains", RH "W1;A1;x\n\nW1;A2;y\nW1;;z\n", NULL, "row_errors", "bad_quantity", 2,
-		 "Остаток", "x", NULL, 4},
-		{"remains", "code;article;quantity\nW1;A1;1\nW1;A2;2\nW1;A3;3\n", &max2, "too_many_rows",
-		 NULL, 0, NULL, NULL, NULL, 0},
-		{"remains", RH, NULL, "empty_file", NULL, 0, NULL, NULL, NULL, 0},
-		{"remains", "", NULL, "empty_file", NULL, 0, NULL, NULL, NULL, 0},
-		{"remains", "a;b;c\n1;2;3\n", NULL, "bad_header", NULL, 0, NULL, NULL, NULL, 0},
-		{"remains", "Код склада;Артикул;Остаток;Цена\nW1;A;1;2\n", NULL, "bad_header", NULL, 0,
-		 NULL, NULL, NULL, 0},
-		{"remains", "code;Код склада;article;quantity\nW1;W1;A;1\n", NULL, "bad_header", NULL, 0,
-		 NULL, NULL, NULL, 0},
-		{"remains", RH "W9;A1;5\nW1;A2;x\n", NULL, "unknown_warehouse", NULL, 0, NULL, NULL,
-		 NULL, 0},
-		{"remains", RH "W1;A1;5\n", &seen_w1, "duplicate_warehouse", NULL, 0, NULL, NULL, NULL,
-		 0},
-		{"warehouses", WH "Москва;;W1\nТула;;W1\n", NULL, "row_errors", "duplicate_code", 3,
-		 "Код склада", "W1", NULL, 1},
-		{"warehouses", WH ";c;W1\n", NULL, "row_errors", "missing_value", 2, "Адрес", NULL,
-		 NULL, 1},
-		{"warehouses", WH "Москва;;W/1\n", NULL, "row_errors", "bad_code", 2, "Код склада",
-		 "W/1", NULL, 1},
-		{"warehouses", WH, NULL, "empty_file", NULL, 0, NULL, NULL, NULL, 0},
-		{"warehouses", "Адрес;Контакты;Код склада;Артикул\nx;y;W1;A\n", NULL, "bad_header",
-		 NULL, 0, NULL, NULL, NULL, 0},
-		{"warehouses", RH "W1;A;1\n", NULL, "bad_header", NULL, 0, NULL, NULL, NULL, 0},
+	    {"remains", RH "W1;A1;2,5\n", NULL, "row_errors", "bad_quantity", 2, "Остаток", "2,5",
+	     "'2,5' is not a whole number", 1},
+	    {"remains", RH "W1;A1;-1\n", NULL, "row_errors", "bad_quantity", 2, "Остаток", "-1",
+	     "'-1' is negative", 1},
+	    {"remains", RH "W1;A1;1e3\n", NULL, "row_errors", "bad_quantity", 2, NULL, "1e3", NULL,
+	     1},
+	    {"remains", RH "W1;A1;\n", NULL, "row_errors", "missing_value", 2, "Остаток", NULL,
+	     NULL, 1},
+	    {"remains", RH "W1;;5\n", NULL, "row_errors", "missing_value", 2, "Артикул", NULL, NULL,
+	     1},
+	    {"remains", RH ";A1;5\n", NULL, "row_errors", "missing_value", 2, "Код склада", NULL,
+	     NULL, 1},
+	    {"remains", RH "W 1;A1;5\n", NULL, "row_errors", "bad_code", 2, "Код склада", "W 1",
+	     NULL, 1},
+	    {"remains", RH "W1;A1;5\nW2;A2;5\nW1;A3;1\n", NULL, "row_errors", "other_warehouse", 3,
+	     "Код склада", "W2", NULL, 1},
+	    {"remains", r_long_article, NULL, "row_errors", "bad_article", 2, "Артикул", long65,
+	     NULL, 1},
+	    {"remains", RH "W1;A1;5;x\n", NULL, "row_errors", "wrong_column_count", 2, NULL, NULL,
+	     NULL, 1},
+	    {"remains", RH "W1;A1\n", NULL, "row_errors", "wrong_column_count", 2, NULL, NULL,
+	     "the row has 2 cells, the header has 3 columns", 1},
+	    {"remains", RH "W1;A1;5;;;\nW1;A2;\n", NULL, "row_errors", "missing_value", 3,
+	     "Остаток", NULL, NULL, 1},
+	    {"remains", RH "W1;ABCDEFGHIJK;5\n", &field10, "row_errors", "field_too_long", 2,
+	     "Артикул", "ABCDEFGHIJK", NULL, 1},
+	    {"remains", RH "W1;A1;x\n\nW1;A2;y\nW1;;z\n", NULL, "row_errors", "bad_quantity", 2,
+	     "Остаток", "x", NULL, 4},
+	    {"remains", "code;article;quantity\nW1;A1;1\nW1;A2;2\nW1;A3;3\n", &max2,
+	     "too_many_rows", NULL, 0, NULL, NULL, NULL, 0},
+	    {"remains", RH, NULL, "empty_file", NULL, 0, NULL, NULL, NULL, 0},
+	    {"remains", "", NULL, "empty_file", NULL, 0, NULL, NULL, NULL, 0},
+	    {"remains", "a;b;c\n1;2;3\n", NULL, "bad_header", NULL, 0, NULL, NULL, NULL, 0},
+	    {"remains", "Код склада;Артикул;Остаток;Цена\nW1;A;1;2\n", NULL, "bad_header", NULL, 0,
+	     NULL, NULL, NULL, 0},
+	    {"remains", "code;Код склада;article;quantity\nW1;W1;A;1\n", NULL, "bad_header", NULL,
+	     0, NULL, NULL, NULL, 0},
+	    {"remains", RH "W9;A1;5\nW1;A2;x\n", NULL, "unknown_warehouse", NULL, 0, NULL, NULL,
+	     NULL, 0},
+	    {"remains", RH "W1;A1;5\n", &seen_w1, "duplicate_warehouse", NULL, 0, NULL, NULL, NULL,
+	     0},
+	    {"warehouses", WH "Москва;;W1\nТула;;W1\n", NULL, "row_errors", "duplicate_code", 3,
+	     "Код склада", "W1", NULL, 1},
+	    {"warehouses", WH ";c;W1\n", NULL, "row_errors", "missing_value", 2, "Адрес", NULL,
+	     NULL, 1},
+	    {"warehouses", WH "Москва;;W/1\n", NULL, "row_errors", "bad_code", 2, "Код склада",
+	     "W/1", NULL, 1},
+	    {"warehouses", WH, NULL, "empty_file", NULL, 0, NULL, NULL, NULL, 0},
+	    {"warehouses", "Адрес;Контакты;Код склада;Артикул\nx;y;W1;A\n", NULL, "bad_header",
+	     NULL, 0, NULL, NULL, NULL, 0},
+	    {"warehouses", RH "W1;A;1\n", NULL, "bad_header", NULL, 0, NULL, NULL, NULL, 0},
 	};
 	g_autofree char *before = snapshot();
 	for (size_t i = 0; i < G_N_ELEMENTS(t); i++) {
 		g_autoptr(sg_file_result) fr = apply(t[i].kind, t[i].csv, t[i].o);
 		const sg_issue *e = issue(fr->errors, 0);
 		OK(!fr->applied, "case %zu: rejected", i);
-		IS(fr->reason, t[i].reason, "case %zu: reason (%s)", i, fr->detail ? fr->detail : "");
+		IS(fr->reason, t[i].reason, "case %zu: reason (%s)", i,
+		   fr->detail ? fr->detail : "");
 		NUM(fr->errors->len, t[i].nerrors, "case %zu: errors", i);
 		if (t[i].code) {
 			IS(e ? e->code : NULL, t[i].code, "case %zu: code", i);
@@ -263,7 +266,7 @@ static void test_rejects(void)
 	g_hash_table_unref(seen);
 
 	g_autoptr(sg_file_result) fr =
-		apply("remains", "Код склада;Артикул;Остаток;Цена\nW1;A;1;2\n", NULL);
+	    apply("remains", "Код склада;Артикул;Остаток;Цена\nW1;A;1;2\n", NULL);
 	OK(fr->detail && strstr(fr->detail, "Цена") && strstr(fr->detail, "Остаток"),
 	   "bad_header names the columns found and expected: %s", fr->detail);
 	g_autoptr(sg_file_result) fr2 = apply("remains", "a;b;c\n1;2;3\n", NULL);
@@ -314,7 +317,7 @@ static void test_sequence(void)
 {
 	opts o = {0};
 	g_autoptr(sg_file_result) a =
-		apply("warehouses", WH "Москва;+7 1;W1\nТула;;W2\nОрёл;;W3\n", &o);
+	    apply("warehouses", WH "Москва;+7 1;W1\nТула;;W2\nОрёл;;W3\n", &o);
 	OK(a->applied, "warehouses applied");
 	NUM(a->added, 1, "1 added (W1, W2 were there)");
 	NUM(a->updated, 2, "2 updated (new addresses)");
@@ -346,7 +349,8 @@ static void test_sequence(void)
 	IS(s1, "[W1|Москва|+7 1]\n[W2|Тула|]\n[W3|Орёл|]\nW1/A=0\nW2/X=4\nW2/Y=2\n",
 	   "store after remains (sums, 0 kept)");
 
-	g_autoptr(sg_file_result) f = apply("warehouses", WH "Москва, центр;+7 1;W1\nОрёл;;W3\n", &o);
+	g_autoptr(sg_file_result) f =
+	    apply("warehouses", WH "Москва, центр;+7 1;W1\nОрёл;;W3\n", &o);
 	OK(f->applied && f->updated == 1 && f->unchanged == 1 && f->deleted == 1 && f->added == 0,
 	   "warehouses: 1 updated 1 unchanged 1 deleted");
 	g_autofree char *s2 = snapshot();
@@ -399,7 +403,7 @@ static void test_dates_dev_check_mirror(void)
 	g_autoptr(sg_file_result) c3 = apply("warehouses", WH "x;;W1\n", &(opts){.date = 400});
 	IS(c3->reason, "superseded", "older warehouses file superseded");
 	g_autoptr(sg_file_result) c4 =
-		apply("warehouses", WH "Москва, центр;+7 1;W1\nОрёл;;W3\n", &(opts){.date = 600});
+	    apply("warehouses", WH "Москва, центр;+7 1;W1\nОрёл;;W3\n", &(opts){.date = 600});
 	OK(c4->applied, "restore warehouses");
 	sg_store_exec(st, "INSERT INTO remains VALUES ('D1','W3','Q',1)", NULL);
 	g_free(before);
@@ -447,8 +451,8 @@ static void test_dates_dev_check_mirror(void)
 	int calls = stub_mirror_calls;
 	g_autoptr(sg_file_result) m4 = apply("remains", RH "W1;A;99\n", &mo);
 	OK(m4->applied && stub_mirror_calls == calls + 1, "mirror accepted: applied");
-	g_autoptr(sg_file_result) m5 = apply("remains", RH "W1;A;98\n", &(opts){.mirror = true,
-										.dev_mode = true});
+	g_autoptr(sg_file_result) m5 =
+	    apply("remains", RH "W1;A;98\n", &(opts){.mirror = true, .dev_mode = true});
 	NUM(stub_mirror_calls, calls + 1, "dev mode does not call the mirror");
 }
 

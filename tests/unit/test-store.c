@@ -3,8 +3,8 @@
 #include <string.h>
 
 #include "store.h"
-#include "util.h"
 #include "tap.h"
+#include "util.h"
 
 static void test_roles(void)
 {
@@ -12,10 +12,13 @@ static void test_roles(void)
 		const char *name;
 		unsigned role;
 	} names[] = {
-		{"remains_upload", SG_ROLE_REMAINS_UPLOAD}, {"batch_vin", SG_ROLE_BATCH_VIN},
-		{"batch_frame", SG_ROLE_BATCH_FRAME},       {"batch_price", SG_ROLE_BATCH_PRICE},
-		{"batch_rental", SG_ROLE_BATCH_RENTAL},     {"admin", 0},
-		{"", 0},
+	    {"remains_upload", SG_ROLE_REMAINS_UPLOAD},
+	    {"batch_vin", SG_ROLE_BATCH_VIN},
+	    {"batch_frame", SG_ROLE_BATCH_FRAME},
+	    {"batch_price", SG_ROLE_BATCH_PRICE},
+	    {"batch_rental", SG_ROLE_BATCH_RENTAL},
+	    {"admin", 0},
+	    {"", 0},
 	};
 	for (size_t i = 0; i < G_N_ELEMENTS(names); i++)
 		NUM(sg_role_from_name(names[i].name), names[i].role, "role name '%s'",
@@ -24,10 +27,13 @@ static void test_roles(void)
 		const char *method;
 		unsigned role;
 	} methods[] = {
-		{"warehouses", SG_ROLE_REMAINS_UPLOAD}, {"remains", SG_ROLE_REMAINS_UPLOAD},
-		{"vin", SG_ROLE_BATCH_VIN},             {"frame", SG_ROLE_BATCH_FRAME},
-		{"price", SG_ROLE_BATCH_PRICE},         {"rental", SG_ROLE_BATCH_RENTAL},
-		{"other", 0},
+	    {"warehouses", SG_ROLE_REMAINS_UPLOAD},
+	    {"remains", SG_ROLE_REMAINS_UPLOAD},
+	    {"vin", SG_ROLE_BATCH_VIN},
+	    {"frame", SG_ROLE_BATCH_FRAME},
+	    {"price", SG_ROLE_BATCH_PRICE},
+	    {"rental", SG_ROLE_BATCH_RENTAL},
+	    {"other", 0},
 	};
 	for (size_t i = 0; i < G_N_ELEMENTS(methods); i++)
 		NUM(sg_role_for_method(methods[i].method), methods[i].role, "method '%s'",
@@ -45,8 +51,9 @@ static void test_dealers(sg_store *st)
 
 	NUM(sg_dealer_add(st, "D1", "Dealer One", "secret-key-1", NULL), SG_OK, "dealer add");
 	NUM(sg_dealer_add(st, "D1", "again", "k", NULL), SG_EDATA, "dealer add twice");
-	static const char *bad_ids[] = {"", "a b", "d/1", "ключ",
-					"x2345678901234567890123456789012345678901234567890123456789012345"};
+	static const char *bad_ids[] = {
+	    "", "a b", "d/1", "ключ",
+	    "x2345678901234567890123456789012345678901234567890123456789012345"};
 	for (size_t i = 0; i < G_N_ELEMENTS(bad_ids); i++)
 		NUM(sg_dealer_add(st, bad_ids[i], "n", "k", NULL), SG_EDATA, "bad id '%s'",
 		    bad_ids[i]);
@@ -150,11 +157,12 @@ static void test_catalog_and_stock(sg_store *st)
 	NUM(n, 0, "catalog cleared");
 
 	/* Stock tables are written by stock.c; here only the cascades and exports. */
-	sg_store_exec(st,
-		      "INSERT INTO warehouses VALUES ('D1','W2','addr 2',''),('D1','W1','addr 1','c');"
-		      "INSERT INTO remains VALUES ('D1','W1','b',2),('D1','W1','a',1),"
-		      "('D1','W2','z',0)",
-		      NULL);
+	sg_store_exec(
+	    st,
+	    "INSERT INTO warehouses VALUES ('D1','W2','addr 2',''),('D1','W1','addr 1','c');"
+	    "INSERT INTO remains VALUES ('D1','W1','b',2),('D1','W1','a',1),"
+	    "('D1','W2','z',0)",
+	    NULL);
 	GPtrArray *ws = NULL;
 	sg_warehouse_list(st, "D1", &ws, NULL);
 	NUM(ws->len, 2, "two warehouses");
@@ -192,17 +200,17 @@ static void test_marks(sg_store *st)
 static void test_ledger(sg_store *st)
 {
 	sg_ledger l = {
-		.sha256 = (char *)"aaaa",
-		.source = (char *)"imap:INBOX/42",
-		.mailbox = (char *)"INBOX",
-		.uidvalidity = 7,
-		.uid = 42,
-		.message_id = (char *)"m1@example.ru",
-		.outcome = (char *)"deferred",
-		.report_state = (char *)"none",
-		.attempts = 1,
-		.first_seen = 1000,
-		.updated = 1000,
+	    .sha256 = (char *)"aaaa",
+	    .source = (char *)"imap:INBOX/42",
+	    .mailbox = (char *)"INBOX",
+	    .uidvalidity = 7,
+	    .uid = 42,
+	    .message_id = (char *)"m1@example.ru",
+	    .outcome = (char *)"deferred",
+	    .report_state = (char *)"none",
+	    .attempts = 1,
+	    .first_seen = 1000,
+	    .updated = 1000,
 	};
 	sg_ledger *g = NULL;
 
@@ -228,7 +236,8 @@ static void test_ledger(sg_store *st)
 	NUM(sg_ledger_get_uid(st, "INBOX", 8, 42, &g, NULL), SG_ENOINPUT, "other uidvalidity");
 	NUM(sg_ledger_get(st, "bbbb", &g, NULL), SG_ENOINPUT, "unknown sha");
 
-	sg_ledger f = {.sha256 = (char *)"bbbb", .source = (char *)"file:x.eml",
+	sg_ledger f = {.sha256 = (char *)"bbbb",
+		       .source = (char *)"file:x.eml",
 		       .outcome = (char *)"deferred"};
 	sg_ledger_put(st, &f, NULL);
 	sg_ledger_get(st, "bbbb", &g, NULL);
