@@ -26,6 +26,8 @@ static bool read_num(const char *s, size_t len, size_t *i, gint64 *out)
 int sg_imap_line_len(const char *buf, size_t len, size_t max_literal, size_t *line_len)
 {
 	size_t pos = 0;
+	if (buf == NULL || len == 0)
+		return 0;
 	for (;;) {
 		const char *nl = memchr(buf + pos, '\n', len - pos);
 		if (!nl)
