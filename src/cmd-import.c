@@ -58,19 +58,9 @@ sg_status cmd_import(sg_ctx *ctx, int argc, char **argv)
 	if (access(path, R_OK) != 0)
 		return sg_cmd_fail(SG_ENOINPUT, err = g_strdup_printf("%s: %s; check the path", path,
 								       g_strerror(errno)));
-	st = sg_ctx_store(ctx, &store);
+	st = sg_ctx_dealer(ctx, dealer, &store, &d);
 	if (st != SG_OK)
 		return st;
-	st = sg_dealer_get(store, dealer, &d, &err);
-	if (st == SG_ENOINPUT) {
-		g_free(err);
-		err = g_strdup_printf("dealer '%s': no such dealer; add it with `stockgate dealer add` "
-				      "or see `stockgate dealer list`",
-				      dealer);
-		goto out;
-	}
-	if (st != SG_OK)
-		goto out;
 	st = sg_store_begin(store, &err);
 	if (st != SG_OK)
 		goto out;

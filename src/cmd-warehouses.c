@@ -49,16 +49,10 @@ sg_status cmd_warehouses(sg_ctx *ctx, int argc, char **argv)
 		return sg_cmd_usage(usage_text, SG_EUSAGE);
 	}
 
-	st = sg_ctx_store(ctx, &store);
+	st = sg_ctx_dealer(ctx, dealer, &store, &d);
 	if (st != SG_OK)
 		return st;
-	st = sg_dealer_get(store, dealer, &d, &err);
-	if (st == SG_ENOINPUT) {
-		g_clear_pointer(&err, g_free);
-		sg_fail(&err, st, "dealer '%s': no such dealer; see `stockgate dealer list`", dealer);
-	}
-	if (st == SG_OK)
-		st = sg_warehouse_list(store, dealer, &list, &err);
+	st = sg_warehouse_list(store, dealer, &list, &err);
 	sg_store_close(store);
 	if (st != SG_OK)
 		return sg_cmd_fail(st, err);

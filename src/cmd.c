@@ -25,6 +25,26 @@ sg_status sg_ctx_store(sg_ctx *ctx, sg_store **out)
 	return SG_OK;
 }
 
+sg_status sg_ctx_dealer(sg_ctx *ctx, const char *id, sg_store **store, sg_dealer **dealer)
+{
+	g_autofree char *err = NULL;
+	sg_status st = sg_ctx_store(ctx, store);
+
+	if (st != SG_OK)
+		return st;
+	st = sg_dealer_get(*store, id, dealer, &err);
+	if (st == SG_ENOINPUT) {
+		g_clear_pointer(&err, g_free);
+		sg_fail(&err, st, "dealer '%s': no such dealer; see `stockgate dealer list`", id);
+	}
+	if (st != SG_OK) {
+		sg_store_close(*store);
+		*store = NULL;
+		return sg_cmd_fail(st, err);
+	}
+	return SG_OK;
+}
+
 sg_status sg_cmd_fail(sg_status st, const char *err)
 {
 	if (err)

@@ -33,6 +33,9 @@ sg_status cmd_mirror(sg_ctx *ctx, int argc, char **argv);
 
 /* Opens the store of ctx->cfg ([store] path); logs and returns the failure. */
 sg_status sg_ctx_store(sg_ctx *ctx, sg_store **out);
+/* Opens the store and loads dealer id; logs and returns the failure ("no such dealer": 66),
+ * with the store closed. On success the caller closes *store and frees *dealer. */
+sg_status sg_ctx_dealer(sg_ctx *ctx, const char *id, sg_store **store, sg_dealer **dealer);
 /* Logs err (when not NULL) as an error and returns st: `return sg_cmd_fail(st, err);`. */
 sg_status sg_cmd_fail(sg_status st, const char *err);
 /* Prints "FILE:LINE: column 'X': message" for every error of a file, its warnings, then the

@@ -628,20 +628,6 @@ out:
 	g_object_unref(sub);
 }
 
-static bool write_all(int fd, const guint8 *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t k = write(fd, p, n);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return false;
-		p += k;
-		n -= (size_t)k;
-	}
-	return true;
-}
-
 static G_GNUC_NORETURN void child_main(const job *j, int wfd)
 {
 	struct rlimit rl;
@@ -667,7 +653,7 @@ static G_GNUC_NORETURN void child_main(const job *j, int wfd)
 			;
 	g_mime_init();
 	parse_into(j, out);
-	if (!write_all(wfd, out->data, out->len))
+	if (!sg_write_all(wfd, out->data, out->len))
 		_exit(4);
 	close(wfd);
 	_exit(0);

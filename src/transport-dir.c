@@ -17,21 +17,6 @@ typedef struct {
 /* Reports written by this process, so that two in one second get distinct names. */
 static unsigned dir_counter;
 
-static bool write_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return false;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return true;
-}
-
 /*
  * The file is written under a dot name (which readers of the outbox skip) and renamed when
  * complete, so that nobody picks up half a report; link() refuses to replace an existing file.
@@ -50,7 +35,7 @@ static sg_status dir_send(sg_transport *t, const char *envelope_from, const char
 		return sg_fail(err, SG_EIO, "report outbox %s: cannot create a file: %s", d->dir,
 			       g_strerror(e));
 	}
-	if (fchmod(fd, 0600) < 0 || !write_all(fd, data, len) || fsync(fd) < 0) {
+	if (fchmod(fd, 0600) < 0 || !sg_write_all(fd, data, len) || fsync(fd) < 0) {
 		e = errno;
 		close(fd);
 		unlink(tmp);

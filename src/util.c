@@ -241,8 +241,10 @@ char *sg_sanitize_filename(const char *name)
 	return g_string_free(out, FALSE);
 }
 
-static bool write_all(int fd, const char *p, size_t len)
+bool sg_write_all(int fd, const void *buf, size_t len)
 {
+	const char *p = buf;
+
 	while (len > 0) {
 		ssize_t n = write(fd, p, len);
 		if (n < 0) {
@@ -271,7 +273,7 @@ bool sg_write_atomic(const char *path, const void *data, size_t len, int mode, c
 					       g_strerror(e));
 		return false;
 	}
-	if (fchmod(fd, (mode_t)(mode ? mode : 0600)) < 0 || !write_all(fd, data, len) ||
+	if (fchmod(fd, (mode_t)(mode ? mode : 0600)) < 0 || !sg_write_all(fd, data, len) ||
 	    fsync(fd) < 0) {
 		e = errno;
 		close(fd);

@@ -22,6 +22,8 @@ char *sg_trim(char *s);
 char *sg_truncate(const char *s, size_t max);
 /* A name safe to show in a report: no path, no control or bidi characters, at most 100 chars. */
 char *sg_sanitize_filename(const char *name);
+/* Writes all of buf to fd (retrying short writes and EINTR); false with errno on failure. */
+bool sg_write_all(int fd, const void *buf, size_t len);
 /* Writes data to path atomically (temp file in the same directory, fsync, rename). */
 bool sg_write_atomic(const char *path, const void *data, size_t len, int mode, char **err);
 
