@@ -27,9 +27,9 @@ static const struct command {
 	{ "catalog", cmd_catalog, NEEDS_CONFIG, "load, list, clear the allowed articles" },
 	{ "warehouses", cmd_warehouses, NEEDS_CONFIG, "list a dealer's warehouses" },
 	{ "remains", cmd_remains, NEEDS_CONFIG, "export a dealer's stock remains" },
-	{ "batch", cmd_batch, NEEDS_CONFIG | CONNECTS, "run a vin, frame, price or rental job over a CSV" },
+	{ "batch", cmd_batch, NEEDS_CONFIG | CONNECTS, "run a vin or frame lookup over a CSV list" },
 	{ "status", cmd_status, NEEDS_CONFIG, "last poll, messages by outcome, pending work" },
-	{ "mirror", cmd_mirror, NEEDS_CONFIG | CONNECTS, "compare or resend the stock to the REST mirror" },
+	{ "mirror", cmd_mirror, NEEDS_CONFIG | CONNECTS, "check the dealer REST API (mirror ping)" },
 };
 
 static void usage(FILE *f)
