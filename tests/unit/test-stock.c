@@ -456,6 +456,81 @@ static void test_dates_dev_check_mirror(void)
 	NUM(stub_mirror_calls, calls + 1, "dev mode does not call the mirror");
 }
 
+/* Many articles with repeats: the in-memory table grows (rehashes), sums and finds repeats in
+ * line order; `check` finds the same repeats; a catalogue drops every row of its outsiders. */
+static void test_many_articles(void)
+{
+	GString *csv = g_string_new(RH);
+	for (int i = 0; i < 5000; i++)
+		g_string_append_printf(csv, "W4;A%d;%d\n", i % 3000, i % 7);
+	sg_store_exec(st, "INSERT INTO warehouses VALUES ('D1','W4','c','')", NULL);
+
+	g_autoptr(sg_file_result) c = apply("remains", csv->str, &(opts){.check = true});
+	OK(c->applied, "check: many articles valid");
+	NUM(c->warnings->len, 2000, "check: 2000 repeats found");
+
+	g_autoptr(sg_file_result) a = apply("remains", csv->str, NULL);
+	OK(a->applied, "many articles applied");
+	NUM(a->added, 3000, "3000 distinct articles added");
+	NUM(a->warnings->len, 2000, "2000 duplicate_article warnings");
+	bool ordered = true;
+	for (guint i = 0; i < a->warnings->len; i++) {
+		const sg_issue *w = issue(a->warnings, i);
+		ordered &= w->line == 3002 + (long)i && strcmp(w->code, "duplicate_article") == 0;
+	}
+	OK(ordered, "one warning a repeated row, in line order");
+	const sg_issue *w = issue(a->warnings, 0);
+	IS(w ? w->value : NULL, "A0", "first repeat is A0");
+	gint64 q[2] = {0};
+	sqlite3_stmt *s = NULL;
+	sqlite3_prepare_v2(sg_store_db(st),
+			   "SELECT (SELECT quantity FROM remains WHERE warehouse = 'W4' AND"
+			   " article = 'A1'), (SELECT sum(quantity) FROM remains WHERE"
+			   " warehouse = 'W4')",
+			   -1, &s, NULL);
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		q[0] = sqlite3_column_int64(s, 0);
+		q[1] = sqlite3_column_int64(s, 1);
+	}
+	sqlite3_finalize(s);
+	/* A1 is on rows 1 and 3001: 1 % 7 + 3001 % 7 = 1 + 5. */
+	NUM(q[0], 6, "A1 summed");
+	long total = 0;
+	for (int i = 0; i < 5000; i++)
+		total += i % 7;
+	NUM(q[1], total, "every row's quantity stored");
+
+	g_autoptr(sg_file_result) b = apply("remains", csv->str, NULL);
+	OK(b->applied && b->unchanged == 3000 && b->added == 0 && b->updated == 0 &&
+	       b->deleted == 0,
+	   "second load (staged diff): 3000 unchanged");
+
+	for (int i = 0; i < 1000; i++) {
+		g_autofree char *art = g_strdup_printf("A%d", i);
+		sg_catalog_add(st, art, NULL);
+	}
+	g_autoptr(sg_file_result) g = apply("remains", csv->str, NULL);
+	OK(g->applied, "catalogue-filtered many articles applied");
+	NUM(g->skipped, 3000, "3000 rows outside the catalogue skipped");
+	NUM(g->unchanged, 1000, "1000 unchanged");
+	NUM(g->deleted, 2000, "2000 deleted");
+	guint nic = 0, dup = 0;
+	ordered = true;
+	for (guint i = 0; i < g->warnings->len; i++) {
+		w = issue(g->warnings, i);
+		nic += strcmp(w->code, "not_in_catalog") == 0;
+		dup += strcmp(w->code, "duplicate_article") == 0;
+		if (i)
+			ordered &= issue(g->warnings, i - 1)->line < w->line;
+	}
+	NUM(nic, 3000, "a not_in_catalog warning for each skipped row");
+	NUM(dup, 1000, "a duplicate_article warning for each repeat kept");
+	OK(ordered, "warnings in line order");
+	sg_catalog_clear(st, NULL);
+	sg_store_exec(st, "DELETE FROM warehouses WHERE code = 'W4'", NULL);
+	g_string_free(csv, TRUE);
+}
+
 /* SG_BENCH_ROWS=N: time a remains file of N rows, applied twice (insert, then update). */
 static void bench(long n)
 {
@@ -493,6 +568,7 @@ int main(void)
 	test_fixtures();
 	test_sequence();
 	test_dates_dev_check_mirror();
+	test_many_articles();
 	const char *b = g_getenv("SG_BENCH_ROWS");
 	if (b)
 		bench(atol(b));
