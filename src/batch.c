@@ -381,6 +381,8 @@ static sg_status read_list(job *j, char **err)
 	g_autofree char *req = required_names(j->kind);
 
 	st = sg_csv_read(j->o->input, &co, &j->info, err);
+	if (st == SG_EDATA)
+		j->sum->reason = j->info.reason ? j->info.reason : "malformed_csv";
 	if (st == SG_EDATA && j->info.reason && strcmp(j->info.reason, "bad_header") == 0)
 		return sg_fail(err, SG_EDATA,
 			       "%s: no header row with the columns %s (first row: %s)",
@@ -389,13 +391,19 @@ static sg_status read_list(job *j, char **err)
 		return sg_fail(err, st, "%s: %s%s%s", j->input_name,
 			       j->info.reason ? j->info.reason : "cannot be read",
 			       j->info.detail ? ": " : "", j->info.detail ? j->info.detail : "");
-	if (j->info.stopped)
+	if (j->info.stopped) {
+		j->sum->reason = "too_many_rows";
 		return sg_fail(err, SG_EDATA, "%s: more than %ld rows ([limits] max_rows)",
 			       j->input_name, j->o->max_rows);
+	}
 	j->colmap = g_new(size_t, j->kind->ncolumns);
-	if (!map_columns(j->kind, j->info.header, j->info.header_n, j->colmap))
+	if (!map_columns(j->kind, j->info.header, j->info.header_n, j->colmap)) {
+		j->sum->reason = "bad_header";
 		return sg_fail(err, SG_EDATA, "%s: no header row with the columns %s",
 			       j->input_name, req);
+	}
+	j->sum->encoding = j->info.encoding;
+	j->sum->delimiter = j->info.delimiter;
 	return SG_OK;
 }
 
@@ -895,8 +903,17 @@ static sg_status run_calls(job *j, char **err)
 		double now = mono_now(), wait = 1.0;
 		int running = 0;
 
-		if (batch_interrupted)
+		if (batch_interrupted) {
+			j->sum->interrupted = true;
 			stop_job(j, "interrupted by signal %d", (int)batch_interrupted);
+		}
+		if (j->o->budget > 0 && !j->stopping && now >= j->started + j->o->budget) {
+			/* The time of this run is spent (a poll must not block): the calls in flight
+			 * finish; the rest is undone like a stop, without its error, for the next run. */
+			log_info("batch %s: %s: time budget of %.0fs spent; the job goes on in the next "
+				 "run", j->kind->name, j->input_name, j->o->budget);
+			j->stopping = true;
+		}
 		/* Rows whose time has come. */
 		for (guint i = 0; i < j->waits->len;) {
 			brow *r = j->waits->pdata[i];
@@ -1195,7 +1212,7 @@ sg_status sg_batch_run(const sg_batch_kind *kind, const sg_config *cfg, sg_store
 	bool conn_open = false;
 
 	memset(sum, 0, sizeof(*sum));
-	j->input_name = g_path_get_basename(o->input);
+	j->input_name = o->name ? g_strdup(o->name) : g_path_get_basename(o->input);
 	j->rows = g_ptr_array_new_with_free_func(brow_free);
 	j->waits = g_ptr_array_new();
 	g_queue_init(&j->ready);
@@ -1296,4 +1313,191 @@ char *sg_batch_summary_line(const char *kind, const sg_batch_summary *s)
 	if (s->stopped)
 		g_string_append(g, "; stopped");
 	return g_string_free(g, FALSE);
+}
+
+/* ---- jobs by e-mail ------------------------------------------------------------------------ */
+
+void sg_batch_job_free(sg_batch_job *bj)
+{
+	if (bj == NULL)
+		return;
+	g_free(bj->kind);
+	g_free(bj->input_sha256);
+	g_free(bj->state);
+	g_free(bj->owner_email);
+	g_free(bj->message_sha256);
+	g_free(bj->input_name);
+	g_free(bj->charset);
+	g_free(bj->message_id);
+	g_free(bj->report_state);
+	g_free(bj->report_path);
+	g_free(bj);
+}
+
+char *sg_batch_job_dir(const sg_config *cfg, const char *message_sha256)
+{
+	const char *db = cfg->store.path && *cfg->store.path ? cfg->store.path : "stockgate.db";
+
+	return g_strdup_printf("%s.jobs/%s", db, message_sha256);
+}
+
+/* The e-mail facts of a job, beside store.c's `jobs` (whose schema is not the engine's). */
+static sg_status jobs_init(sqlite3 *db, char **err)
+{
+	return db_exec(db,
+		       "CREATE TABLE IF NOT EXISTS batch_jobs ("
+		       "  job_id INTEGER PRIMARY KEY REFERENCES jobs(id) ON DELETE CASCADE,"
+		       "  input_name TEXT NOT NULL, charset TEXT, message_id TEXT,"
+		       "  report_state TEXT NOT NULL DEFAULT 'none', report_path TEXT,"
+		       "  attempts INTEGER NOT NULL DEFAULT 0, finished INTEGER NOT NULL DEFAULT 0)",
+		       err);
+}
+
+static void bind_opt(sqlite3_stmt *s, int i, const char *v)
+{
+	if (v)
+		sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(s, i);
+}
+
+static sg_status jobs_fail(sqlite3 *db, sqlite3_stmt *s, char **err)
+{
+	sg_status st = sg_fail(err, SG_EIO, "state db: batch jobs: %s", sqlite3_errmsg(db));
+
+	sqlite3_finalize(s);
+	return st;
+}
+
+sg_status sg_batch_job_add(sg_store *store, sg_batch_job *bj, char **err)
+{
+	sqlite3 *db = sg_store_db(store);
+	sqlite3_stmt *s = NULL;
+	sg_status st;
+
+	if ((st = jobs_init(db, err)) != SG_OK)
+		return st;
+	if (sqlite3_prepare_v2(db,
+			       "INSERT INTO jobs (kind, input_sha256, created, state, owner_email, "
+			       "message_sha256) VALUES (?, ?, ?, 'pending', ?, ?)",
+			       -1, &s, NULL) != SQLITE_OK)
+		return jobs_fail(db, s, err);
+	bind_opt(s, 1, bj->kind);
+	bind_opt(s, 2, bj->input_sha256);
+	sqlite3_bind_int64(s, 3, bj->created);
+	bind_opt(s, 4, bj->owner_email);
+	bind_opt(s, 5, bj->message_sha256);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		return jobs_fail(db, s, err);
+	sqlite3_finalize(s);
+	bj->id = sqlite3_last_insert_rowid(db);
+	g_free(bj->state);
+	bj->state = g_strdup("pending");
+	if (bj->report_state == NULL)
+		bj->report_state = g_strdup("none");
+	if (sqlite3_prepare_v2(db,
+			       "INSERT INTO batch_jobs (job_id, input_name, charset, message_id, "
+			       "report_state) VALUES (?, ?, ?, ?, ?)",
+			       -1, &s, NULL) != SQLITE_OK)
+		return jobs_fail(db, s, err);
+	sqlite3_bind_int64(s, 1, bj->id);
+	bind_opt(s, 2, bj->input_name ? bj->input_name : "list.csv");
+	bind_opt(s, 3, bj->charset);
+	bind_opt(s, 4, bj->message_id);
+	bind_opt(s, 5, bj->report_state);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		return jobs_fail(db, s, err);
+	sqlite3_finalize(s);
+	return SG_OK;
+}
+
+sg_status sg_batch_job_update(sg_store *store, const sg_batch_job *bj, char **err)
+{
+	sqlite3 *db = sg_store_db(store);
+	sqlite3_stmt *s = NULL;
+	sg_status st;
+
+	if ((st = db_exec(db, "SAVEPOINT batch_job", err)) != SG_OK)
+		return st;
+	if (sqlite3_prepare_v2(db, "UPDATE jobs SET state = ? WHERE id = ?", -1, &s, NULL) !=
+	    SQLITE_OK)
+		goto fail;
+	bind_opt(s, 1, bj->state);
+	sqlite3_bind_int64(s, 2, bj->id);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		goto fail;
+	sqlite3_finalize(s);
+	if (sqlite3_prepare_v2(db,
+			       "UPDATE batch_jobs SET report_state = ?, report_path = ?, attempts = ?, "
+			       "finished = ? WHERE job_id = ?",
+			       -1, &s, NULL) != SQLITE_OK)
+		goto fail;
+	bind_opt(s, 1, bj->report_state ? bj->report_state : "none");
+	bind_opt(s, 2, bj->report_path);
+	sqlite3_bind_int(s, 3, bj->attempts);
+	sqlite3_bind_int64(s, 4, bj->finished);
+	sqlite3_bind_int64(s, 5, bj->id);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		goto fail;
+	sqlite3_finalize(s);
+	return db_exec(db, "RELEASE batch_job", err);
+fail:
+	st = jobs_fail(db, s, err);
+	db_exec(db, "ROLLBACK TO batch_job", NULL);
+	db_exec(db, "RELEASE batch_job", NULL);
+	return st;
+}
+
+static char *col_text(sqlite3_stmt *s, int i)
+{
+	const unsigned char *t = sqlite3_column_text(s, i);
+
+	return t ? g_strdup((const char *)t) : NULL;
+}
+
+sg_status sg_batch_jobs_open(sg_store *store, GPtrArray **out, char **err)
+{
+	sqlite3 *db = sg_store_db(store);
+	sqlite3_stmt *s = NULL;
+	sg_status st;
+	int rc;
+
+	*out = NULL;
+	if ((st = jobs_init(db, err)) != SG_OK)
+		return st;
+	if (sqlite3_prepare_v2(db,
+			       "SELECT j.id, j.kind, j.input_sha256, j.created, j.state, j.owner_email,"
+			       " j.message_sha256, b.input_name, b.charset, b.message_id,"
+			       " b.report_state, b.report_path, b.attempts, b.finished"
+			       " FROM jobs j JOIN batch_jobs b ON b.job_id = j.id"
+			       " WHERE j.state IN ('pending', 'running') OR b.report_state = 'pending'"
+			       " ORDER BY j.id",
+			       -1, &s, NULL) != SQLITE_OK)
+		return jobs_fail(db, s, err);
+	*out = g_ptr_array_new_with_free_func((GDestroyNotify)sg_batch_job_free);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		sg_batch_job *bj = g_new0(sg_batch_job, 1);
+
+		bj->id = sqlite3_column_int64(s, 0);
+		bj->kind = col_text(s, 1);
+		bj->input_sha256 = col_text(s, 2);
+		bj->created = sqlite3_column_int64(s, 3);
+		bj->state = col_text(s, 4);
+		bj->owner_email = col_text(s, 5);
+		bj->message_sha256 = col_text(s, 6);
+		bj->input_name = col_text(s, 7);
+		bj->charset = col_text(s, 8);
+		bj->message_id = col_text(s, 9);
+		bj->report_state = col_text(s, 10);
+		bj->report_path = col_text(s, 11);
+		bj->attempts = sqlite3_column_int(s, 12);
+		bj->finished = sqlite3_column_int64(s, 13);
+		g_ptr_array_add(*out, bj);
+	}
+	if (rc != SQLITE_DONE) {
+		g_clear_pointer(out, g_ptr_array_unref);
+		return jobs_fail(db, s, err);
+	}
+	sqlite3_finalize(s);
+	return SG_OK;
 }

@@ -124,6 +124,11 @@ typedef struct {
 	double backoff_cap;        /* seconds (default 30) */
 	long max_rows;             /* 0 = no limit */
 	int max_field_length;      /* characters, 0 = no limit */
+	const char *name;          /* the list's name in messages (an e-mailed attachment's name),
+	                            * or NULL for the input's basename */
+	double budget;             /* seconds after which no new call starts in this run, 0 = none:
+	                            * calls in flight finish, rows not started stay as they are for
+	                            * the next run (an e-mail job advanced by each poll) */
 } sg_batch_opts;
 
 /* Defaults for every field above (input/output unset). */
@@ -135,6 +140,11 @@ typedef struct {
 	long warnings;   /* valid rows with a doubt (a VIN failing the ISO 3779 check digit) */
 	long calls;      /* HTTP calls made in this run */
 	bool stopped;    /* the service refused access: the job stopped */
+	bool interrupted; /* SIGINT or SIGTERM stopped the run (the caller should stop too) */
+	const char *reason;   /* SG_EDATA reading the list: the SPEC 5.7 file reason (not_csv,
+	                       * bad_encoding, malformed_csv, bad_header, too_many_rows), static */
+	const char *encoding; /* the list's encoding as read (static), or NULL */
+	char delimiter;       /* the list's delimiter, or 0 */
 } sg_batch_summary;
 
 /*
@@ -176,3 +186,42 @@ void *sg_batch_easy_new(const sg_batch_conn *conn, double timeout, double connec
 char *sg_batch_redact_url(const char *url);
 /* The JSON-escaped string of s for building request bodies; g_free. */
 char *sg_batch_json_str(const char *s);
+
+/* ---- jobs by e-mail (SPEC 9, last bullet) ------------------------------------------------ */
+
+/*
+ * A job accepted from a message: a row of `jobs` (store.c's schema) with its e-mail facts in
+ * `batch_jobs` (created here). Its files live in sg_batch_job_dir(): input.csv (the attachment
+ * as received), results.csv and report.eml (the results report while it waits for delivery).
+ * States: "pending" (accepted, never advanced), "running" (advanced, rows remain), "done" (ended;
+ * the results report is in report_state).
+ */
+typedef struct {
+	gint64 id;
+	char *kind;           /* "vin" … */
+	char *input_sha256;   /* of input.csv: the journal key */
+	gint64 created;
+	char *state;          /* "pending", "running", "done" */
+	char *owner_email;    /* the sender as stored in the registry */
+	char *message_sha256; /* the request's ledger key; names the job's directory */
+	char *input_name;     /* the attachment's sanitised name (messages, the results file) */
+	char *charset;        /* the attachment's charset label, or NULL */
+	char *message_id;     /* the request's Message-ID (threading the results), or NULL */
+	char *report_state;   /* "none", "pending", "sent", "written" */
+	char *report_path;    /* the spooled results report while pending, or NULL */
+	int attempts;         /* tries at delivering the results report */
+	gint64 finished;      /* when the job ended, or 0 */
+} sg_batch_job;
+void sg_batch_job_free(sg_batch_job *job);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(sg_batch_job, sg_batch_job_free)
+
+/* The directory of a job's files: "<[store] path>.jobs/<message_sha256>"; g_free. */
+char *sg_batch_job_dir(const sg_config *cfg, const char *message_sha256);
+/* Inserts the job (state "pending") and sets job->id. Meant to run inside the caller's
+ * transaction, with the ledger record of the message. SG_EIO on a db failure. */
+sg_status sg_batch_job_add(sg_store *st, sg_batch_job *job, char **err);
+/* Writes state, report_state, report_path, attempts and finished of the job. */
+sg_status sg_batch_job_update(sg_store *st, const sg_batch_job *job, char **err);
+/* The jobs with work left: not done, or done with the results report pending; oldest first
+ * (sg_batch_job *, owned by the array). */
+sg_status sg_batch_jobs_open(sg_store *st, GPtrArray **out, char **err);

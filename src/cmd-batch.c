@@ -1,18 +1,24 @@
-/* cmd-batch.c: `stockgate batch KIND INPUT.csv [options]` and `stockgate batch vin --balance`. */
+/* cmd-batch.c: `stockgate batch KIND INPUT.csv [options]`, `stockgate batch vin --balance` and
+ * `stockgate batch run-jobs` (the jobs accepted by e-mail, without a poll). */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "batch.h"
 #include "cmd.h"
 #include "log.h"
+#include "pipeline.h"
 
 static const char usage_text[] =
 	"usage: stockgate batch vin|frame INPUT.csv [-o OUT] [--concurrency N] [--rate R]\n"
 	"           [--dry-run] [--retry-unknown] [--format csv|json]\n"
 	"           [--max-wait D] [--poll-interval D]   (frame)\n"
 	"       stockgate batch vin --balance\n"
+	"       stockgate batch run-jobs [--max-time D]\n"
 	"Looks up every row of a CSV list with the vendor service and writes the list back with the\n"
 	"columns status (ok|invalid|failed|unknown|pending), error and the service's answer, to\n"
 	"standard output or OUT. A journal in the state db makes a re-run resume where it stopped;\n"
@@ -27,7 +33,98 @@ static const char usage_text[] =
 	"  --max-wait D           frame: how long to wait for reports in this run (default 30m)\n"
 	"  --poll-interval D      frame: first delay between status checks (default 10s)\n"
 	"  --timeout D            one call's deadline (default 30s)\n"
-	"  --balance              vin: print the account balance\n";
+	"  --balance              vin: print the account balance\n"
+	"run-jobs advances the jobs accepted by e-mail once (as each poll does) and mails the\n"
+	"results of those that end; exit 0 when none is left under way, 75 otherwise.\n";
+
+static const char run_jobs_usage[] =
+	"usage: stockgate batch run-jobs [--max-time D]\n"
+	"\n"
+	"Advances the batch jobs accepted by e-mail (subject vin, frame, … with a CSV list), as\n"
+	"each `stockgate poll` does, without reading the mailbox: for a mail set-up that runs\n"
+	"`stockgate process` as an MTA pipe, run it from a timer. A job that ends mails its\n"
+	"results CSV to the sender through [report] url. A paid call is never made twice.\n"
+	"\n"
+	"  --max-time D   start no new call after D (default: [source] poll_interval)\n"
+	"  --help         show this help\n"
+	"\n"
+	"Exit status: 0 no job left under way, 75 jobs still under way or a results report not\n"
+	"delivered yet, or a poll holds the lock; 78 configuration error.\n";
+
+/* `batch run-jobs`: one pass over the e-mail jobs. */
+static sg_status run_jobs(sg_ctx *ctx, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "max-time", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	double budget = MAX(ctx->cfg->source.poll_interval, 1);
+	g_autofree char *err = NULL, *lock_path = NULL;
+	sg_store *store = NULL;
+	sg_transport *transport = NULL;
+	sg_jobs_pass pass;
+	sg_status st;
+	int c, lock;
+
+	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+		switch (c) {
+		case 't':
+			budget = sg_batch_parse_seconds(optarg);
+			if (budget <= 0) {
+				log_error("batch run-jobs: --max-time '%s': give a duration such as "
+					  "30s or 5m", optarg);
+				return sg_cmd_usage(run_jobs_usage, SG_EUSAGE);
+			}
+			break;
+		case 'h':
+			return sg_cmd_usage(run_jobs_usage, SG_OK);
+		default:
+			return sg_cmd_usage(run_jobs_usage, SG_EUSAGE);
+		}
+	}
+	if (optind != argc)
+		return sg_cmd_usage(run_jobs_usage, SG_EUSAGE);
+
+	/* The lock of `poll` (the same file): one process advances the jobs of a state db. */
+	lock_path = g_strconcat(ctx->cfg->store.path, ".lock", NULL);
+	lock = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (lock < 0) {
+		err = g_strdup_printf("%s: %s", lock_path, g_strerror(errno));
+		return sg_cmd_fail(SG_EIO, err);
+	}
+	if (flock(lock, LOCK_EX | LOCK_NB) != 0) {
+		close(lock);
+		err = g_strdup_printf("%s: a stockgate poll holds the lock on this state db (it "
+				      "advances the jobs itself)", lock_path);
+		return sg_cmd_fail(SG_ETEMP, err);
+	}
+	if ((st = sg_ctx_store(ctx, &store)) != SG_OK)
+		goto out;
+	if ((st = sg_transport_open(ctx->cfg, &transport, &err)) != SG_OK)
+		goto out;
+	sg_pipeline p = {
+		.cfg = ctx->cfg,
+		.store = store,
+		.transport = transport,
+	};
+	st = sg_pipeline_jobs(&p, budget, &pass, &err);
+	if (st != SG_OK)
+		goto out;
+	fprintf(stderr, "batch jobs: %d advanced, %d ended, %d results sent, %d under way%s\n",
+		pass.advanced, pass.finished, pass.reports, pass.under_way,
+		pass.reports_pending ? ", results waiting for the transport" : "");
+	if (pass.under_way || pass.reports_pending || pass.interrupted)
+		st = SG_ETEMP;
+out:
+	if (err)
+		log_error("batch run-jobs: %s", err);
+	if (transport)
+		sg_transport_close(transport);
+	sg_store_close(store);
+	close(lock);
+	return st;
+}
 
 /* A positive count or -1. */
 static long parse_count(const char *s)
@@ -68,6 +165,8 @@ sg_status cmd_batch(sg_ctx *ctx, int argc, char **argv)
 	int c;
 	double d;
 
+	if (argc > 1 && strcmp(argv[1], "run-jobs") == 0)
+		return run_jobs(ctx, argc - 1, argv + 1);
 	sg_batch_opts_init(&o);
 	while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
 		switch (c) {

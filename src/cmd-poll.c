@@ -18,6 +18,8 @@ static const char usage[] =
 	"\n"
 	"One pass over the mailbox of [source] url: every pending message is handled (sender,\n"
 	"key, files, report), its JSON result line printed, and it is moved to its folder.\n"
+	"Then the batch jobs accepted by e-mail are advanced for at most poll_interval; a job\n"
+	"that ends mails its results to the sender.\n"
 	"\n"
 	"  --daemon    repeat every poll_interval until SIGTERM or SIGINT (the message in hand\n"
 	"              is finished first); SIGHUP re-reads the configuration\n"
@@ -57,6 +59,34 @@ static int take_lock(const sg_config *cfg, sg_status *st, char **err)
 	return fd;
 }
 
+/* Advances the batch jobs by e-mail for at most poll_interval (a pass must not block). A local
+ * failure is logged and returned with *err set when it is still NULL. */
+static sg_status run_jobs(const sg_config *cfg, sg_store *store, sg_transport *transport,
+			  char **err)
+{
+	g_autofree char *e = NULL;
+	sg_pipeline p = {
+		.cfg = cfg,
+		.store = store,
+		.transport = transport,
+		.poll = true,
+	};
+	sg_jobs_pass pass;
+	sg_status st = sg_pipeline_jobs(&p, MAX(cfg->source.poll_interval, 1), &pass, &e);
+
+	if (pass.interrupted)
+		stop_requested = 1;
+	if (st != SG_OK) {
+		log_error("poll: batch jobs: %s", e ? e : "failed");
+		sg_fail(err, st, "batch jobs: %s", e ? e : "failed");
+		return st;
+	}
+	if (pass.advanced || pass.reports || pass.reports_pending)
+		log_info("poll: batch jobs: %d advanced, %d ended, %d results sent, %d under way",
+			 pass.advanced, pass.finished, pass.reports, pass.under_way);
+	return SG_OK;
+}
+
 /* One pass. *deferred is set when a message was deferred. */
 static sg_status poll_once(const sg_config *cfg, sg_store *store, bool dry_run, bool *deferred)
 {
@@ -68,9 +98,10 @@ static sg_status poll_once(const sg_config *cfg, sg_store *store, bool dry_run, 
 	sg_status st;
 	guint handled = 0;
 
-	if ((st = sg_source_open(cfg, &src, &err)) != SG_OK)
-		goto out;
+	/* The transport first: the batch jobs need it even when the mailbox is unreachable. */
 	if (!dry_run && (st = sg_transport_open(cfg, &transport, &err)) != SG_OK)
+		goto out;
+	if ((st = sg_source_open(cfg, &src, &err)) != SG_OK)
 		goto out;
 	if ((st = sg_mirror_open(cfg, &mirror, &err)) != SG_OK)
 		goto out;
@@ -90,17 +121,17 @@ static sg_status poll_once(const sg_config *cfg, sg_store *store, bool dry_run, 
 		g_autofree char *rec = NULL, *e = NULL;
 		const char *outcome = NULL, *folder = NULL;
 
-		/* Over max_message_size: not fetched; the pipeline fails it too_large. */
-		if (!(cfg->limits.max_message_size > 0 && m->size > cfg->limits.max_message_size)) {
-			st = src->ops->fetch(src, m, &e);
-			if (st == SG_ETEMP) {
-				log_warnx("%s: %s", m->id, e ? e : "not fetched; next poll");
-				*deferred = true;
-				continue;
-			}
-			if (st != SG_OK)
-				goto msg_fail;
+		/* Over max_message_size: only its header block is fetched, for the reply decision;
+		 * the pipeline fails it too_large (SPEC 7, 5.7). */
+		bool big = cfg->limits.max_message_size > 0 && m->size > cfg->limits.max_message_size;
+		st = src->ops->fetch(src, m, big, &e);
+		if (st == SG_ETEMP) {
+			log_warnx("%s: %s", m->id, e ? e : "not fetched; next poll");
+			*deferred = true;
+			continue;
 		}
+		if (st != SG_OK)
+			goto msg_fail;
 		st = sg_pipeline_handle(&p, m, &rec, &outcome, &folder, &e);
 		if (st != SG_OK)
 			goto msg_fail;
@@ -130,6 +161,11 @@ msg_fail:
 out:
 	if (st != SG_OK)
 		log_error("poll: %s", err ? err : "failed");
+	if (transport && !stop_requested) {
+		sg_status jst = run_jobs(cfg, store, transport, &err);
+		if (st == SG_OK)
+			st = jst;
+	}
 	if (!dry_run)
 		sg_store_poll_record(store, sg_now(), st == SG_OK, st == SG_OK ? NULL : err, NULL);
 	sg_mirror_close(mirror);

@@ -399,7 +399,7 @@ int sg_imap_fetch_parse(const char *line, size_t len, sg_imap_fetch *f)
 				if (g_ascii_strncasecmp(c.s + k, "\\Seen", 5) == 0 &&
 				    (c.s[k + 5] == ' ' || c.s[k + 5] == ')'))
 					f->seen = true;
-		} else if (is_name(a, alen, "BODY[]")) {
+		} else if (is_name(a, alen, "BODY[]") || is_name(a, alen, "BODY[HEADER]")) {
 			if (!string(&c, &f->body, &f->body_len, NULL))
 				return -1;
 			f->has_body = f->body != NULL;

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "batch.h"
 #include "log.h"
 #include "message.h"
 #include "pipeline.h"
@@ -64,6 +65,34 @@ static bool is_batch_method(const char *method)
 	return method && (strcmp(method, "warehouses") != 0 && strcmp(method, "remains") != 0);
 }
 
+/* The type checks every attachment passes before it is read (SPEC 5.3); false when fr was
+ * rejected. */
+static bool check_type(sg_pipeline *p, const sg_attachment *a, sg_file_result *fr)
+{
+	if (g_ascii_strcasecmp(a->content_type, "application/ms-tnef") == 0) {
+		sg_file_reject(fr, "bad_mime_type",
+			       "%s is an Outlook winmail.dat: send the message in plain-text "
+			       "or HTML format",
+			       a->content_type);
+		return false;
+	}
+	if (!is_allowed_type(p->cfg, a->content_type)) {
+		sg_file_reject(fr, "bad_mime_type", "type %s is not a CSV type", a->content_type);
+		return false;
+	}
+	return true;
+}
+
+/* The text of the reports' language ([report] language): details written here. */
+static const char *tr(const sg_config *cfg, const char *en, const char *ru)
+	__attribute__((format_arg(2), format_arg(3)));
+
+static const char *tr(const sg_config *cfg, const char *en, const char *ru)
+{
+	return cfg->report.language && g_ascii_strcasecmp(cfg->report.language, "en") == 0 ? en
+											     : ru;
+}
+
 /* Applies the message's files for its dealer inside the open transaction. Returns SG_OK, or
  * SG_ETEMP when the mirror is unavailable (*err says why), or a local failure. */
 static sg_status apply_files(sg_pipeline *p, const sg_message *msg, const sg_auth *auth,
@@ -77,18 +106,8 @@ static sg_status apply_files(sg_pipeline *p, const sg_message *msg, const sg_aut
 		sg_status st;
 
 		g_ptr_array_add(r->files, fr);
-		if (g_ascii_strcasecmp(a->content_type, "application/ms-tnef") == 0) {
-			sg_file_reject(fr, "bad_mime_type",
-				       "%s is an Outlook winmail.dat: send the message in plain-text "
-				       "or HTML format",
-				       a->content_type);
+		if (!check_type(p, a, fr))
 			continue;
-		}
-		if (!is_allowed_type(p->cfg, a->content_type)) {
-			sg_file_reject(fr, "bad_mime_type", "type %s is not a CSV type",
-				       a->content_type);
-			continue;
-		}
 		sg_stock_ctx ctx = {
 			.dealer = auth->dealer,
 			.kind = r->method,
@@ -108,33 +127,50 @@ static sg_status apply_files(sg_pipeline *p, const sg_message *msg, const sg_aut
 	return SG_OK;
 }
 
-/* Builds the report and spools it next to the db; returns its path in *path (g_free). */
-static sg_status spool_report(sg_pipeline *p, const sg_result *r, const sg_message *msg,
-			      const sg_auth *auth, const char *sha, char **path, char **err)
+/* Builds the report for r to to (threaded under in_reply_to, with an extra attachment when
+ * extra_path is set) and writes it to path, in a directory that exists. */
+static sg_status write_report(sg_pipeline *p, const sg_result *r, const char *to,
+			      const char *in_reply_to, const char *extra_name,
+			      const char *extra_path, const char *path, char **err)
 {
-	g_autofree char *data = NULL, *msgid = NULL, *dir = spool_dir(p->cfg);
+	g_autofree char *data = NULL, *msgid = NULL;
 	size_t len = 0;
 	sg_report_opts o = {
 		.from = p->cfg->report.from,
-		.to = auth->reply_to,
+		.to = to,
 		.bcc = p->cfg->report.bcc,
 		.language = p->cfg->report.language,
-		.in_reply_to = msg ? msg->message_id : NULL,
+		.in_reply_to = in_reply_to,
 		.method = r->method,
+		.extra_name = extra_name,
+		.extra_path = extra_path,
 	};
 	sg_status st = sg_report_build(r, &o, &data, &len, &msgid, err);
 
 	if (st != SG_OK)
 		return st;
+	if (!sg_write_atomic(path, data, len, 0600, err))
+		return SG_EIO;
+	return SG_OK;
+}
+
+/* Builds the report and spools it next to the db; returns its path in *path (g_free). */
+static sg_status spool_report(sg_pipeline *p, const sg_result *r, const sg_message *msg,
+			      const sg_auth *auth, const char *sha, const char *extra_name,
+			      const char *extra_path, char **path, char **err)
+{
+	g_autofree char *dir = spool_dir(p->cfg);
+	sg_status st;
+
 	if (g_mkdir_with_parents(dir, 0700) != 0)
 		return sg_fail(err, SG_EIO, "%s: cannot create the report spool: %s", dir,
 			       g_strerror(errno));
 	*path = g_strdup_printf("%s/%s.eml", dir, sha);
-	if (!sg_write_atomic(*path, data, len, 0600, err)) {
+	st = write_report(p, r, auth->reply_to, msg ? msg->message_id : NULL, extra_name,
+			  extra_path, *path, err);
+	if (st != SG_OK)
 		g_clear_pointer(path, g_free);
-		return SG_EIO;
-	}
-	return SG_OK;
+	return st;
 }
 
 /* Sends a spooled report to to (and bcc). Returns the transport's status. */
@@ -229,6 +265,22 @@ static char *deferred_record(const char *json)
 	return s;
 }
 
+/* The record of a message whose report was given up: failed, report_unavailable; g_free. */
+static char *undeliverable_record(const char *json)
+{
+	cJSON *j = cJSON_Parse(json);
+	char *s;
+
+	if (!j)
+		return g_strdup(json);
+	cJSON_ReplaceItemInObject(j, "outcome", cJSON_CreateString("failed"));
+	cJSON_ReplaceItemInObject(j, "reason", cJSON_CreateString("report_unavailable"));
+	cJSON_ReplaceItemInObject(j, "report", cJSON_CreateString("none"));
+	s = cJSON_PrintUnformatted(j);
+	cJSON_Delete(j);
+	return s;
+}
+
 /* Whether a deferred message has used up its attempts or its time. */
 static bool defer_exhausted(const sg_config *cfg, int attempts, gint64 first_seen)
 {
@@ -255,8 +307,17 @@ static sg_status resume(sg_pipeline *p, const sg_source_msg *m, sg_ledger *l, ch
 		g_autoptr(sg_user) u = NULL;
 		sg_status st = SG_ENOINPUT;
 
-		if (from && sg_user_get(p->store, from, &u, NULL) == SG_OK && l->report_path)
-			st = send_spooled(p, l->report_path, u->email, &e);
+		bool tried = false;
+
+		if (from && sg_user_get(p->store, from, &u, NULL) == SG_OK && l->report_path) {
+			/* The spool file goes only after a delivery: without it, a crash came
+			 * between the delivery and its record, and the report is not sent again. */
+			if (access(l->report_path, F_OK) != 0 && errno == ENOENT)
+				st = SG_OK;
+			else
+				st = send_spooled(p, l->report_path, u->email, &e);
+			tried = true;
+		}
 		if (st == SG_OK) {
 			g_free(l->report_state);
 			l->report_state = g_strdup(p->transport->ops->done);
@@ -280,6 +341,22 @@ static sg_status resume(sg_pipeline *p, const sg_source_msg *m, sg_ledger *l, ch
 			log_warnx("%s: report given up: %s", m->id, e ? e : "no such user");
 			g_free(l->report_state);
 			l->report_state = g_strdup("none");
+			if (tried && st == SG_ETEMP) {
+				/* Out of attempts (SPEC 7): failed, report_unavailable, to
+				 * failed_folder; what was applied stays applied. A report refused
+				 * for good (5xx) is only given up. */
+				char *json = undeliverable_record(l->result_json ? l->result_json
+										 : "{}");
+				g_free(l->result_json);
+				l->result_json = json;
+				g_free(l->outcome);
+				l->outcome = g_strdup("failed");
+				g_free(l->reason);
+				l->reason = g_strdup("report_unavailable");
+				if (l->report_path)
+					unlink(l->report_path);
+				g_clear_pointer(&l->report_path, g_free);
+			}
 		}
 		l->updated = sg_now();
 		if (sg_ledger_put(p->store, l, err) != SG_OK)
@@ -330,6 +407,184 @@ static void set_sender(sg_result *r, const sg_message *msg, const sg_auth *a, co
 	r->dev_mode = a->dev_mode;
 }
 
+/* The name of the list a batch message carries (its one attachment). */
+static const char *msg_list_name(const sg_message *msg)
+{
+	const sg_attachment *a = msg && msg->attachments->len ? msg->attachments->pdata[0] : NULL;
+
+	return a ? a->name : "list.csv";
+}
+
+/* "vins.csv" → "vins-results.csv" (what), the name of a file sent back for a list; g_free. */
+static char *results_name(const char *input_name, const char *what)
+{
+	const char *dot = input_name ? strrchr(input_name, '.') : NULL;
+	g_autofree char *stem = NULL;
+
+	if (input_name == NULL || *input_name == '\0')
+		input_name = "list.csv";
+	stem = dot && dot != input_name ? g_strndup(input_name, (gsize)(dot - input_name))
+					 : g_strdup(input_name);
+	return g_strdup_printf("%s-%s.csv", stem, what);
+}
+
+/* Copies src to dst atomically (fsync, rename); SG_EIO with *err. */
+static sg_status copy_file(const char *src, const char *dst, char **err)
+{
+	g_autofree char *data = NULL;
+	gsize len = 0;
+	GError *gerr = NULL;
+
+	if (!g_file_get_contents(src, &data, &len, &gerr)) {
+		sg_fail(err, SG_EIO, "%s: %s", src, gerr->message);
+		g_error_free(gerr);
+		return SG_EIO;
+	}
+	return sg_write_atomic(dst, data, len, 0600, err) ? SG_OK : SG_EIO;
+}
+
+/*
+ * A batch job by e-mail (SPEC 9): the message's one attachment is the list. It is read and
+ * validated as `batch --dry-run` would (the kind's section must be configured); when it is
+ * usable the list is kept in the job's directory and the job is added to `jobs` inside a
+ * transaction opened here (*in_tx), which the caller commits with the ledger record. The
+ * record's one file is applied with its data rows counted, or rejected with a file reason.
+ * Kinds this gateway does not run, or has no configuration for, fail unknown_method; more than
+ * one attachment fails too_many_attachments: a paid job is never run on a guess at which file
+ * was meant. In development mode or a dry run nothing is registered; in development mode
+ * *check_csv names the checked list for the report (g_free).
+ */
+static sg_status batch_accept(sg_pipeline *p, const sg_source_msg *m, const sg_message *msg,
+			      const sg_auth *auth, const char *sha, sg_result *r, bool *in_tx,
+			      char **check_csv, char **err)
+{
+	const sg_config *cfg = p->cfg;
+	const sg_batch_kind *kind = sg_batch_kind_find(r->method);
+	const sg_attachment *a;
+	sg_file_result *fr;
+	sg_batch_opts o;
+	sg_batch_summary sum;
+	g_autofree char *e = NULL, *check = NULL, *dir = NULL, *input = NULL;
+	g_autoptr(sg_batch_job) job = NULL;
+	sg_status st;
+
+	if (kind == NULL) {
+		r->outcome = "failed";
+		r->reason = "unknown_method";
+		r->detail = g_strdup_printf(tr(cfg, "%s lookups are not available on this gateway yet.",
+					       "Проверки %s на этом шлюзе пока недоступны."),
+					    r->method);
+		return SG_OK;
+	}
+	if (msg->attachments->len > 1) {
+		r->outcome = "failed";
+		r->reason = "too_many_attachments";
+		r->detail = g_strdup_printf(
+			tr(cfg, "A %s lookup takes one CSV list; this message has %u attachments. Send "
+				"one list per message.",
+			   "Для проверки %s нужен один CSV-список, а в письме вложений: %u. Отправляйте "
+			   "по одному списку в письме."),
+			r->method, msg->attachments->len);
+		return SG_OK;
+	}
+	a = g_ptr_array_index(msg->attachments, 0);
+	fr = sg_file_result_new(a->name);
+	g_ptr_array_add(r->files, fr);
+	if (!check_type(p, a, fr)) {
+		sg_result_settle(r);
+		return SG_OK;
+	}
+
+	/* The list as the job will read it; the dry run makes no call and writes no journal. */
+	check = g_build_filename(msg->tmpdir, "check.csv", NULL);
+	sg_batch_opts_init(&o);
+	o.input = a->path;
+	o.charset_label = a->charset;
+	o.output = check;
+	o.dry_run = true;
+	o.name = a->name;
+	o.max_rows = cfg->limits.max_rows;
+	o.max_field_length = cfg->limits.max_field_length;
+	st = sg_batch_run(kind, cfg, p->store, &o, &sum, &e);
+	if (st == SG_ECONFIG) {
+		log_warnx("%s: %s lookups are not configured: %s", m->id, kind->name, e ? e : "");
+		g_ptr_array_set_size(r->files, 0);
+		r->outcome = "failed";
+		r->reason = "unknown_method";
+		r->detail = g_strdup_printf(tr(cfg, "%s lookups are not configured on this gateway: "
+						    "please ask its operator.",
+					       "Проверки %s на этом шлюзе не настроены: обратитесь "
+					       "к администратору."),
+					    kind->name);
+		return SG_OK;
+	}
+	fr->encoding = sum.encoding;
+	fr->delimiter = sum.delimiter;
+	if (st == SG_EDATA) {
+		sg_file_reject(fr, sum.reason ? sum.reason : "malformed_csv", "%s", e ? e : "");
+		sg_result_settle(r);
+		return SG_OK;
+	}
+	if (st != SG_OK)
+		return sg_fail(err, st, "%s: %s", m->id, e ? e : "cannot read the list");
+	fr->rows = sum.rows;
+	if (sum.rows == 0) {
+		sg_file_reject(fr, "empty_file", "the list has a header but no rows");
+		sg_result_settle(r);
+		return SG_OK;
+	}
+	fr->applied = true;
+	sg_result_settle(r);
+	if (auth->dev_mode) {
+		r->detail = g_strdup_printf(
+			tr(cfg, "The list was checked: %ld rows, %ld of them invalid (see the attached "
+				"file). Development mode: no lookup was made.",
+			   "Список проверен: строк %ld, из них с ошибками %ld (см. приложенный файл). "
+			   "Режим разработки: проверки не выполнялись."),
+			sum.rows, sum.invalid);
+		*check_csv = g_steal_pointer(&check);
+		return SG_OK;
+	}
+	if (p->dry_run)
+		return SG_OK;
+
+	/* The list is kept before the commit that records the job (the next run of this message
+	 * writes the same file again if a crash comes first). */
+	dir = sg_batch_job_dir(cfg, sha);
+	if (g_mkdir_with_parents(dir, 0700) != 0)
+		return sg_fail(err, SG_EIO, "%s: cannot create the job directory: %s", dir,
+			       g_strerror(errno));
+	input = g_build_filename(dir, "input.csv", NULL);
+	if ((st = copy_file(a->path, input, err)) != SG_OK)
+		return st;
+	job = g_new0(sg_batch_job, 1);
+	job->kind = g_strdup(kind->name);
+	job->input_sha256 = sg_sha256_file(input);
+	job->created = sg_now();
+	job->owner_email = g_strdup(auth->reply_to);
+	job->message_sha256 = g_strdup(sha);
+	job->input_name = g_strdup(a->name);
+	job->charset = g_strdup(a->charset);
+	job->message_id = g_strdup(msg->message_id);
+	if (job->input_sha256 == NULL)
+		return sg_fail(err, SG_EIO, "%s: cannot read: %s", input, g_strerror(errno));
+	if ((st = sg_store_begin(p->store, err)) != SG_OK)
+		return st;
+	*in_tx = true;
+	if ((st = sg_batch_job_add(p->store, job, err)) != SG_OK)
+		return st;
+	r->detail = g_strdup_printf(
+		tr(cfg, "Lookup job %" G_GINT64_FORMAT " was accepted: %ld rows, %ld of them invalid "
+			"(they are not sent). The results will come in a separate message when the job "
+			"ends.",
+		   "Задание %" G_GINT64_FORMAT " принято: строк %ld, из них с ошибками %ld (они не "
+		   "отправляются). Результаты придут отдельным письмом, когда задание завершится."),
+		job->id, sum.rows, sum.invalid);
+	log_info("%s: job %" G_GINT64_FORMAT ": %s list %s, %ld rows, for %s", m->id, job->id,
+		 kind->name, a->name, sum.rows, auth->reply_to);
+	return SG_OK;
+}
+
 sg_status sg_pipeline_handle(sg_pipeline *p, const sg_source_msg *m, char **record,
 			     const char **outcome, const char **folder, char **err)
 {
@@ -337,7 +592,7 @@ sg_status sg_pipeline_handle(sg_pipeline *p, const sg_source_msg *m, char **reco
 	g_autoptr(sg_result) r = sg_result_new(m->id);
 	g_autoptr(sg_message) msg = NULL;
 	g_autoptr(sg_ledger) prev = NULL;
-	g_autofree char *sha = NULL, *report_path = NULL, *e = NULL;
+	g_autofree char *sha = NULL, *report_path = NULL, *e = NULL, *check_csv = NULL;
 	sg_auth auth = {0};
 	const char *reason = NULL, *method = NULL;
 	gint64 now = sg_now(), first_seen = now;
@@ -453,10 +708,9 @@ sg_status sg_pipeline_handle(sg_pipeline *p, const sg_source_msg *m, char **reco
 		goto record;
 	}
 	if (is_batch_method(method)) {
-		/* The batch jobs by e-mail are not wired to the pipeline yet. */
-		r->outcome = "failed";
-		r->reason = "unknown_method";
-		r->detail = g_strdup("batch jobs by e-mail are not available yet");
+		st = batch_accept(p, m, msg, &auth, sha, r, &in_tx, &check_csv, err);
+		if (st != SG_OK)
+			goto fail;
 		goto record;
 	}
 
@@ -492,7 +746,9 @@ record:
 	if (answer && p->transport && !p->dry_run && auth.reply_to) {
 		/* The report is spooled before the commit that records it, so that a crash after
 		 * the commit still finds it; it is sent after the commit. */
-		st = spool_report(p, r, msg, &auth, sha, &report_path, err);
+		g_autofree char *check_name = check_csv ? results_name(msg_list_name(msg), "check")
+							: NULL;
+		st = spool_report(p, r, msg, &auth, sha, check_name, check_csv, &report_path, err);
 		if (st != SG_OK)
 			goto fail;
 		report_pending = true;
@@ -550,4 +806,260 @@ fail:
 		sg_store_rollback(p->store);
 	sg_auth_clear(&auth);
 	return st == SG_OK ? SG_EINTERNAL : st;
+}
+
+/* ---- batch jobs by e-mail ------------------------------------------------------------------ */
+
+/* Removes a job's directory (its list, results and report) once nothing needs it. */
+static void job_dir_remove(const char *dir)
+{
+	GDir *d = g_dir_open(dir, 0, NULL);
+	const char *name;
+
+	if (d == NULL)
+		return;
+	while ((name = g_dir_read_name(d)) != NULL) {
+		g_autofree char *f = g_build_filename(dir, name, NULL);
+		unlink(f);
+	}
+	g_dir_close(d);
+	if (rmdir(dir) != 0)
+		log_warnx("%s: cannot remove: %s", dir, g_strerror(errno));
+}
+
+/* Sends a done job's spooled results report to its owner, and records what became of it. */
+static sg_status job_deliver(sg_pipeline *p, sg_batch_job *job, sg_jobs_pass *out, char **err)
+{
+	g_autofree char *e = NULL, *dir = sg_batch_job_dir(p->cfg, job->message_sha256);
+	sg_auth a = {0};
+	sg_status st, sent = SG_ENOINPUT;
+
+	if (p->transport == NULL) {
+		out->reports_pending++;
+		return SG_OK;
+	}
+	if ((st = sg_auth_sender(p->store, job->owner_email, job->kind, &a, err)) != SG_OK)
+		return st;
+	/* Results go only to a user who still has the role, at the address the registry holds. */
+	if (a.reason == NULL && job->report_path)
+		sent = send_spooled(p, job->report_path, a.reply_to, &e);
+	job->attempts++;
+	g_clear_pointer(&job->report_state, g_free);
+	if (sent == SG_OK) {
+		job->report_state = g_strdup(p->transport->ops->done);
+		g_clear_pointer(&job->report_path, g_free);
+		out->reports++;
+		log_info("job %" G_GINT64_FORMAT ": results %s to %s", job->id,
+			 p->transport->ops->done, a.reply_to);
+	} else if (a.reason || sent == SG_EUNAVAIL || sent == SG_EDATA || sent == SG_ENOINPUT ||
+		   defer_exhausted(p->cfg, job->attempts, job->finished)) {
+		job->report_state = g_strdup("none");
+		log_warnx("job %" G_GINT64_FORMAT ": results report given up (%s); the results stay "
+			  "in %s", job->id, a.reason ? a.reason : e ? e : "no report", dir);
+	} else {
+		job->report_state = g_strdup("pending");
+		out->reports_pending++;
+		log_warnx("job %" G_GINT64_FORMAT ": results report not delivered, will retry: %s",
+			  job->id, e ? e : "transport failure");
+	}
+	sg_auth_clear(&a);
+	if ((st = sg_batch_job_update(p->store, job, err)) != SG_OK)
+		return st;
+	if (sent == SG_OK)
+		job_dir_remove(dir);
+	return SG_OK;
+}
+
+/*
+ * Ends a job: outcome NULL (it ran to its end: the report says "processed") or "failed" with
+ * detail; results (may be NULL) is attached. The report is spooled in the job's directory
+ * before the commit that marks the job done, then delivered. to NULL: no report.
+ */
+static sg_status job_end(sg_pipeline *p, sg_batch_job *job, const char *outcome,
+			 const char *detail, const char *results, const char *to,
+			 sg_jobs_pass *out, char **err)
+{
+	g_autofree char *dir = sg_batch_job_dir(p->cfg, job->message_sha256);
+	g_autofree char *src = g_strdup_printf("job:%" G_GINT64_FORMAT, job->id);
+	g_autofree char *path = NULL, *name = NULL;
+	g_autoptr(sg_result) r = sg_result_new(src);
+	sg_status st;
+
+	r->message_id = g_strdup(job->message_id);
+	r->from = g_strdup(job->owner_email);
+	r->method = g_strdup(job->kind);
+	r->outcome = outcome;
+	r->detail = g_strdup(detail);
+	if (to && p->transport) {
+		path = g_build_filename(dir, "report.eml", NULL);
+		name = results_name(job->input_name, "results");
+		st = write_report(p, r, to, job->message_id, results ? name : NULL, results, path,
+				  err);
+		if (st != SG_OK)
+			return st;
+	}
+	g_free(job->state);
+	job->state = g_strdup("done");
+	job->finished = sg_now();
+	job->attempts = 0;
+	g_free(job->report_state);
+	job->report_state = g_strdup(path ? "pending" : "none");
+	g_free(job->report_path);
+	job->report_path = g_steal_pointer(&path);
+	if ((st = sg_batch_job_update(p->store, job, err)) != SG_OK)
+		return st;
+	out->finished++;
+	sg_crash_point("job-done");
+	if (job->report_path)
+		return job_deliver(p, job, out, err);
+	return SG_OK;
+}
+
+/* The detail of a job that ran to its end; g_free. */
+static char *job_summary_text(const sg_config *cfg, const sg_batch_job *job,
+			      const sg_batch_summary *s)
+{
+	g_autofree char *name = results_name(job->input_name, "results");
+	GString *g = g_string_new(NULL);
+
+	g_string_printf(g,
+			tr(cfg, "Lookup job %" G_GINT64_FORMAT " has ended: %ld rows: %ld ok, %ld "
+				"invalid, %ld failed, %ld unknown. The results are in the attached "
+				"file %s: your columns, then status, error and the service's answer.",
+			   "Задание %" G_GINT64_FORMAT " завершено: строк %ld: успешно %ld, с "
+			   "ошибками в данных %ld, не выполнено %ld, без ответа %ld. Результаты — "
+			   "в приложенном файле %s: ваши столбцы, затем status (результат), error "
+			   "(ошибка) и ответ сервиса."),
+			job->id, s->rows, s->ok, s->invalid, s->failed, s->unknown, name);
+	if (s->unknown)
+		g_string_append(g, tr(cfg, " Rows with status unknown were sent without an answer "
+					   "coming back; they are not sent again, so that nothing is "
+					   "paid twice: ask the service about them.",
+				      " Строки со статусом unknown были отправлены, но ответ не "
+				      "получен; повторно они не отправляются, чтобы не платить "
+				      "дважды: уточните их в сервисе."));
+	if (s->pending)
+		g_string_append_printf(g, tr(cfg, " %ld rows did not finish in time (status pending).",
+					     " Строк, не завершённых вовремя (status pending): %ld."),
+				       s->pending);
+	return g_string_free(g, FALSE);
+}
+
+/* One run of a job that is not done, within what is left of the pass's time. */
+static sg_status job_advance(sg_pipeline *p, sg_batch_job *job, double deadline,
+			     sg_jobs_pass *out, char **err)
+{
+	const sg_config *cfg = p->cfg;
+	const sg_batch_kind *kind = sg_batch_kind_find(job->kind);
+	g_autofree char *dir = sg_batch_job_dir(cfg, job->message_sha256);
+	g_autofree char *input = g_build_filename(dir, "input.csv", NULL);
+	g_autofree char *results = g_build_filename(dir, "results.csv", NULL);
+	g_autofree char *e = NULL, *detail = NULL;
+	sg_auth a = {0};
+	sg_batch_opts o;
+	sg_batch_summary sum;
+	double left = deadline - (double)g_get_monotonic_time() / 1e6;
+	bool expired = cfg->source.max_defer > 0 && sg_now() - job->created >= cfg->source.max_defer;
+	sg_status st;
+
+	if ((st = sg_auth_sender(p->store, job->owner_email, job->kind, &a, err)) != SG_OK)
+		return st;
+	if (a.reason) {
+		/* Nobody may receive the results any more: no further call is paid for. */
+		log_warnx("job %" G_GINT64_FORMAT ": %s is no longer a user with the role batch_%s "
+			  "(%s): the job is cancelled", job->id, job->owner_email, job->kind, a.reason);
+		sg_auth_clear(&a);
+		st = job_end(p, job, "failed", NULL, NULL, NULL, out, err);
+		if (st == SG_OK)
+			job_dir_remove(dir);
+		return st;
+	}
+	if (kind == NULL) {
+		detail = g_strdup_printf(tr(cfg, "%s lookups are not available on this gateway.",
+					    "Проверки %s на этом шлюзе недоступны."), job->kind);
+		st = job_end(p, job, "failed", detail, NULL, a.reply_to, out, err);
+		sg_auth_clear(&a);
+		return st;
+	}
+
+	sg_batch_opts_init(&o);
+	o.input = input;
+	o.charset_label = job->charset;
+	o.output = results;
+	o.name = job->input_name;
+	o.max_rows = cfg->limits.max_rows;
+	o.max_field_length = cfg->limits.max_field_length;
+	/* A poll must not block: new calls stop when the pass's time is spent, and a polling kind
+	 * checks its queue within it (the next pass goes on from the journal). */
+	o.budget = MAX(left, 0.001);
+	o.max_wait = o.budget;
+	o.poll_interval = CLAMP(o.budget / 5, 0.2, 10.0);
+	st = sg_batch_run(kind, cfg, p->store, &o, &sum, &e);
+	out->advanced++;
+	if (sum.interrupted)
+		out->interrupted = true;
+	if (st == SG_ECONFIG && !expired) {
+		/* The operator may fix the section; the job waits (until max_defer). */
+		log_error("job %" G_GINT64_FORMAT ": %s", job->id, e ? e : "configuration");
+		out->under_way++;
+		sg_auth_clear(&a);
+		return SG_OK;
+	}
+	if (st == SG_ECONFIG || st == SG_EDATA || st == SG_ENOINPUT) {
+		log_error("job %" G_GINT64_FORMAT ": %s", job->id, e ? e : "cannot run");
+		detail = g_strdup_printf(tr(cfg, "Lookup job %" G_GINT64_FORMAT " could not run: %s",
+					    "Задание %" G_GINT64_FORMAT " не удалось выполнить: %s"),
+					 job->id, e ? e : "");
+		st = job_end(p, job, "failed", detail, NULL, a.reply_to, out, err);
+		sg_auth_clear(&a);
+		return st;
+	}
+	if (st != SG_OK) {
+		sg_auth_clear(&a);
+		return sg_fail(err, st, "job %" G_GINT64_FORMAT ": %s", job->id, e ? e : "failed");
+	}
+	if (sum.pending == 0 || expired) {
+		detail = job_summary_text(cfg, job, &sum);
+		log_info("job %" G_GINT64_FORMAT ": ended: %ld rows: %ld ok, %ld invalid, %ld failed, "
+			 "%ld unknown, %ld pending", job->id, sum.rows, sum.ok, sum.invalid,
+			 sum.failed, sum.unknown, sum.pending);
+		st = job_end(p, job, sum.pending ? "failed" : NULL, detail, results, a.reply_to, out,
+			     err);
+		sg_auth_clear(&a);
+		return st;
+	}
+	sg_auth_clear(&a);
+	out->under_way++;
+	log_info("job %" G_GINT64_FORMAT ": %ld of %ld rows still to do", job->id, sum.pending,
+		 sum.rows);
+	if (strcmp(job->state, "running") != 0) {
+		g_free(job->state);
+		job->state = g_strdup("running");
+		return sg_batch_job_update(p->store, job, err);
+	}
+	return SG_OK;
+}
+
+sg_status sg_pipeline_jobs(sg_pipeline *p, double budget, sg_jobs_pass *out, char **err)
+{
+	g_autoptr(GPtrArray) jobs = NULL;
+	double deadline = (double)g_get_monotonic_time() / 1e6 + budget;
+	sg_status st;
+
+	memset(out, 0, sizeof(*out));
+	if (p->dry_run)
+		return SG_OK;
+	if ((st = sg_batch_jobs_open(p->store, &jobs, err)) != SG_OK)
+		return st;
+	for (guint i = 0; i < jobs->len && !out->interrupted; i++) {
+		sg_batch_job *job = jobs->pdata[i];
+
+		if (strcmp(job->state, "done") == 0)
+			st = job_deliver(p, job, out, err);
+		else
+			st = job_advance(p, job, deadline, out, err);
+		if (st != SG_OK)
+			return st;
+	}
+	return SG_OK;
 }

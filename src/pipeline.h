@@ -25,3 +25,26 @@ typedef struct {
  */
 sg_status sg_pipeline_handle(sg_pipeline *p, const sg_source_msg *m, char **record,
 			     const char **outcome, const char **folder, char **err);
+
+/* What one pass over the batch jobs did. */
+typedef struct {
+	int advanced;        /* jobs run in this pass */
+	int finished;        /* jobs that ended in this pass */
+	int reports;         /* results reports delivered */
+	int reports_pending; /* results reports left for the next pass (transport down) */
+	int under_way;       /* jobs with rows still to do */
+	bool interrupted;    /* SIGINT or SIGTERM came during a job: the caller should stop */
+} sg_jobs_pass;
+
+/*
+ * Advances the batch jobs accepted by e-mail (SPEC 9), oldest first, within budget seconds in
+ * all (no new call starts after that; calls in flight finish). The journal carries a job over
+ * to the next pass and never lets a row be charged twice. A job with no row left to do ends:
+ * its results CSV (the list's columns, then status, error and the kind's columns, in the
+ * list's encoding and delimiter) is mailed to the sender with a report, threaded under the
+ * request; a report the transport cannot take now waits for the next pass. A job whose owner is
+ * no longer a user with the role ends without a report; a job not ended after [source]
+ * max_defer ends with its unfinished rows as pending. Nothing is done in a dry run. Returns
+ * SG_OK, or a local failure (SG_EIO: the store, the job's files) with *err set.
+ */
+sg_status sg_pipeline_jobs(sg_pipeline *p, double budget, sg_jobs_pass *out, char **err);

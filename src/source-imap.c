@@ -267,6 +267,16 @@ static sg_status imap_connect(imap_source *s, const char *url, bool starttls, ch
 		s->broken = true;
 		/* A refused login or certificate will not fix itself, but the operator may fix it
 		 * between polls; the poll as a whole fails either way. */
+		if (rc == CURLE_LOGIN_DENIED)
+			return imap_fail(s, err, SG_ETEMP,
+					 "%s: the login was refused; check [source] username and "
+					 "password_file (or oauth2_token_command)",
+					 *ebuf ? ebuf : curl_easy_strerror(rc));
+		if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE)
+			return imap_fail(s, err, SG_ETEMP,
+					 "%s: the server's certificate was refused; check the host "
+					 "name in [source] url, or add its CA with ca_file",
+					 *ebuf ? ebuf : curl_easy_strerror(rc));
 		return imap_fail(s, err, SG_ETEMP, "%s", *ebuf ? ebuf : curl_easy_strerror(rc));
 	}
 	curl_socket_t sock = CURL_SOCKET_BAD;
@@ -424,7 +434,7 @@ static void on_body(const char *line, size_t len, void *ud)
 	}
 }
 
-static sg_status imap_fetch(sg_source *src, sg_source_msg *m, char **err)
+static sg_status imap_fetch(sg_source *src, sg_source_msg *m, bool headers_only, char **err)
 {
 	imap_source *s = (imap_source *)src;
 	gint64 cap = s->cfg->limits.max_message_size;
@@ -436,7 +446,8 @@ static sg_status imap_fetch(sg_source *src, sg_source_msg *m, char **err)
 	if (fd < 0)
 		return sg_fail(err, SG_EIO, "temporary file: %s", gerr->message);
 	fetch_ctx fc = {.uid = m->uid, .fd = fd};
-	g_autofree char *cmd = g_strdup_printf("UID FETCH %" G_GINT64_FORMAT " BODY.PEEK[]", m->uid);
+	g_autofree char *cmd = g_strdup_printf("UID FETCH %" G_GINT64_FORMAT " BODY.PEEK[%s]",
+					       m->uid, headers_only ? "HEADER" : "");
 	sg_imap_cond c = SG_IMAP_NONE;
 	g_autofree char *text = NULL;
 	sg_status st = imap_cmd(s, cmd, (size_t)cap, IMAP_FETCH_TIMEOUT, on_body, &fc, &c, &text,
@@ -471,7 +482,9 @@ static sg_status imap_fetch(sg_source *src, sg_source_msg *m, char **err)
 	g_free(m->path);
 	m->path = path;
 	m->path_is_temp = true;
-	m->size = fc.body_len;
+	m->headers_only = headers_only;
+	if (!headers_only)
+		m->size = fc.body_len;
 	return SG_OK;
 }
 

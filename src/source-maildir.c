@@ -90,7 +90,8 @@ static sg_status maildir_list(sg_source *src, int max, GPtrArray **out, char **e
 	return SG_OK;
 }
 
-static sg_status maildir_fetch(sg_source *src, sg_source_msg *m, char **err)
+/* The file is local: the pipeline reads only its header when it is over the size limit. */
+static sg_status maildir_fetch(sg_source *src, sg_source_msg *m, bool headers_only, char **err)
 {
 	/* The body is the file itself; only check that it is still there. */
 	if (!m->path || access(m->path, R_OK) != 0)

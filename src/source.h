@@ -11,6 +11,8 @@ typedef struct {
 	bool path_is_temp; /* path is removed by sg_source_msg_free */
 	gint64 size;       /* RFC822.SIZE or the file size */
 	gint64 received;   /* INTERNALDATE or the file's mtime (unix time) */
+	bool headers_only; /* path holds only the header block (a message over
+	                    * max_message_size: fetched for the reply decision alone) */
 	char *mailbox;     /* the IMAP mailbox, or NULL */
 	gint64 uidvalidity, uid;
 } sg_source_msg;
@@ -21,8 +23,9 @@ typedef struct {
 	const char *name;
 	/* The pending messages in arrival order, at most max (bodies not fetched). */
 	sg_status (*list)(sg_source *s, int max, GPtrArray **out /* sg_source_msg * */, char **err);
-	/* Fetches the body (BODY.PEEK[]) into m->path. */
-	sg_status (*fetch)(sg_source *s, sg_source_msg *m, char **err);
+	/* Fetches the message (BODY.PEEK[]), or with headers_only its header block
+	 * (BODY.PEEK[HEADER]), into m->path, never marking it seen. */
+	sg_status (*fetch)(sg_source *s, sg_source_msg *m, bool headers_only, char **err);
 	/* Moves the message to folder (created when missing). */
 	sg_status (*move)(sg_source *s, sg_source_msg *m, const char *folder, char **err);
 	void (*close)(sg_source *s);

@@ -166,7 +166,11 @@ static sg_status smtp_send(sg_transport *tr, const char *envelope_from, const ch
 		const char *why = *ebuf ? ebuf : curl_easy_strerror(rc);
 		/* A 5xx reply is final; 4xx, a cut connection, a timeout or a TLS failure may
 		 * pass by the next poll. */
-		if (code >= 500 && code < 600)
+		if (rc == CURLE_LOGIN_DENIED)
+			st = sg_fail(err, SG_ETEMP, "%s: %s: the login was refused; check [report] "
+				     "username and password_file (or oauth2_token_command)",
+				     t->url, why);
+		else if (code >= 500 && code < 600)
 			st = sg_fail(err, SG_EUNAVAIL, "%s: %s (reply %ld)", t->url, why, code);
 		else if (code >= 400 && code < 500)
 			st = sg_fail(err, SG_ETEMP, "%s: %s (reply %ld)", t->url, why, code);

@@ -1,0 +1,147 @@
+#!/bin/bash
+# t033-poll-crash.sh: SPEC 7's order of effects (apply + record → report → move) through
+# `stockgate poll` against a private Dovecot, with reports over SMTP to the capture server: a
+# SIGKILL at after_apply, after_report or before_move, then a normal poll, ends in the state of a
+# crash-free run: the same store, every message in Processed, one report per message (two at
+# most for after_report, with the same Message-ID), the spool empty, a further poll a no-op.
+# Also a crash at every message in turn (after_apply, after_report). Catalogue F1, P1, P2, P16.
+. "$(dirname "$0")/../lib.sh"
+SRV=$SG_TOP/tests/servers
+KEY=0123456789abcdef0123456789abcdef
+# Three messages from D1: warehouses (applied), remains with a row error (failed, answered),
+# the corrected remains (applied). All three end in Processed.
+MSGS=("$FIX/demo/01-warehouses.eml" "$FIX/demo/02-remains-error.eml" "$FIX/demo/03-remains.eml")
+MIDS=(demo-1@shop.example demo-2@shop.example demo-3@shop.example)
+mkdir -p "$T/nocerts"
+
+# start_dovecot NAME: a Dovecot without TLS in $T/NAME; sets IMAP_PORT.
+start_dovecot() {
+	local d=$T/$1 i
+	sg_bg "$SRV/dovecot.sh" "$d" --no-tls --certs "$T/nocerts" >/dev/null 2>"$d.log"
+	for i in $(seq 100); do [ -s "$d/ports" ] && break; sleep 0.1; done
+	read -r IMAP_PORT _ <"$d/ports"
+	wait_port "$IMAP_PORT"
+}
+inject() { doveadm -c "$T/$1/dovecot.conf" save -u u -m INBOX <"$2"; }
+# uids MAILBOX: the UIDs in a mailbox of the current Dovecot, space-separated.
+uids() {
+	curl -s --user u:p "imap://127.0.0.1:$IMAP_PORT/$1" -X 'UID SEARCH ALL' | tr -d '\r' |
+		sed 's/^\* SEARCH *//'
+}
+# start_capture NAME: a capture server in $T/NAME; sets CAP_PORT.
+start_capture() {
+	local d=$T/$1 i
+	rm -rf "$d"; mkdir -p "$d"
+	sg_bg $PY "$SRV/smtp_capture.py" "$d" >/dev/null 2>"$d.log"
+	for i in $(seq 100); do [ -s "$d/port" ] && break; sleep 0.1; done
+	CAP_PORT=$(cat "$d/port" 2>/dev/null)
+	wait_port "$CAP_PORT"
+}
+# poll_config NAME: config with its own store $T/NAME.db, the Dovecot and capture of NAME.
+poll_config() {
+	{
+		printf '[store]\npath = %s/%s.db\n\n' "$T" "$1"
+		printf '[report]\nurl = smtp://127.0.0.1:%s\ntls = off\n' "$CAP_PORT"
+		printf 'from = "Stock API" <api@stock.example>\nlanguage = ru\n\n'
+		printf '[source]\nurl = imap://127.0.0.1:%s/INBOX\nusername = u\npassword = p\ntls = off\n' \
+			"$IMAP_PORT"
+	} >"$CONF"
+	chmod 600 "$CONF"
+}
+# setup NAME: Dovecot, capture server, config, dealer, the three messages injected.
+setup() {
+	start_dovecot "dc-$1"
+	start_capture "cap-$1"
+	poll_config "$1"
+	setup_dealer D1 $KEY dealer@shop.example 2>/dev/null || notok "$1: dealer and user"
+	local f
+	for f in "${MSGS[@]}"; do inject "dc-$1" "$f"; done
+}
+store_state() {
+	sg warehouses list --dealer D1 --format csv
+	sg remains export --dealer D1 --format csv
+}
+# reports_for NAME MID: the number of captured reports in reply to MID.
+reports_for() { grep -l "^In-Reply-To: <$2>" "$T/cap-$1"/*.eml 2>/dev/null | wc -l; }
+captured() { ls "$T/cap-$1"/*.eml 2>/dev/null | wc -l; }
+spooled() { find "$T/$1.db.spool" -type f 2>/dev/null | wc -l; }
+
+# The crash-free run: the reference.
+setup golden
+out=$(sg poll 2>"$T/err-golden"); rc=$?
+is "$rc" 0 "crash-free poll exits 0"
+is "$(printf '%s\n' "$out" | jq -r .outcome | tr '\n' ' ')" "applied failed applied " \
+	"crash-free: applied, failed (row errors), applied"
+GOLDEN=$(store_state)
+like "$GOLDEN" "D4R7WE,00123" "crash-free: the remains are in the store"
+is "$(captured golden)" 3 "crash-free: three reports captured"
+is "$(uids Processed | wc -w)" 3 "crash-free: three messages in Processed"
+
+# check_end NAME POINT MAXREPORTS: the state after the crash and the recovery.
+check_end() {
+	local name=$1 point=$2 max=$3 i n
+	is "$(store_state)" "$GOLDEN" "$point: the store equals the crash-free run's"
+	is "$(uids INBOX)" "" "$point: INBOX is empty"
+	is "$(uids Processed | wc -w)" 3 "$point: every message in Processed"
+	is "$(uids Failed | wc -w)$(uids Rejected | wc -w)" "00" "$point: nothing in Failed or Rejected"
+	for i in 0 1 2; do
+		n=$(reports_for "$name" "${MIDS[$i]}")
+		check "$point: ${MIDS[$i]}: $n report(s), 1..$max" test "$n" -ge 1 -a "$n" -le "$max"
+	done
+	is "$(spooled "$name")" 0 "$point: no report left in the spool"
+	out=$(sg poll 2>>"$T/err-$name"); rc=$?
+	is "$rc/$out" "0/" "$point: a further poll exits 0 and does nothing"
+	is "$(store_state)" "$GOLDEN" "$point: the store is unchanged by the further poll"
+}
+
+# One crash at the first message, then a normal poll.
+for point in after_apply after_report before_move; do
+	name=one-$point
+	setup "$name"
+	SG_CRASH=$point sg poll >"$T/crash-$name.out" 2>"$T/crash-$name.err"; rc=$?
+	is "$rc" 137 "$point: the poll is killed (SIGKILL)"
+	is "$(uids INBOX | wc -w)" 3 "$point: every message still in INBOX after the crash"
+	case $point in
+	after_apply) is "$(captured "$name")" 0 "$point: no report sent before the crash" ;;
+	*) is "$(captured "$name")" 1 "$point: the first report was sent before the crash" ;;
+	esac
+	out=$(sg poll 2>"$T/err-$name"); rc=$?
+	is "$rc" 0 "$point: the next poll exits 0"
+	is "$(printf '%s\n' "$out" | grep -c .)" 3 "$point: the next poll gives three records"
+	unlike "$(printf '%s\n' "$out" | jq -r .outcome | tr '\n' ' ')" "deferred" \
+		"$point: nothing deferred in the next poll"
+	# The rerun's record of the crashed message tells what happened to it: applied, and its
+	# report sent (by the crashed run or by this one); before_move: it was done, a duplicate.
+	first=$(printf '%s\n' "$out" | head -1)
+	case $point in
+	before_move) want=duplicate/none ;;
+	*) want=applied/sent ;;
+	esac
+	is "$(jf "$first" .outcome)/$(jf "$first" .report)" "$want" "$point: the rerun's record of ${MIDS[0]}: $want"
+	max=1; [ $point = after_report ] && max=2
+	check_end "$name" "$point" "$max"
+	if [ $point = after_report ] && [ "$(reports_for "$name" "${MIDS[0]}")" -eq 2 ]; then
+		is "$(grep -h '^Message-ID:' $(grep -l "^In-Reply-To: <${MIDS[0]}>" "$T/cap-$name"/*.eml) |
+			sort -u | wc -l)" 1 "$point: the report sent twice keeps its Message-ID"
+	fi
+done
+
+# A crash at every message in turn: each crashing poll finishes the previous message and dies
+# in the next one; then a normal poll.
+for point in after_apply after_report; do
+	name=each-$point
+	setup "$name"
+	kills=0
+	for i in 1 2 3 4 5; do
+		SG_CRASH=$point sg poll >>"$T/crash-$name.out" 2>>"$T/crash-$name.err"; rc=$?
+		[ "$rc" -eq 137 ] || break
+		kills=$((kills + 1))
+	done
+	is "$kills" 3 "$point at every message: three polls killed, one per message"
+	out=$(sg poll 2>"$T/err-$name"); rc=$?
+	is "$rc" 0 "$point at every message: the next poll exits 0"
+	max=1; [ $point = after_report ] && max=2
+	check_end "$name" "$point at every message" "$max"
+done
+
+done_testing
