@@ -263,8 +263,10 @@ static void walk_leaf(walk *w, GMimeObject *o)
 	add_attachment(w, o, ct, filename);
 }
 
-/* Counts parts and depth first, and stops as soon as a limit is passed. */
-static void walk_tree(walk *w, GMimeObject *o, int depth)
+/* Counts parts and depth, stopping as soon as a limit is passed; with leaves, also takes the
+ * body and the attachments. The first pass counts only, so that a tree over the limits is
+ * refused before any file is written. */
+static void walk_tree(walk *w, GMimeObject *o, int depth, bool leaves)
 {
 	if (o == NULL || w->too_complex || w->failed)
 		return;
@@ -285,30 +287,11 @@ static void walk_tree(walk *w, GMimeObject *o, int depth)
 			return;
 		}
 		for (i = 0; i < n && !w->too_complex && !w->failed; i++)
-			walk_tree(w, g_mime_multipart_get_part(mp, i), depth + 1);
+			walk_tree(w, g_mime_multipart_get_part(mp, i), depth + 1, leaves);
 		return;
 	}
-	walk_leaf(w, o);
-}
-
-/* Only the counting: a tree over the limits is refused before any file is written. */
-static void count_tree(walk *w, GMimeObject *o, int depth)
-{
-	if (o == NULL || w->too_complex)
-		return;
-	w->parts++;
-	if (depth > w->depth)
-		w->depth = depth;
-	if (w->parts > w->lim->max_parts || depth > w->lim->max_mime_depth) {
-		w->too_complex = true;
-		return;
-	}
-	if (GMIME_IS_MULTIPART(o)) {
-		GMimeMultipart *mp = GMIME_MULTIPART(o);
-		int i, n = g_mime_multipart_get_count(mp);
-		for (i = 0; i < n && !w->too_complex; i++)
-			count_tree(w, g_mime_multipart_get_part(mp, i), depth + 1);
-	}
+	if (leaves)
+		walk_leaf(w, o);
 }
 
 /* Decoded text of a text part in UTF-8 (at most TEXT_MAX bytes), or NULL. */
@@ -596,7 +579,7 @@ static void parse_into(const job *j, GByteArray *out)
 		put_str(out, T_END, "unparseable");
 		goto out;
 	}
-	count_tree(&w, g_mime_message_get_mime_part(msg), 1);
+	walk_tree(&w, g_mime_message_get_mime_part(msg), 1, false);
 	put_num(out, T_PARTS, w.parts);
 	put_num(out, T_DEPTH, w.depth);
 	if (w.too_complex) {
@@ -604,7 +587,7 @@ static void parse_into(const job *j, GByteArray *out)
 		goto out;
 	}
 	w.parts = w.depth = 0;
-	walk_tree(&w, g_mime_message_get_mime_part(msg), 1);
+	walk_tree(&w, g_mime_message_get_mime_part(msg), 1, true);
 	if (w.failed) {
 		put_str(out, T_END, "unparseable");
 		goto out;

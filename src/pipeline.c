@@ -231,51 +231,25 @@ static const char *static_outcome(const char *s)
 	return "failed";
 }
 
-/* The stored record with "report" set to report (NULL: as stored); g_free. */
-static char *stored_record(const sg_ledger *l, const char *report, char **from)
+/* A copy of a record with outcome, reason and report replaced (NULL: kept as they are), and
+ * its "from" copied to *from when asked; g_free. */
+static char *record_with(const char *json, const char *outcome, const char *reason,
+			 const char *report, char **from)
 {
-	cJSON *j = cJSON_Parse(l->result_json ? l->result_json : "{}");
+	const char *names[] = {"outcome", "reason", "report"};
+	const char *values[] = {outcome, reason, report};
+	cJSON *j = cJSON_Parse(json ? json : "{}");
 	char *s;
 
 	if (!j)
-		return g_strdup(l->result_json ? l->result_json : "{}");
-	if (report)
-		cJSON_ReplaceItemInObject(j, "report", cJSON_CreateString(report));
+		return g_strdup(json ? json : "{}");
+	for (int i = 0; i < 3; i++)
+		if (values[i])
+			cJSON_ReplaceItemInObject(j, names[i], cJSON_CreateString(values[i]));
 	if (from) {
 		cJSON *f = cJSON_GetObjectItem(j, "from");
 		*from = cJSON_IsString(f) ? g_strdup(f->valuestring) : NULL;
 	}
-	s = cJSON_PrintUnformatted(j);
-	cJSON_Delete(j);
-	return s;
-}
-
-/* A record as scripts see it while its report waits: deferred, report_unavailable; g_free. */
-static char *deferred_record(const char *json)
-{
-	cJSON *j = cJSON_Parse(json);
-	char *s;
-
-	if (!j)
-		return g_strdup(json);
-	cJSON_ReplaceItemInObject(j, "outcome", cJSON_CreateString("deferred"));
-	cJSON_ReplaceItemInObject(j, "reason", cJSON_CreateString("report_unavailable"));
-	s = cJSON_PrintUnformatted(j);
-	cJSON_Delete(j);
-	return s;
-}
-
-/* The record of a message whose report was given up: failed, report_unavailable; g_free. */
-static char *undeliverable_record(const char *json)
-{
-	cJSON *j = cJSON_Parse(json);
-	char *s;
-
-	if (!j)
-		return g_strdup(json);
-	cJSON_ReplaceItemInObject(j, "outcome", cJSON_CreateString("failed"));
-	cJSON_ReplaceItemInObject(j, "reason", cJSON_CreateString("report_unavailable"));
-	cJSON_ReplaceItemInObject(j, "report", cJSON_CreateString("none"));
 	s = cJSON_PrintUnformatted(j);
 	cJSON_Delete(j);
 	return s;
@@ -303,7 +277,7 @@ static sg_status resume(sg_pipeline *p, const sg_source_msg *m, sg_ledger *l, ch
 
 	if (pending && p->transport && !p->dry_run) {
 		g_autofree char *from = NULL, *e = NULL;
-		g_autofree char *rec = stored_record(l, NULL, &from);
+		g_autofree char *rec = record_with(l->result_json, NULL, NULL, NULL, &from);
 		g_autoptr(sg_user) u = NULL;
 		sg_status st = SG_ENOINPUT;
 
@@ -321,7 +295,7 @@ static sg_status resume(sg_pipeline *p, const sg_source_msg *m, sg_ledger *l, ch
 		if (st == SG_OK) {
 			g_free(l->report_state);
 			l->report_state = g_strdup(p->transport->ops->done);
-			char *json = stored_record(l, p->transport->ops->done, NULL);
+			char *json = record_with(l->result_json, NULL, NULL, p->transport->ops->done, NULL);
 			g_free(l->result_json);
 			l->result_json = json;
 			unlink(l->report_path);
@@ -333,7 +307,7 @@ static sg_status resume(sg_pipeline *p, const sg_source_msg *m, sg_ledger *l, ch
 			l->updated = sg_now();
 			if (sg_ledger_put(p->store, l, err) != SG_OK)
 				return SG_EIO;
-			*out = deferred_record(rec);
+			*out = record_with(rec, "deferred", "report_unavailable", NULL, NULL);
 			*outcome = "deferred";
 			*folder = NULL;
 			return SG_OK;
@@ -345,8 +319,8 @@ static sg_status resume(sg_pipeline *p, const sg_source_msg *m, sg_ledger *l, ch
 				/* Out of attempts (SPEC 7): failed, report_unavailable, to
 				 * failed_folder; what was applied stays applied. A report refused
 				 * for good (5xx) is only given up. */
-				char *json = undeliverable_record(l->result_json ? l->result_json
-										 : "{}");
+				char *json = record_with(l->result_json, "failed", "report_unavailable",
+						  "none", NULL);
 				g_free(l->result_json);
 				l->result_json = json;
 				g_free(l->outcome);
@@ -787,7 +761,7 @@ record:
 				  se ? se : "transport failure");
 			{
 				g_autofree char *json = sg_result_to_json(r);
-				*record = deferred_record(json);
+				*record = record_with(json, "deferred", "report_unavailable", NULL, NULL);
 			}
 			*outcome = "deferred";
 			*folder = NULL;
