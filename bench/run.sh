@@ -167,4 +167,8 @@ fi
 say "$(printf '%-44s %10s' "(b) stockgate process (message, base64)" "${T_PROC:-n/a}${T_PROC:+s}")"
 verdict "(b) ratio process / python csv" "$( [ -n "$T_PROC" ] && ratio "$T_PROC" "$T_PY")" 3 "" le
 verdict "(c) peak RSS of process" "$RSS" 100 " MB" lt
+
+# (d) batch throughput: 1,000 VIN rows at concurrency 16 against the emulator with 100 ms
+# latency, over the ideal 1000 x 0.1 / 16 s (target <= 1.2).
+BUILD=${BUILD:-build} "$(dirname "$0")/batch-vin.sh" 2>&1 | sed 's/^/(d) /' || true
 exit 0
