@@ -169,9 +169,12 @@ static char *json_text(const cJSON *v)
 	if (cJSON_IsString(v))
 		return g_strdup(v->valuestring);
 	if (cJSON_IsNumber(v)) {
-		if (v->valuedouble == (double)(gint64)v->valuedouble)
-			return g_strdup_printf("%" G_GINT64_FORMAT, (gint64)v->valuedouble);
-		return g_strdup_printf("%g", v->valuedouble);
+		double d = v->valuedouble;
+		/* A code sent as a number: whole numbers in gint64 range as integers; a cast of
+		 * anything else would be undefined. */
+		if (d > -9.2e18 && d < 9.2e18 && d == (double)(gint64)d)
+			return g_strdup_printf("%" G_GINT64_FORMAT, (gint64)d);
+		return g_strdup_printf("%.17g", d);
 	}
 	return NULL;
 }

@@ -91,6 +91,13 @@ static void test_list(void)
 		{ "{\"warehouses\":[{\"address\":\"a\"}],\"status\":{\"code\":\"ok\"}}", SG_ETEMP, 0,
 		  NULL },
 		{ "{\"warehouses\":[5],\"status\":{\"code\":\"ok\"}}", SG_ETEMP, 0, NULL },
+		/* A numeric code beyond gint64 (found by fuzz-mirror): text, not an undefined cast. */
+		{ "{\"warehouses\":[{\"code\":1e300,\"address\":\"a\",\"contacts\":\"c\"}],"
+		  "\"status\":{\"code\":\"ok\"}}",
+		  SG_OK, 1, "1.0000000000000001e+300|a|c" },
+		{ "{\"warehouses\":[{\"code\":-12,\"address\":\"a\",\"contacts\":\"c\"}],"
+		  "\"status\":{\"code\":\"ok\"}}",
+		  SG_OK, 1, "-12|a|c" },
 	};
 	for (size_t i = 0; i < G_N_ELEMENTS(t); i++) {
 		g_autofree char *err = NULL;
