@@ -65,9 +65,13 @@ static char *split_frame(const char *s)
 static char *frame_normalise(const char *in)
 {
 	g_autofree char *up = NULL;
-	GString *g = g_string_new(NULL);
+	GString *g;
 	char *s;
 
+	/* Cells come from the CSV reader as UTF-8; a frame is never anything else. */
+	if (!g_utf8_validate(in, -1, NULL))
+		return NULL;
+	g = g_string_new(NULL);
 	/* Dashes of every kind, blanks and underscores become one '-'; look-alikes become Latin. */
 	for (const char *p = in; *p; p = g_utf8_next_char(p)) {
 		gunichar c = g_utf8_get_char(p);

@@ -164,6 +164,8 @@ static void test_frame(void)
 		{ "ASDASDA", NULL },                    { "BC14.1243323", NULL },
 		{ "WBA5R1C53LA123456", NULL },          { "%BC12-131323", NULL },
 		{ "SV30-BTPNK", NULL },                 { "DBA-NZE141", NULL },
+		/* Invalid UTF-8 (found by fuzz-batch: the normaliser stepped past the end). */
+		{ "Q.`\xfd", NULL },                   { "GX100-60\xc3", NULL },
 		{ "1GX100-6012345", NULL },             { "GX100-60123", NULL },
 		{ "GX100-601234567", NULL },            { "ABCDEFG-123456", NULL },
 		{ "", NULL },
