@@ -234,6 +234,8 @@ typedef struct {
 	bool active;        /* a transfer is under way */
 	bool gone;          /* no more calls in this run */
 	bool charged_now;   /* the current call is charged and was journalled "sent" for it */
+	bool claiming;      /* its "sent" is being journalled now: a claim on the row */
+	bool claim_lost;    /* another process journalled the row first: this one must not call */
 	double due;         /* monotonic time of the next call when waiting */
 	int attempts;       /* tries of the current call */
 	int polls;          /* WAIT steps so far */
@@ -509,7 +511,7 @@ static sg_status journal_load(job *j, char **err)
 /* Writes the journal entries of the rows marked dirty, in one transaction (one fsync). */
 static sg_status journal_flush(job *j, brow **rs, size_t n, char **err)
 {
-	sqlite3_stmt *up = NULL, *del = NULL;
+	sqlite3_stmt *up = NULL, *del = NULL, *claim = NULL;
 	sg_status st;
 	bool any = false;
 
@@ -527,11 +529,19 @@ static sg_status journal_flush(job *j, brow **rs, size_t n, char **err)
 			       -1, &up, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(j->db,
 			       "DELETE FROM journal WHERE kind = ?1 AND input_sha256 = ?2 AND row = ?3",
-			       -1, &del, NULL) != SQLITE_OK)
+			       -1, &del, NULL) != SQLITE_OK ||
+	    /* A claim succeeds only while the journal still holds what this run read: two
+	     * processes on the same list (a CLI run beside a poll) cannot both pay for a row. */
+	    sqlite3_prepare_v2(j->db,
+			       "INSERT INTO journal (kind, input_sha256, row, state, sent_at, answer) "
+			       "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (kind, input_sha256, row) "
+			       "DO UPDATE SET state = excluded.state, answer = excluded.answer, "
+			       "sent_at = excluded.sent_at WHERE journal.state IS ?7",
+			       -1, &claim, NULL) != SQLITE_OK)
 		goto fail;
 	for (size_t i = 0; i < n; i++) {
 		brow *r = rs[i];
-		sqlite3_stmt *s = r->pub.state ? up : del;
+		sqlite3_stmt *s = r->claiming ? claim : r->pub.state ? up : del;
 
 		if (!r->dirty)
 			continue;
@@ -546,12 +556,19 @@ static sg_status journal_flush(job *j, brow **rs, size_t n, char **err)
 				sqlite3_bind_int64(s, 5, sg_now());
 			if (r->pub.answer)
 				sqlite3_bind_text(s, 6, r->pub.answer, -1, SQLITE_STATIC);
+			if (r->claiming && r->prev_state)
+				sqlite3_bind_text(s, 7, r->prev_state, -1, SQLITE_STATIC);
 		}
 		if (sqlite3_step(s) != SQLITE_DONE)
 			goto fail;
+		if (r->claiming) {
+			r->claim_lost = sqlite3_changes(j->db) == 0;
+			r->claiming = false;
+		}
 	}
 	sqlite3_finalize(up);
 	sqlite3_finalize(del);
+	sqlite3_finalize(claim);
 	if ((st = db_exec(j->db, "COMMIT", err)) != SG_OK) {
 		db_exec(j->db, "ROLLBACK", NULL);
 		return st;
@@ -563,6 +580,7 @@ fail:
 	sg_fail(err, SG_EIO, "journal: %s", sqlite3_errmsg(j->db));
 	sqlite3_finalize(up);
 	sqlite3_finalize(del);
+	sqlite3_finalize(claim);
 	db_exec(j->db, "ROLLBACK", NULL);
 	return SG_EIO;
 }
@@ -966,6 +984,7 @@ static sg_status run_calls(job *j, char **err)
 				r->prev_answer = g_strdup(r->pub.answer);
 				set_state(r, "sent", NULL);
 				r->charged_now = true;
+				r->claiming = true;
 			}
 			g_ptr_array_add(launch, r);
 		}
@@ -987,11 +1006,24 @@ static sg_status run_calls(job *j, char **err)
 		}
 		if (launch->len) {
 			sg_crash_point("batch-sent");
-			for (guint i = 0; i < launch->len; i++)
-				if ((st = start_call(j, launch->pdata[i])) != SG_OK) {
+			for (guint i = 0; i < launch->len; i++) {
+				brow *r = launch->pdata[i];
+				if (r->claim_lost) {
+					/* Another process is paying for this row: it stays "sent"
+					 * here (unknown), and a re-run reads that process's answer. */
+					log_warnx("batch %s: row %ld is being called by another "
+						  "stockgate process; not called here",
+						  j->kind->name, r->pub.line);
+					r->claim_lost = false;
+					r->charged_now = false;
+					r->gone = true;
+					continue;
+				}
+				if ((st = start_call(j, r)) != SG_OK) {
 					sg_fail(err, st, "cannot start a call");
 					goto out;
 				}
+			}
 			wait = 0;
 		}
 
