@@ -61,6 +61,7 @@ static const struct keydef source_keys[] = {
 	{ "rejected_folder", K_STR, F(source.rejected_folder), 0, 0 },
 	{ "failed_folder", K_STR, F(source.failed_folder), 0, 0 },
 	{ "poll_interval", K_INT, F(source.poll_interval), 1, 86400 },
+	{ "timeout", K_INT, F(source.timeout), 1, 3600 },
 	{ "max_attempts", K_INT, F(source.max_attempts), 1, 1000000 },
 	{ "max_defer", K_DUR, F(source.max_defer), 0, 0 },
 	{ "max_messages_per_poll", K_INT, F(source.max_messages_per_poll), 1, 10000000 },
@@ -77,6 +78,7 @@ static const struct keydef report_keys[] = {
 	{ "from", K_ADDR, F(report.from), 0, 0 },
 	{ "language", K_LANG, F(report.language), 0, 0 },
 	{ "bcc", K_ADDR, F(report.bcc), 0, 0 },
+	{ "timeout", K_INT, F(report.timeout), 1, 3600 },
 	TLS_KEYS(report),
 	{ NULL, 0, 0, 0, 0 },
 };
@@ -175,6 +177,8 @@ sg_config *sg_config_defaults(void)
 	c->source.rejected_folder = g_strdup("Rejected");
 	c->source.failed_folder = g_strdup("Failed");
 	c->source.poll_interval = 60;
+	c->source.timeout = 60;
+	c->report.timeout = 60;
 	c->source.max_attempts = 10;
 	c->source.max_defer = 24 * 3600;
 	c->source.max_messages_per_poll = 500;

@@ -19,6 +19,8 @@ typedef struct {
 		char *oauth2_token_command;
 		char *processed_folder, *rejected_folder, *failed_folder;
 		int poll_interval;         /* seconds, default 60 */
+		int timeout;               /* seconds, default 60: connect and the longest stall;
+		                            * a command may take 2x, a message fetch 10x */
 		int max_attempts;          /* default 10 */
 		gint64 max_defer;          /* seconds, default 24h */
 		int max_messages_per_poll; /* default 500 */
@@ -32,6 +34,8 @@ typedef struct {
 		char *from;     /* "Stock API" <api@example.com> */
 		char *language; /* "ru" (default) or "en" */
 		char *bcc;      /* NULL when none */
+		int timeout;    /* seconds, default 60: connect and the longest stall; a whole
+		                 * delivery may take 5x */
 		sg_tls tls;
 	} report;
 

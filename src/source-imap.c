@@ -19,10 +19,11 @@
 
 /* Deadlines: connecting, a stalled read (no byte for this long), and one command as a whole
  * (a body fetch gets the longer one). */
-#define IMAP_CONNECT_TIMEOUT 30
-#define IMAP_IDLE_TIMEOUT 60
-#define IMAP_CMD_TIMEOUT 120
-#define IMAP_FETCH_TIMEOUT 600
+/* From [source] timeout (T): connect and the longest stall T, a command 2T, a fetch 10T. */
+#define IMAP_CONNECT_TIMEOUT (s->cfg->source.timeout)
+#define IMAP_IDLE_TIMEOUT (s->cfg->source.timeout)
+#define IMAP_CMD_TIMEOUT (2 * s->cfg->source.timeout)
+#define IMAP_FETCH_TIMEOUT (10 * s->cfg->source.timeout)
 /* The longest literal accepted in replies other than a body (mailbox names and the like). */
 #define IMAP_SMALL_LITERAL (64 * 1024)
 /* UIDs per "UID FETCH" of the listing. */
@@ -241,6 +242,8 @@ static sg_status imap_connect(imap_source *s, const char *url, bool starttls, ch
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)IMAP_CMD_TIMEOUT); /* connect + TLS + login */
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)IMAP_IDLE_TIMEOUT);
+	/* Each server reply, LOGOUT's at cleanup included (libcurl's default is 120 s). */
+	curl_easy_setopt(c, CURLOPT_SERVER_RESPONSE_TIMEOUT, (long)IMAP_IDLE_TIMEOUT);
 	set_tls(c, &cfg->source.tls, starttls);
 	if (cfg->source.username)
 		curl_easy_setopt(c, CURLOPT_USERNAME, cfg->source.username);

@@ -7,9 +7,6 @@
 #include <curl/curl.h>
 #include <string.h>
 
-#define SMTP_CONNECT_TIMEOUT 30
-#define SMTP_LOW_SPEED_TIME 60
-#define SMTP_TIMEOUT 300
 
 typedef struct {
 	sg_transport base;
@@ -127,10 +124,14 @@ static sg_status smtp_send(sg_transport *tr, const char *envelope_from, const ch
 	curl_easy_setopt(c, CURLOPT_URL, t->url);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)SMTP_CONNECT_TIMEOUT);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)SMTP_TIMEOUT);
+	/* [report] timeout: connect and the longest stall; the whole delivery may take 5x. */
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)cfg->report.timeout);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 5L * cfg->report.timeout);
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)SMTP_LOW_SPEED_TIME);
+	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)cfg->report.timeout);
+	/* Each server reply, QUIT's at cleanup included: without this, a server that went silent
+	 * holds curl_easy_cleanup for libcurl's own 120 s after the transfer timed out. */
+	curl_easy_setopt(c, CURLOPT_SERVER_RESPONSE_TIMEOUT, (long)cfg->report.timeout);
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
 	if (cfg->report.tls.ca_file)

@@ -192,6 +192,8 @@ static void test_defaults(void)
 	IS(cfg->source.rejected_folder, "Rejected", "rejected_folder");
 	IS(cfg->source.failed_folder, "Failed", "failed_folder");
 	NUM(cfg->source.poll_interval, 60, "poll_interval 60");
+	NUM(cfg->source.timeout, 60, "[source] timeout 60");
+	NUM(cfg->report.timeout, 60, "[report] timeout 60");
 	NUM(cfg->source.max_attempts, 10, "max_attempts 10");
 	NUM(cfg->source.max_defer, 24 * 3600, "max_defer 24h");
 	NUM(cfg->source.max_messages_per_poll, 500, "max_messages_per_poll 500");
