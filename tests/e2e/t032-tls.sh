@@ -43,6 +43,8 @@ smtp_try() { # mode url-scheme cert → prints "rc report captured"
 	sed "s/demo-1@/tls-$1-$3@/" "$FIX/demo/01-warehouses.eml" >"$T/m-$1-$3.eml"
 	out=$(sg process "$T/m-$1-$3.eml" 2>>"$T/err"); rc=$?
 	echo "$rc $(jf "$out" .report) $(ls "$T/s-$1-$3"/*.eml 2>/dev/null | wc -l)"
+	# This runs in $(…), a subshell the EXIT trap does not cover: stop its server here.
+	kill "${_pids[-1]}" 2>/dev/null
 }
 write_config </dev/null
 check "dealer and user" setup_dealer D1 $KEY dealer@shop.example
