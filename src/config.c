@@ -519,6 +519,14 @@ static void set_value(struct loader *L, sg_config *c, const struct groupdef *g,
 				  k->kind == K_TLS ? "on or off" : "true or false");
 			return;
 		}
+		/* Certificates are always verified (SPEC 4): the key exists for configs that say
+		 * so explicitly, and a `false` is refused rather than silently ignored. */
+		if (k->kind == K_BOOL && !b && strcmp(k->key, "tls_verify") == 0) {
+			add_error(L, g->name, k->key,
+				  "certificates are always verified; to trust a private CA, give "
+				  "it with ca_file");
+			return;
+		}
 		/* `tls = off` sets sg_tls.off, so the meaning is inverted. */
 		*FIELD(c, k->off, bool) = k->kind == K_TLS ? !b : b;
 		return;

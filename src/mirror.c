@@ -282,9 +282,6 @@ sg_status sg_mirror_open(const sg_config *cfg, sg_mirror **out, char **err)
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
 	if (cfg->mirror.tls.ca_file)
 		curl_easy_setopt(c, CURLOPT_CAINFO, cfg->mirror.tls.ca_file);
-	if (!cfg->mirror.tls.verify)
-		log_warnx("[mirror] tls_verify = false is ignored: the mirror's certificate is "
-			  "always verified (add its CA with ca_file)");
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)m->timeout);
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)m->timeout);

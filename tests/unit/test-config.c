@@ -46,6 +46,8 @@ static const struct bad bad_cases[] = {
 	  { ":3: [source] max_defer: 'tomorrow' is not a duration", "24h" } },
 	{ "bad number", "[mirror]\ntimeout = -5\n", 0600, { ":2: [mirror] timeout:" } },
 	{ "bad boolean", "[source]\ntls_verify = maybe\n", 0600, { ":2: [source] tls_verify:" } },
+	{ "verification off", "[mirror]\nurl = https://x.example/restapi\ntls_verify = false\n", 0600,
+	  { ":3: [mirror] tls_verify:", "always verified", "ca_file" } },
 	{ "bad language", "[report]\nlanguage = de\n", 0600,
 	  { ":2: [report] language: 'de'", "ru or en" } },
 	{ "http mirror without tls = off", "[mirror]\nurl = http://127.0.0.1:8080/restapi\n", 0600,
