@@ -7,39 +7,18 @@
 TOKEN=SGCANARYvin0123456789
 PORT=$(free_port)
 sg_bg $PY "$SG_TOP/tests/servers/vin_server.py" "$PORT" --token "$TOKEN" --balance 100000
-wait_port "$PORT" || { notok "vin emulator started"; # 8. Two runs of one list at the same time (a CLI run beside a poll's job on the same bytes):
-# each row is claimed in the journal by one of them only, so no VIN is charged twice.
-write_config <<EOF
-[vin]
-url = $URL/api/processing_queue
-token = $TOKEN
-tls = off
-EOF
-control '{"latency": 0.05}'
-unique=$(make_list 8 200 "$T/race.csv")
-c0=$(charged)
-m0=$(stats | jq -r .max_per_item)
-sg batch vin "$T/race.csv" --concurrency 8 >"$T/r1.out" 2>"$T/r1.err" &
-p1=$!
-sg batch vin "$T/race.csv" --concurrency 8 >"$T/r2.out" 2>"$T/r2.err" &
-p2=$!
-wait $p1 $p2
-is "$(stats | jq -r .max_per_item)" "$m0" "two runs at once: the highest charge count of a VIN did not grow"
-n=$(( $(charged) - c0 ))
-check "two runs at once: each distinct row charged at most once ($n of $unique)" test "$n" -le "$unique"
-sg batch vin "$T/race.csv" >"$T/r3.out" 2>/dev/null
-is "$(( $(charged) - c0 ))" "$n" "a third run calls nothing more"
-valid=$(grep -vc ',invalid,' "$T/r3.out")
-is "$(grep -c ',ok,' "$T/r3.out")" "$((valid - 1))" "after both, every valid row is ok (none lost to the race)"
-
-done_testing; exit 1; }
+wait_port "$PORT" || { notok "vin emulator started"; done_testing; exit 1; }
 URL=http://127.0.0.1:$PORT
-write_config <<EOF
+# The [vin] section of this scenario (some parts change the config for a while).
+vin_config() {
+	write_config <<EOF
 [vin]
 url = $URL/api/processing_queue
 token = $TOKEN
 tls = off
 EOF
+}
+vin_config
 stats() { curl -s "$URL/_stats"; }
 control() { curl -s -X POST -d "$1" "$URL/_control" >/dev/null; }
 charged() { stats | jq -r .charged; }
@@ -203,12 +182,7 @@ like "$(cat "$T/e.err")" '\[vin\] token' "the message names the setting"
 
 # 8. Two runs of one list at the same time (a CLI run beside a poll's job on the same bytes):
 # each row is claimed in the journal by one of them only, so no VIN is charged twice.
-write_config <<EOF
-[vin]
-url = $URL/api/processing_queue
-token = $TOKEN
-tls = off
-EOF
+vin_config
 control '{"latency": 0.05}'
 unique=$(make_list 8 200 "$T/race.csv")
 c0=$(charged)
