@@ -205,7 +205,9 @@ static void add_attachment(walk *w, GMimeObject *o, GMimeContentType *ct, const 
 		w->failed = true;
 		return;
 	}
-	fs = g_mime_stream_fs_new(fd); /* owns fd */
+	/* A pipe stream writes straight to the fd and, unlike an fs stream, does not fsync on
+	 * flush: the file only lives for this run (a crash parses the message again). */
+	fs = g_mime_stream_pipe_new(fd); /* owns fd */
 	if (GMIME_IS_PART(o)) {
 		GMimeDataWrapper *dw = g_mime_part_get_content(GMIME_PART(o));
 		ok = dw == NULL || g_mime_data_wrapper_write_to_stream(dw, fs) != -1;
@@ -646,8 +648,37 @@ static G_GNUC_NORETURN void child_main(const job *j, int wfd)
 
 static gint64 mono_ms(void) { return g_get_monotonic_time() / 1000; }
 
-/* Runs the child and collects its manifest; false on crash, timeout or a local failure. */
-static bool run_child(const job *j, GByteArray *manifest, char **err, bool *local_fail)
+/* The SHA-256 of the message file, computed here while the child parses it. */
+typedef struct {
+	int fd; /* -1 once done */
+	GChecksum *ck;
+	bool failed;
+} hasher;
+
+/* Hashes the next piece of the file; false once it is all read (or a read failed). */
+static bool hash_step(hasher *h)
+{
+	guint8 buf[65536];
+	ssize_t n;
+
+	if (h->fd < 0)
+		return false;
+	n = read(h->fd, buf, sizeof buf);
+	if (n < 0 && errno == EINTR)
+		return true;
+	if (n <= 0) {
+		h->failed |= n < 0;
+		close(h->fd);
+		h->fd = -1;
+		return false;
+	}
+	g_checksum_update(h->ck, buf, (gssize)n);
+	return true;
+}
+
+/* Runs the child and collects its manifest, hashing with h (if any) while it waits; false on
+ * crash, timeout or a local failure. */
+static bool run_child(const job *j, GByteArray *manifest, hasher *h, char **err, bool *local_fail)
 {
 	int pfd[2], status = 0;
 	pid_t pid;
@@ -683,15 +714,19 @@ static bool run_child(const job *j, GByteArray *manifest, char **err, bool *loca
 			ok = false;
 			break;
 		}
-		r = poll(&p, 1, (int)MIN(left, 1000));
+		bool hashing = h && h->fd >= 0;
+		r = poll(&p, 1, hashing ? 0 : (int)MIN(left, 1000));
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
 			ok = false;
 			break;
 		}
-		if (r == 0)
+		if (r == 0) {
+			if (hashing)
+				hash_step(h);
 			continue;
+		}
 		k = read(pfd[0], buf, sizeof buf);
 		if (k < 0 && errno == EINTR)
 			continue;
@@ -944,7 +979,6 @@ static bool identity_field(const char *line, size_t len)
 }
 
 static sg_message *message_new(char *tmpdir);
-static bool run_child(const job *j, GByteArray *manifest, char **err, bool *local_fail);
 static bool decode_manifest(const GByteArray *b, sg_message *m, const char **end);
 
 /* For a header block over the limits: the identity fields that are within the limit, written
@@ -1009,7 +1043,7 @@ static sg_message *header_facts(const char *path, gint64 skip, const sg_message_
 			return NULL;
 		j.headers_end = sb.st_size;
 	}
-	if (!run_child(&j, manifest, NULL, &local_fail) || local_fail ||
+	if (!run_child(&j, manifest, NULL, NULL, &local_fail) || local_fail ||
 	    !decode_manifest(manifest, m, &end) || strcmp(end, "unparseable") == 0)
 		return NULL;
 	return g_steal_pointer(&m);
@@ -1093,9 +1127,8 @@ static sg_message *message_new(char *tmpdir)
 	return m;
 }
 
-sg_status sg_message_parse(const char *path, const sg_message_limits *lim_in,
-			   const char *tmp_parent, sg_message **out, const char **reason,
-			   char **err)
+static sg_status parse(const char *path, const sg_message_limits *lim_in, const char *tmp_parent,
+		       hasher *h, sg_message **out, const char **reason, char **err)
 {
 	sg_message_limits l;
 	const sg_message_limits *lim;
@@ -1172,7 +1205,7 @@ sg_status sg_message_parse(const char *path, const sg_message_limits *lim_in,
 		parse_into(&j, manifest);
 		ran = true;
 	} else {
-		ran = run_child(&j, manifest, err, &local_fail);
+		ran = run_child(&j, manifest, h, err, &local_fail);
 	}
 	if (local_fail)
 		return SG_EINTERNAL;
@@ -1202,6 +1235,30 @@ sg_status sg_message_parse(const char *path, const sg_message_limits *lim_in,
 	}
 	*out = g_steal_pointer(&m);
 	return SG_OK;
+}
+
+sg_status sg_message_parse(const char *path, const sg_message_limits *lim,
+			   const char *tmp_parent, sg_message **out, const char **reason,
+			   char **err)
+{
+	return parse(path, lim, tmp_parent, NULL, out, reason, err);
+}
+
+sg_status sg_message_parse_hashed(const char *path, const sg_message_limits *lim,
+				  const char *tmp_parent, sg_message **out, const char **reason,
+				  char **sha256, char **err)
+{
+	hasher h = {.fd = open(path, O_RDONLY | O_CLOEXEC),
+		    .ck = g_checksum_new(G_CHECKSUM_SHA256)};
+	sg_status st;
+
+	h.failed = h.fd < 0;
+	st = parse(path, lim, tmp_parent, &h, out, reason, err);
+	while (hash_step(&h))
+		;
+	*sha256 = h.failed ? NULL : g_strdup(g_checksum_get_string(h.ck));
+	g_checksum_free(h.ck);
+	return st;
 }
 
 void sg_message_free(sg_message *m)

@@ -66,6 +66,11 @@ typedef struct {
  */
 sg_status sg_message_parse(const char *path, const sg_message_limits *lim, const char *tmp_parent,
 			   sg_message **out, const char **reason, char **err);
+/* The same, and *sha256 (g_free; NULL when the file could not be read) the hex SHA-256 of the
+ * file's bytes, computed while the child parses. */
+sg_status sg_message_parse_hashed(const char *path, const sg_message_limits *lim,
+				  const char *tmp_parent, sg_message **out, const char **reason,
+				  char **sha256, char **err);
 void sg_message_free(sg_message *m);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(sg_message, sg_message_free)
 

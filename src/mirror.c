@@ -366,16 +366,17 @@ static char *transport_words(sg_mirror *m, CURLcode cc)
 	}
 }
 
-/* A request body read from a sqlite3 statement as it is sent (remains.add). */
+/* A request body read from the stored remains list as it is sent (remains.add). */
 typedef struct {
-	sqlite3_stmt *stmt;
+	sg_remains_reader *rd;
 	char *head; /* {"hash":…,"code":…,"products":[ */
 	int phase;  /* 0 head, 1 rows, 2 tail, 3 done */
 	bool first;
 	GString *buf;
 	size_t pos;
 	long rows;
-	int rc; /* the sqlite3 code that stopped it, SQLITE_DONE when complete */
+	bool done;   /* the whole body was produced */
+	bool failed; /* reading the list failed (sg_remains_close says why) */
 } rem_stream;
 
 static void json_string(GString *s, const char *v)
@@ -394,13 +395,13 @@ static void json_string(GString *s, const char *v)
 
 static void rem_rewind(rem_stream *r)
 {
-	sqlite3_reset(r->stmt);
+	sg_remains_rewind(r->rd);
 	r->phase = 0;
 	r->first = true;
 	g_string_truncate(r->buf, 0);
 	r->pos = 0;
 	r->rows = 0;
-	r->rc = SQLITE_OK;
+	r->done = r->failed = false;
 }
 
 /* Refills r->buf with the next piece of the body; false at the end or on an error. */
@@ -416,11 +417,12 @@ static bool rem_next(rem_stream *r)
 	case 1:
 		/* Up to 64 rows a piece, to keep the callbacks few. */
 		for (int i = 0; i < 64; i++) {
-			int rc = sqlite3_step(r->stmt);
-			if (rc != SQLITE_ROW) {
+			const char *w, *article;
+			long long qty;
+			if (!sg_remains_next(r->rd, &w, &article, &qty)) {
 				r->phase = 2;
-				if (rc != SQLITE_DONE) {
-					r->rc = rc;
+				if (sg_remains_error(r->rd, NULL)) {
+					r->failed = true;
 					r->phase = 3;
 					return false;
 				}
@@ -430,16 +432,15 @@ static bool rem_next(rem_stream *r)
 				g_string_append_c(r->buf, ',');
 			r->first = false;
 			g_string_append(r->buf, "{\"article\":");
-			json_string(r->buf, (const char *)sqlite3_column_text(r->stmt, 0));
-			g_string_append_printf(r->buf, ",\"quantity\":%lld}",
-					       (long long)sqlite3_column_int64(r->stmt, 1));
+			json_string(r->buf, article);
+			g_string_append_printf(r->buf, ",\"quantity\":%lld}", qty);
 			r->rows++;
 		}
 		return true;
 	case 2:
 		g_string_append(r->buf, "]}");
 		r->phase = 3;
-		r->rc = SQLITE_DONE;
+		r->done = true;
 		return true;
 	default:
 		return false;
@@ -462,7 +463,7 @@ static size_t rem_read(char *out, size_t size, size_t n, void *vr)
 		r->pos += k;
 		got += k;
 	}
-	if (got == 0 && r->rc != SQLITE_DONE)
+	if (got == 0 && !r->done)
 		return CURL_READFUNC_ABORT;
 	return got;
 }
@@ -531,9 +532,11 @@ static sg_status call(sg_mirror *m, const char *action, const char *body, rem_st
 	curl_easy_setopt(c, CURLOPT_SEEKDATA, NULL);
 	m->last_cc = cc;
 
-	if (cc == CURLE_ABORTED_BY_CALLBACK && stream && stream->rc != SQLITE_DONE)
-		return sg_fail(err, SG_EIO, "%s: reading the staged remains failed: %s", action,
-			       sqlite3_errstr(stream->rc));
+	if (cc == CURLE_ABORTED_BY_CALLBACK && stream && stream->failed) {
+		g_autofree char *e = NULL;
+		sg_status rs = sg_remains_error(stream->rd, &e);
+		return sg_fail(err, rs ? rs : SG_EIO, "%s: %s", action, e ? e : "reading remains");
+	}
 	if (cc != CURLE_OK) {
 		why = transport_words(m, cc);
 		g_free(m->down_why);
@@ -760,16 +763,14 @@ fail:
 	}
 }
 
-sg_status sg_mirror_remains(sg_mirror *m, const char *key, const char *code, sg_store *st,
-			    sg_file_result *fr, char **err)
+sg_status sg_mirror_remains(sg_mirror *m, const char *key, const char *dealer, const char *code,
+			    sg_store *st, sg_file_result *fr, char **err)
 {
-	sqlite3 *db = sg_store_db(st);
 	g_autofree char *e = NULL;
 	cJSON *root = NULL;
 	rem_stream r = { 0 };
 	curl_off_t len = 0;
 	sg_status ret;
-	int rc;
 
 	if (!m)
 		return SG_OK;
@@ -777,12 +778,8 @@ sg_status sg_mirror_remains(sg_mirror *m, const char *key, const char *code, sg_
 		return sg_fail(err, SG_EINTERNAL, "mirror: remains without a warehouse code");
 	if (is_down(m, "remains.add", err))
 		return SG_ETEMP;
-	rc = sqlite3_prepare_v2(db,
-				"SELECT article, quantity FROM temp.stage_rem ORDER BY article", -1,
-				&r.stmt, NULL);
-	if (rc != SQLITE_OK)
-		return sg_fail(err, SG_EIO, "mirror: reading the staged remains: %s",
-			       sqlite3_errmsg(db));
+	if ((ret = sg_remains_open(st, dealer, code, &r.rd, err)))
+		return ret;
 	{
 		GString *h = g_string_new("{\"hash\":");
 		json_string(h, key ? key : "");
@@ -798,9 +795,9 @@ sg_status sg_mirror_remains(sg_mirror *m, const char *key, const char *code, sg_
 	rem_rewind(&r);
 	while (rem_next(&r))
 		len += (curl_off_t)r.buf->len;
-	if (r.rc != SQLITE_DONE) {
-		ret = sg_fail(err, SG_EIO, "mirror: reading the staged remains: %s",
-			      sqlite3_errstr(r.rc));
+	if (!r.done) {
+		ret = sg_remains_error(r.rd, err);
+		ret = ret ? ret : sg_fail(err, SG_EIO, "mirror: reading the remains failed");
 		goto out;
 	}
 	long rows = r.rows;
@@ -823,7 +820,7 @@ sg_status sg_mirror_remains(sg_mirror *m, const char *key, const char *code, sg_
 	}
 	cJSON_Delete(root);
 out:
-	sqlite3_finalize(r.stmt);
+	sg_remains_close(r.rd);
 	explicit_bzero(r.head, strlen(r.head));
 	g_free(r.head);
 	if (r.buf) {

@@ -18,10 +18,10 @@ void sg_mirror_close(sg_mirror *m);
  */
 sg_status sg_mirror_warehouses(sg_mirror *m, const char *key, sg_store *st, sg_file_result *fr,
 			       char **err);
-/* Replaces the server's remains of warehouse code with temp.stage_rem in one remains.add, the
- * request body generated as a stream. */
-sg_status sg_mirror_remains(sg_mirror *m, const char *key, const char *code, sg_store *st,
-			    sg_file_result *fr, char **err);
+/* Replaces the server's remains of warehouse code with the dealer's stored list (as the open
+ * transaction has it) in one remains.add, the request body generated as a stream. */
+sg_status sg_mirror_remains(sg_mirror *m, const char *key, const char *dealer, const char *code,
+			    sg_store *st, sg_file_result *fr, char **err);
 
 /*
  * `stockgate mirror ping`: one warehouse.list with key (NULL: an empty hash, which only shows

@@ -574,11 +574,31 @@ sg_status sg_pipeline_handle(sg_pipeline *p, const sg_source_msg *m, char **reco
 	bool answer = false, in_tx = false, report_pending = false;
 	sg_status st;
 
+	const sg_message_limits lim = {
+		.max_message_size = cfg->limits.max_message_size,
+		.max_header_size = cfg->limits.max_header_size,
+		.max_mime_depth = cfg->limits.max_mime_depth,
+		.max_parts = cfg->limits.max_parts,
+		.max_attachments = cfg->limits.max_attachments,
+		.cpu_seconds = cfg->limits.parse_cpu_seconds,
+	};
+	/* Stale stock is not processed in a poll (and an old mailbox does not flood replies). */
+	bool stale = p->poll && cfg->source.max_age > 0 && m->received > 0 &&
+		     now - m->received > cfg->source.max_age;
+	bool too_large = !m->path || (cfg->limits.max_message_size > 0 &&
+				      m->size > cfg->limits.max_message_size);
+	sg_status parsed = SG_OK;
+
 	r->report = "none";
-	if (m->path)
+	if (!stale && !too_large) {
+		/* The parsing child runs while this process hashes the message. The hash says
+		 * whether the message is new; when it is not, the parse is dropped. */
+		parsed = sg_message_parse_hashed(m->path, &lim, NULL, &msg, &reason, &sha, &e);
+	} else if (m->path) {
 		sha = sg_sha256_file(m->path);
-	else
+	} else {
 		sha = sg_sha256_hex(m->id, strlen(m->id));
+	}
 	if (!sha)
 		return sg_fail(err, SG_EIO, "%s: cannot read the message: %s", m->id,
 			       g_strerror(errno));
@@ -594,42 +614,22 @@ sg_status sg_pipeline_handle(sg_pipeline *p, const sg_source_msg *m, char **reco
 	}
 	g_clear_pointer(err, g_free);
 
-	/* Stale stock is not processed in a poll (and an old mailbox does not flood replies). */
-	if (p->poll && cfg->source.max_age > 0 && m->received > 0 &&
-	    now - m->received > cfg->source.max_age) {
+	if (stale) {
 		r->outcome = "failed";
 		r->reason = "stale";
 		goto record;
 	}
-
-	if (!m->path || (cfg->limits.max_message_size > 0 && m->size > cfg->limits.max_message_size)) {
+	if (too_large) {
 		reason = "too_large";
 		if (m->path) {
 			/* Only the headers are read, for the reply decision. */
-			sg_message_limits lim = {
-				.max_message_size = cfg->limits.max_message_size,
-				.max_header_size = cfg->limits.max_header_size,
-				.max_mime_depth = cfg->limits.max_mime_depth,
-				.max_parts = cfg->limits.max_parts,
-				.max_attachments = cfg->limits.max_attachments,
-				.cpu_seconds = cfg->limits.parse_cpu_seconds,
-			};
 			const char *ignored = NULL;
 			sg_message_parse(m->path, &lim, NULL, &msg, &ignored, NULL);
 		}
 	} else {
-		sg_message_limits lim = {
-			.max_message_size = cfg->limits.max_message_size,
-			.max_header_size = cfg->limits.max_header_size,
-			.max_mime_depth = cfg->limits.max_mime_depth,
-			.max_parts = cfg->limits.max_parts,
-			.max_attachments = cfg->limits.max_attachments,
-			.cpu_seconds = cfg->limits.parse_cpu_seconds,
-		};
-		st = sg_message_parse(m->path, &lim, NULL, &msg, &reason, &e);
-		if (st != SG_OK && st != SG_EDATA)
-			return sg_fail(err, st, "%s: %s", m->id, e ? e : "cannot parse");
-		if (st == SG_EDATA && !reason)
+		if (parsed != SG_OK && parsed != SG_EDATA)
+			return sg_fail(err, parsed, "%s: %s", m->id, e ? e : "cannot parse");
+		if (parsed == SG_EDATA && !reason)
 			reason = "unparseable";
 	}
 

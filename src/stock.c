@@ -36,8 +36,9 @@ static const char *const expected_rem = "Код склада (code), Артик�
 
 /*
  * The articles of a remains file, each distinct one with its summed quantity, held in memory
- * while the file is read: repeats are summed and found here, and temp.stage_rem is then filled
- * once, in key order. Purpose-built rather than a GHashTable: an article costs 12 bytes (sum and
+ * while the file is read: repeats are summed and found here, and the list stored for the
+ * warehouse is then diffed against it and written from it, in the order the file first named the
+ * articles. Purpose-built rather than a GHashTable: an article costs 12 bytes (sum and
  * text offset), its slot 16 to 32 (8-byte slots, at most half full) and its text once in an
  * arena, about 45 MB for a million 11-byte articles, where a GHashTable with g_strdup'd keys and
  * boxed sums costs about 100 bytes an entry. Memory is bounded by max_rows: at most that many
@@ -295,22 +296,6 @@ static gint64 art_find(const art_table *t, const char *s)
 	return t->slot[i].idx ? (gint64)t->slot[i].idx - 1 : -1;
 }
 
-static int art_cmp(const void *a, const void *b, void *vt)
-{
-	const art_table *t = vt;
-	return strcmp(art_text(t, *(const guint32 *)a), art_text(t, *(const guint32 *)b));
-}
-
-/* The entry indices in the byte order of their texts (SQLite's BINARY collation); g_free. */
-static guint32 *art_sorted(const art_table *t)
-{
-	guint32 *v = g_new(guint32, MAX(t->n, 1u));
-	for (guint32 k = 0; k < t->n; k++)
-		v[k] = k;
-	qsort_r(v, t->n, sizeof *v, art_cmp, (void *)t);
-	return v;
-}
-
 /* The state of one file being read. */
 typedef struct {
 	const sg_stock_ctx *c;
@@ -328,10 +313,10 @@ typedef struct {
 
 	sqlite3_stmt *ins_wh, *has_wh;
 	art_table arts; /* remains: the distinct articles read so far, summed */
-	long staged;	/* remains rows kept (in arts) */
-	long distinct;	/* rows in temp.stage_rem */
+	guint8 *out;	/* by entry of arts: outside the catalogue (NULL: none is) */
+	long distinct;	/* entries of arts in the catalogue */
+	guint32 next;	/* the entry next_article gives next */
 	bool catalog;  /* the catalogue is not empty: filter articles */
-	bool in_stage; /* temp.stage_rem holds the summed articles */
 	char *warehouse;
 	long rows;
 	const char *reject; /* a file-level verdict reached while reading */
@@ -691,9 +676,7 @@ static bool row_remains(run *r, long line, const char *v[F_N])
 	if (fr->errors->len)
 		return true;
 
-	/* Summed in memory; the catalogue is applied and temp.stage_rem filled once the file is
-	 * read (stage_remains). */
-	r->staged++;
+	/* Summed in memory; the catalogue is applied once the file is read (settle_articles). */
 	if (!art_push(&r->arts, v[F_ARTICLE], strlen(v[F_ARTICLE]), qty, line))
 		return arts_full(r);
 	return true;
@@ -833,80 +816,54 @@ static sg_status apply_warehouses(run *r, char **err)
 	    d, NULL, c, 0, err);
 }
 
-static sg_status insert_sorted(run *r, bool remains, char **err);
+static bool next_article(void *vr, const char **article, long long *quantity)
+{
+	run *r = vr;
+	const art_table *t = &r->arts;
 
-/* Stages the summed articles (unless staged already, or a first load without a mirror, which
- * goes straight to the store), diffs them against the warehouse's, then replaces those. */
+	while (r->next < t->n && r->out && r->out[r->next])
+		r->next++;
+	if (r->next >= t->n)
+		return false;
+	*article = art_text(t, r->next);
+	*quantity = t->sum[r->next++];
+	return true;
+}
+
+/*
+ * Diffs the file's articles against the warehouse's stored list, read once with each of its
+ * articles looked up among the file's, then stores the file's list in its place (unless nothing
+ * changed).
+ */
 static sg_status apply_remains(run *r, char **err)
 {
-	const char *d = r->c->dealer, *w = r->warehouse;
+	const art_table *t = &r->arts;
 	sg_file_result *fr = r->fr;
-	gint64 c[3];
+	sg_remains_reader *rd;
+	const char *w, *a;
+	long long q;
 	sg_status ret;
 
-	if ((ret =
-		 query_ints(r, "SELECT count(*) FROM remains WHERE dealer = ?1 AND warehouse = ?2",
-			    d, w, c, 1, err)))
+	if ((ret = sg_remains_open(r->st, r->c->dealer, r->warehouse, &rd, err)))
 		return ret;
-	gint64 before = c[0];
-	if (before == 0 && !r->in_stage && !r->c->mirror) {
-		/* A first load that the mirror will not read: nothing to stage or compare. */
-		fr->added = r->distinct;
-		return insert_sorted(r, true, err);
+	while (sg_remains_next(rd, &w, &a, &q)) {
+		gint64 idx = art_find(t, a);
+		if (idx < 0 || (r->out && r->out[idx]))
+			fr->deleted++;
+		else if (t->sum[idx] == q)
+			fr->unchanged++;
+		else
+			fr->updated++;
 	}
-	if (!r->in_stage) {
-		if ((ret = insert_sorted(r, false, err)))
-			return ret;
-		r->in_stage = true;
-	}
-	if (before == 0) {
-		/* A first load: nothing to compare with. */
-		fr->added = r->distinct;
-		return query_ints(r,
-				  "INSERT INTO remains(dealer, warehouse, article, quantity)"
-				  " SELECT ?1, ?2, article, quantity FROM temp.stage_rem",
-				  d, w, c, 0, err);
-	}
-	/*
-	 * Both sides are read in article order, so EXCEPT ... ORDER BY runs as a merge of two
-	 * index scans, cheaper than a lookup per article. Each staged article matches at most one
-	 * present row, so unchanged, updated and deleted follow from two counts.
-	 */
-	if ((ret = query_ints(r,
-			      "SELECT count(*) FROM (SELECT article FROM temp.stage_rem EXCEPT"
-			      " SELECT article FROM remains WHERE dealer = ?1 AND warehouse = ?2"
-			      " ORDER BY 1)",
-			      d, w, c, 1, err)))
+	ret = sg_remains_error(rd, err);
+	sg_remains_close(rd);
+	if (ret)
 		return ret;
-	fr->added = c[0];
-	if ((ret = query_ints(r,
-			      "SELECT count(*) FROM (SELECT article, quantity FROM temp.stage_rem"
-			      " EXCEPT SELECT article, quantity FROM remains"
-			      " WHERE dealer = ?1 AND warehouse = ?2 ORDER BY 1, 2)",
-			      d, w, c, 1, err)))
-		return ret;
-	gint64 changed = c[0];
-	fr->updated = changed - fr->added;
-	fr->unchanged = r->distinct - changed;
-	fr->deleted = before - (r->distinct - fr->added);
-	if (fr->deleted &&
-	    (ret = query_ints(r,
-			      "DELETE FROM remains WHERE dealer = ?1 AND warehouse = ?2"
-			      " AND article IN (SELECT article FROM remains"
-			      " WHERE dealer = ?1 AND warehouse = ?2"
-			      " EXCEPT SELECT article FROM temp.stage_rem ORDER BY 1)",
-			      d, w, c, 0, err)))
-		return ret;
-	if (changed == 0)
+	fr->added = r->distinct - fr->unchanged - fr->updated;
+	if (!fr->added && !fr->updated && !fr->deleted)
 		return SG_OK;
-	return query_ints(r,
-			  "INSERT INTO remains(dealer, warehouse, article, quantity)"
-			  " SELECT ?1, ?2, article, quantity FROM (SELECT article, quantity"
-			  " FROM temp.stage_rem EXCEPT SELECT article, quantity FROM remains"
-			  " WHERE dealer = ?1 AND warehouse = ?2 ORDER BY 1, 2) WHERE true"
-			  " ON CONFLICT(dealer, warehouse, article) DO UPDATE"
-			  " SET quantity = excluded.quantity",
-			  d, w, c, 0, err);
+	r->next = 0;
+	return sg_remains_replace(r->st, r->c->dealer, r->warehouse, next_article, r, err);
 }
 
 static void run_reset(run *r, const char *path)
@@ -921,8 +878,8 @@ static void run_reset(run *r, const char *path)
 	g_clear_pointer(&fr->warehouse, g_free);
 	g_clear_pointer(&r->warehouse, g_free);
 	r->rows = 0;
-	r->staged = r->distinct = 0;
-	r->in_stage = false;
+	r->distinct = 0;
+	g_clear_pointer(&r->out, g_free);
 	art_reset(&r->arts, r->catalog);
 	if (r->remains) {
 		/* A remains row is rarely shorter than 32 bytes: a guess from the file's size,
@@ -949,7 +906,7 @@ static sg_status read_pass(run *r, const char *path, sg_csv_info *info, char **e
 
 	run_reset(r, path);
 	if ((ret = sg_store_exec(r->st,
-				 "DELETE FROM temp.stage_wh; DELETE FROM temp.stage_rem", err)))
+				 "DELETE FROM temp.stage_wh", err)))
 		return ret;
 	memset(info, 0, sizeof *info);
 	return sg_csv_read(path, &opts, info, err);
@@ -981,56 +938,26 @@ static gint by_line(gconstpointer a, gconstpointer b)
 	return (x->line > y->line) - (x->line < y->line);
 }
 
-/* Rows one INSERT of the summed articles carries: within one statement SQLite keeps its B-tree
- * cursor on the last leaf, so a key-order row is appended without a descent from the root,
- * which a statement a row would pay (about a third of `process` on a million rows). */
-#define STAGE_BATCH 256
-
-/* An INSERT of rows (article, quantity) pairs; with a dealer, into remains for ?1 and ?2. */
-static sg_status prepare_insert(run *r, bool remains, guint32 rows, sqlite3_stmt **s, char **err)
-{
-	GString *sql = g_string_new(
-	    remains ? "INSERT INTO remains(dealer, warehouse, article, quantity) VALUES "
-		    : "INSERT INTO temp.stage_rem(article, quantity) VALUES ");
-	for (guint32 k = 0; k < rows; k++)
-		g_string_append(sql, remains ? (k ? ",(?1,?2,?,?)" : "(?1,?2,?,?)")
-					     : (k ? ",(?,?)" : "(?,?)"));
-	sg_status ret = prepare(r, sql->str, s, err);
-	g_string_free(sql, TRUE);
-	return ret;
-}
-
-/*
- * Inserts the summed articles in key order: into temp.stage_rem, or (remains) straight into
- * the warehouse's remains, for a first load that nothing else needs staged.
- */
-static sg_status insert_sorted(run *r, bool remains, char **err)
+/* Marks in r->out the articles outside the catalogue, which is read once with each of its
+ * articles looked up among the file's, and returns their count in *n. */
+static sg_status mark_uncatalogued(run *r, long *n, char **err)
 {
 	const art_table *t = &r->arts;
-	g_autofree guint32 *order = art_sorted(t);
-	sqlite3_stmt *s = NULL;
-	sg_status ret = SG_OK;
-	guint32 rows = 0;
-	int rc = SQLITE_DONE, base = remains ? 2 : 0;
+	sqlite3_stmt *s;
+	sg_status ret;
+	int rc;
 
-	for (guint32 k = 0; k < t->n && rc == SQLITE_DONE; k += rows) {
-		if (rows != MIN(STAGE_BATCH, t->n - k)) {
-			sqlite3_finalize(s);
-			rows = MIN(STAGE_BATCH, t->n - k);
-			if ((ret = prepare_insert(r, remains, rows, &s, err)))
-				return ret;
-			if (remains) {
-				sqlite3_bind_text(s, 1, r->c->dealer, -1, SQLITE_STATIC);
-				sqlite3_bind_text(s, 2, r->warehouse, -1, SQLITE_STATIC);
-			}
+	r->out = g_malloc(MAX(t->n, 1u));
+	memset(r->out, 1, t->n);
+	*n = t->n;
+	if ((ret = prepare(r, "SELECT article FROM catalog", &s, err)))
+		return ret;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		gint64 idx = art_find(t, (const char *)sqlite3_column_text(s, 0));
+		if (idx >= 0 && r->out[idx]) {
+			r->out[idx] = 0;
+			(*n)--;
 		}
-		for (guint32 j = 0; j < rows; j++) {
-			sqlite3_bind_text(s, base + 2 * j + 1, art_text(t, order[k + j]), -1,
-					  SQLITE_STATIC);
-			sqlite3_bind_int64(s, base + 2 * j + 2, t->sum[order[k + j]]);
-		}
-		rc = sqlite3_step(s);
-		sqlite3_reset(s);
 	}
 	sqlite3_finalize(s);
 	if (rc != SQLITE_DONE)
@@ -1039,50 +966,15 @@ static sg_status insert_sorted(run *r, bool remains, char **err)
 	return SG_OK;
 }
 
-/* Marks in out[] the staged articles outside the catalogue, deletes them from temp.stage_rem
- * and returns their count in *n. */
-static sg_status drop_uncatalogued(run *r, guint8 *out, long *n, char **err)
-{
-	sqlite3_stmt *s;
-	sg_status ret;
-	int rc;
-
-	*n = 0;
-	if ((ret = prepare(r,
-			   "SELECT article FROM temp.stage_rem s WHERE NOT EXISTS"
-			   " (SELECT 1 FROM catalog c WHERE c.article = s.article)",
-			   &s, err)))
-		return ret;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		gint64 idx = art_find(&r->arts, (const char *)sqlite3_column_text(s, 0));
-		if (idx >= 0) {
-			out[idx] = 1;
-			(*n)++;
-		}
-	}
-	sqlite3_finalize(s);
-	if (rc != SQLITE_DONE)
-		return sg_fail(err, rc == SQLITE_BUSY ? SG_ETEMP : SG_EIO, "state db: %s",
-			       sqlite3_errmsg(r->db));
-	if (*n == 0)
-		return SG_OK;
-	return sg_store_exec(r->st,
-			     "DELETE FROM temp.stage_rem WHERE article NOT IN"
-			     " (SELECT article FROM catalog)",
-			     err);
-}
-
 /*
- * Settles the articles summed while reading: with a non-empty catalogue they are staged in
- * temp.stage_rem and those outside it dropped, each of their rows with a not_in_catalog
- * warning; each repeat of a kept article gets a duplicate_article warning. Without a catalogue
- * staging waits for apply_remains; `check` (no dealer) never touches SQLite.
+ * Settles the articles summed while reading: with a non-empty catalogue those outside it are
+ * dropped, each of their rows with a not_in_catalog warning; each repeat of a kept article gets a
+ * duplicate_article warning. `check` (no dealer) never touches SQLite.
  */
-static sg_status stage_remains(run *r, char **err)
+static sg_status settle_articles(run *r, char **err)
 {
 	const art_table *t = &r->arts;
 	sg_file_result *fr = r->fr;
-	g_autofree guint8 *out = NULL; /* by entry: outside the catalogue */
 	long nout = 0, skipped = 0;
 	sg_status ret;
 
@@ -1091,14 +983,10 @@ static sg_status stage_remains(run *r, char **err)
 		return sg_fail(err, r->fail, "%s", r->fail_err);
 	}
 	if (r->catalog && t->n) {
-		if ((ret = insert_sorted(r, false, err)))
-			return ret;
-		r->in_stage = true;
-		out = g_malloc0(t->n);
-		if ((ret = drop_uncatalogued(r, out, &nout, err)))
+		if ((ret = mark_uncatalogued(r, &nout, err)))
 			return ret;
 		for (guint32 k = 0; nout && k < t->n; k++) {
-			if (!out[k])
+			if (!r->out[k])
 				continue;
 			sg_file_warning(fr, g_array_index(t->first, gint64, k), r->name[F_ARTICLE],
 					"not_in_catalog", art_text(t, k));
@@ -1107,15 +995,12 @@ static sg_status stage_remains(run *r, char **err)
 	}
 	for (guint i = 0; i < t->repeats->len; i++) {
 		const art_repeat *rp = &g_array_index(t->repeats, art_repeat, i);
-		bool skip = out && out[rp->idx];
+		bool skip = r->out && r->out[rp->idx];
 		sg_file_warning(fr, rp->line, r->name[F_ARTICLE],
 				skip ? "not_in_catalog" : "duplicate_article", art_text(t, rp->idx));
 		skipped += skip;
 	}
-	if (skipped) {
-		fr->skipped = skipped;
-		r->staged -= skipped;
-	}
+	fr->skipped = skipped;
 	r->distinct = (long)t->n - nout;
 	/* One warning a row: ordered by line, they read as the file does. */
 	g_ptr_array_sort(fr->warnings, by_line);
@@ -1141,7 +1026,7 @@ static sg_status settle(run *r, bool *keep, char **err)
 					  : "no data rows: it would delete every warehouse");
 		return SG_OK;
 	}
-	if (r->remains && (ret = stage_remains(r, err)))
+	if (r->remains && (ret = settle_articles(r, err)))
 		return ret;
 	if (!c->dealer)
 		return SG_OK;
@@ -1163,7 +1048,7 @@ static sg_status settle(run *r, bool *keep, char **err)
 		return SG_OK;
 	if (c->mirror) {
 		ret = r->remains
-			  ? sg_mirror_remains(c->mirror, c->key, r->warehouse, r->st, fr, err)
+			  ? sg_mirror_remains(c->mirror, c->key, c->dealer, r->warehouse, r->st, fr, err)
 			  : sg_mirror_warehouses(c->mirror, c->key, r->st, fr, err);
 		if (ret == SG_EDATA) {
 			if (fr->applied || !fr->reason)
@@ -1198,9 +1083,7 @@ sg_status sg_stock_apply_file(sg_store *st, const sg_stock_ctx *ctx, const char 
 	if ((ret = sg_store_exec(
 		 st,
 		 "CREATE TEMP TABLE IF NOT EXISTS stage_wh (code TEXT PRIMARY KEY,"
-		 "  address TEXT, contacts TEXT) WITHOUT ROWID;"
-		 "CREATE TEMP TABLE IF NOT EXISTS stage_rem (article TEXT PRIMARY KEY,"
-		 "  quantity INTEGER) WITHOUT ROWID",
+		 "  address TEXT, contacts TEXT) WITHOUT ROWID",
 		 err)))
 		goto out;
 	if ((ret = prepare(&r,
@@ -1281,8 +1164,7 @@ out:
 		ret = sg_store_release(st, SAVEPOINT, err);
 		if (ret == SG_OK) {
 			/* The staged copy is no longer needed by anyone: free the temp space. */
-			sg_store_exec(st, "DELETE FROM temp.stage_wh; DELETE FROM temp.stage_rem",
-				      NULL);
+			sg_store_exec(st, "DELETE FROM temp.stage_wh", NULL);
 		}
 	} else {
 		sg_store_rollback_to(st, SAVEPOINT);
@@ -1293,6 +1175,7 @@ out:
 		g_free(r.name[f]);
 	g_free(r.warehouse);
 	g_free(r.fail_err);
+	g_free(r.out);
 	art_clear(&r.arts);
 	sg_csv_info_clear(&info);
 	if (ret == SG_OK)

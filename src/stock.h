@@ -24,12 +24,10 @@ typedef struct {
 
 /*
  * Reads, validates and applies one file inside the caller's open transaction, in a savepoint of
- * its own: a rejected file leaves nothing behind. While the savepoint is open, the file's rows
- * sit in the temp tables
+ * its own: a rejected file leaves nothing behind. While the savepoint is open, the mirror reads
+ * the file from the temp table
  *     temp.stage_wh(code TEXT PRIMARY KEY, address TEXT, contacts TEXT)     -- warehouses
- *     temp.stage_rem(article TEXT PRIMARY KEY, quantity INTEGER)            -- remains, summed,
- *                                                                           -- catalogue-filtered
- * where the mirror reads them (stock also keeps temp.stage_raw, its own row-order staging).
+ * or from the warehouse's remains list as just stored (summed, catalogue-filtered).
  * The verdict and the counts go to fr (name already set). dealer NULL: fr->applied means valid,
  * only rows is counted.
  * Returns SG_OK (verdict in fr), SG_ETEMP (the mirror is unavailable: the caller rolls the whole

@@ -1,4 +1,5 @@
 /* store.c: the SQLite state db: schema migrations, registry, stock, ledger, polls and marks. */
+#include <errno.h>
 #include <string.h>
 
 #include "log.h"
@@ -18,8 +19,14 @@ struct sg_store {
  * The (mailbox, uidvalidity, uid) index is not UNIQUE on purpose: a server that reuses a UID
  * against the RFC must not make the pipeline fail on a constraint; lookups take the newest row.
  */
-static const char *const migrations[] = {
+static sg_status remains_to_lists(sg_store *st, char **err);
+
+static const struct {
+	const char *sql;
+	sg_status (*then)(sg_store *st, char **err); /* run after sql, in its transaction */
+} migrations[] = {
     /* 1 */
+    {
     "CREATE TABLE dealers ("
     "  id TEXT PRIMARY KEY, name TEXT NOT NULL, key_sha256 TEXT NOT NULL,"
     "  dev_mode INTEGER NOT NULL DEFAULT 0, created INTEGER NOT NULL) WITHOUT ROWID;"
@@ -62,6 +69,16 @@ static const char *const migrations[] = {
     "  kind TEXT NOT NULL, input_sha256 TEXT NOT NULL, row INTEGER NOT NULL,"
     "  state TEXT NOT NULL, sent_at INTEGER, answer TEXT,"
     "  PRIMARY KEY (kind, input_sha256, row)) WITHOUT ROWID;",
+    NULL},
+    /* 2: remains kept as one list a warehouse (see "Remains are kept as lists" below) */
+    {"ALTER TABLE remains RENAME TO remains_v1;"
+     "CREATE TABLE remains ("
+     "  dealer TEXT NOT NULL, warehouse TEXT NOT NULL, chunk INTEGER NOT NULL,"
+     "  lines BLOB NOT NULL,"
+     "  PRIMARY KEY (dealer, warehouse, chunk),"
+     "  FOREIGN KEY (dealer, warehouse) REFERENCES warehouses(dealer, code)"
+     "    ON DELETE CASCADE);",
+     remains_to_lists},
 };
 
 /* How many poll records `status` history keeps. */
@@ -181,7 +198,8 @@ static sg_status migrate(sg_store *st, char **err)
 			sg_store_exec(st, "COMMIT", NULL);
 			break;
 		}
-		if ((ret = sg_store_exec(st, migrations[v], err)))
+		if ((ret = sg_store_exec(st, migrations[v].sql, err)) ||
+		    (migrations[v].then && (ret = migrations[v].then(st, err))))
 			goto fail;
 		g_autofree char *set =
 		    g_strdup_printf("PRAGMA user_version = %" G_GINT64_FORMAT, v + 1);
@@ -687,27 +705,292 @@ sg_status sg_warehouse_list(sg_store *st, const char *dealer, GPtrArray **out, c
 	return SG_OK;
 }
 
+/*
+ * Remains are kept as lists. A remains file replaces everything its warehouse had, so the unit
+ * stored is the warehouse's list: the articles of the last file applied, each once, as lines
+ * "article<TAB>quantity<LF>" in the order the file first named them, cut into chunks of at
+ * most REMAINS_CHUNK bytes (rows of the remains table, numbered from 0; a line never spans two).
+ * Writing a million-row file as a million SQLite rows took about half of `process`; as chunks
+ * it is a few hundred rows. Articles hold no TAB or LF: stock.c refuses control characters.
+ * `sqlite3 state.db "SELECT CAST(lines AS TEXT) FROM remains"` shows a list as text.
+ */
+#define REMAINS_CHUNK 65536
+
+struct sg_remains_reader {
+	sg_store *st;
+	sqlite3_stmt *s;
+	char *warehouse; /* of the chunk in buf */
+	GByteArray *buf; /* the chunk, its lines split in place */
+	size_t pos;
+	bool end;	 /* no more chunks */
+	sg_status status;
+	char *err;
+};
+
+sg_status sg_remains_open(sg_store *st, const char *dealer, const char *code,
+			  sg_remains_reader **out, char **err)
+{
+	sg_remains_reader *r;
+	sqlite3_stmt *s;
+
+	*out = NULL;
+	if (prepare(st,
+		    "SELECT warehouse, lines FROM remains"
+		    " WHERE dealer = ?1 AND (?2 IS NULL OR warehouse = ?2) ORDER BY warehouse, chunk",
+		    &s, err))
+		return SG_EINTERNAL;
+	bind_text(s, 1, dealer);
+	bind_text(s, 2, code);
+	r = g_new0(sg_remains_reader, 1);
+	r->st = st;
+	r->s = s;
+	r->buf = g_byte_array_new();
+	*out = r;
+	return SG_OK;
+}
+
+static bool remains_damaged(sg_remains_reader *r)
+{
+	r->status = SG_EIO;
+	r->err = g_strdup_printf("state db: the stored remains of warehouse %s are damaged",
+				 r->warehouse ? r->warehouse : "?");
+	r->end = true;
+	return false;
+}
+
+/* Loads the next chunk; false at the end or on an error. */
+static bool remains_chunk(sg_remains_reader *r)
+{
+	int rc = sqlite3_step(r->s);
+	if (rc != SQLITE_ROW) {
+		r->end = true;
+		if (rc != SQLITE_DONE) {
+			r->status = db_status(rc);
+			r->err = g_strdup_printf("state db: reading remains: %s",
+						 sqlite3_errmsg(r->st->db));
+		}
+		return false;
+	}
+	const char *w = (const char *)sqlite3_column_text(r->s, 0);
+	if (!r->warehouse || strcmp(r->warehouse, w) != 0) {
+		g_free(r->warehouse);
+		r->warehouse = g_strdup(w);
+	}
+	g_byte_array_set_size(r->buf, 0);
+	g_byte_array_append(r->buf, sqlite3_column_blob(r->s, 1), sqlite3_column_bytes(r->s, 1));
+	r->pos = 0;
+	if (r->buf->len && r->buf->data[r->buf->len - 1] != '\n')
+		return remains_damaged(r);
+	return true;
+}
+
+bool sg_remains_next(sg_remains_reader *r, const char **warehouse, const char **article,
+		     long long *quantity)
+{
+	while (r->pos >= r->buf->len)
+		if (r->end || !remains_chunk(r))
+			return false;
+	char *line = (char *)r->buf->data + r->pos;
+	char *nl = memchr(line, '\n', r->buf->len - r->pos); /* found: the chunk ends with one */
+	char *tab = memchr(line, '\t', (size_t)(nl - line));
+	char *end;
+	if (!tab || tab == line || !g_ascii_isdigit(tab[1]))
+		return remains_damaged(r);
+	*tab = *nl = '\0';
+	errno = 0;
+	*quantity = g_ascii_strtoll(tab + 1, &end, 10);
+	if (*end || errno)
+		return remains_damaged(r);
+	r->pos = (size_t)(nl + 1 - (char *)r->buf->data);
+	*warehouse = r->warehouse;
+	*article = line;
+	return true;
+}
+
+void sg_remains_rewind(sg_remains_reader *r)
+{
+	sqlite3_reset(r->s);
+	g_byte_array_set_size(r->buf, 0);
+	r->pos = 0;
+	r->end = false;
+	r->status = SG_OK;
+	g_clear_pointer(&r->err, g_free);
+}
+
+sg_status sg_remains_error(const sg_remains_reader *r, char **err)
+{
+	return r->status ? sg_fail(err, r->status, "%s", r->err) : SG_OK;
+}
+
+void sg_remains_close(sg_remains_reader *r)
+{
+	if (!r)
+		return;
+	sqlite3_finalize(r->s);
+	g_free(r->warehouse);
+	g_byte_array_unref(r->buf);
+	g_free(r->err);
+	g_free(r);
+}
+
+static sg_status put_chunk(sg_store *st, sqlite3_stmt *s, int chunk, const GString *b, char **err)
+{
+	sqlite3_bind_int(s, 3, chunk);
+	sqlite3_bind_blob(s, 4, b->str, (int)b->len, SQLITE_STATIC);
+	int rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? SG_OK : db_fail(st, err, rc, "writing remains");
+}
+
+sg_status sg_remains_replace(sg_store *st, const char *dealer, const char *code,
+			     sg_remains_next_fn next, void *ctx, char **err)
+{
+	sqlite3_stmt *s;
+	const char *article;
+	long long qty;
+	sg_status ret;
+	int chunk = 0;
+
+	if (prepare(st, "DELETE FROM remains WHERE dealer = ?1 AND warehouse = ?2", &s, err))
+		return SG_EINTERNAL;
+	bind_text(s, 1, dealer);
+	bind_text(s, 2, code);
+	if ((ret = step_done(st, s, "replacing remains", err)))
+		return ret;
+	if (prepare(st, "INSERT INTO remains(dealer, warehouse, chunk, lines) VALUES (?1, ?2, ?3, ?4)",
+		    &s, err))
+		return SG_EINTERNAL;
+	bind_text(s, 1, dealer);
+	bind_text(s, 2, code);
+	GString *b = g_string_sized_new(REMAINS_CHUNK);
+	while (ret == SG_OK && next(ctx, &article, &qty)) {
+		char q[24];
+		int qn = g_snprintf(q, sizeof q, "%lld", qty);
+		size_t alen = strlen(article);
+		if (b->len + alen + (size_t)qn + 2 > REMAINS_CHUNK && b->len) {
+			ret = put_chunk(st, s, chunk++, b, err);
+			g_string_truncate(b, 0);
+		}
+		g_string_append_len(b, article, (gssize)alen);
+		g_string_append_c(b, '\t');
+		g_string_append_len(b, q, qn);
+		g_string_append_c(b, '\n');
+	}
+	if (ret == SG_OK && b->len)
+		ret = put_chunk(st, s, chunk, b, err);
+	g_string_free(b, TRUE);
+	sqlite3_finalize(s);
+	return ret;
+}
+
+typedef struct {
+	guint32 off; /* of the article in text */
+	long long qty;
+} remains_row;
+
+static gint remains_row_cmp(gconstpointer a, gconstpointer b, gpointer text)
+{
+	return strcmp((const char *)text + ((const remains_row *)a)->off,
+		      (const char *)text + ((const remains_row *)b)->off);
+}
+
+/* Sorts one warehouse's rows by article and hands them to fn. */
+static void remains_emit(const char *w, GByteArray *text, GArray *rows,
+			 void (*fn)(void *, const char *, const char *, long long), void *ctx)
+{
+	g_array_sort_with_data(rows, remains_row_cmp, text->data);
+	for (guint i = 0; i < rows->len; i++) {
+		const remains_row *x = &g_array_index(rows, remains_row, i);
+		fn(ctx, w, (const char *)text->data + x->off, x->qty);
+	}
+	g_byte_array_set_size(text, 0);
+	g_array_set_size(rows, 0);
+}
+
 sg_status sg_remains_each(sg_store *st, const char *dealer, const char *code,
 			  void (*fn)(void *ctx, const char *warehouse, const char *article,
 				     long long quantity),
 			  void *ctx, char **err)
 {
+	sg_remains_reader *r;
+	const char *w, *a;
+	long long q;
+	g_autofree char *cur = NULL;
+	sg_status ret;
+
+	if ((ret = sg_remains_open(st, dealer, code, &r, err)))
+		return ret;
+	/* A list is kept in file order; the export is sorted (BINARY: UTF-8 byte order). */
+	GByteArray *text = g_byte_array_new();
+	GArray *rows = g_array_new(FALSE, FALSE, sizeof(remains_row));
+	while (sg_remains_next(r, &w, &a, &q)) {
+		if (cur && strcmp(cur, w) != 0)
+			remains_emit(cur, text, rows, fn, ctx);
+		if (!cur || strcmp(cur, w) != 0) {
+			g_free(cur);
+			cur = g_strdup(w);
+		}
+		remains_row x = {.off = text->len, .qty = q};
+		g_byte_array_append(text, (const guint8 *)a, (guint)strlen(a) + 1);
+		g_array_append_val(rows, x);
+	}
+	if ((ret = sg_remains_error(r, err)) == SG_OK && cur)
+		remains_emit(cur, text, rows, fn, ctx);
+	sg_remains_close(r);
+	g_byte_array_unref(text);
+	g_array_unref(rows);
+	return ret;
+}
+
+/* Migration 2: the rows of remains_v1 (one an article) become lists, then the table goes. */
+typedef struct {
 	sqlite3_stmt *s;
 	int rc;
-	/* BINARY collation compares bytes: UTF-8 byte order, as exports promise. */
-	if (prepare(st,
-		    "SELECT warehouse, article, quantity FROM remains"
-		    " WHERE dealer = ?1 AND (?2 IS NULL OR warehouse = ?2)"
-		    " ORDER BY warehouse, article",
-		    &s, err))
+} v1_rows;
+
+static bool v1_next(void *vctx, const char **article, long long *qty)
+{
+	v1_rows *v = vctx;
+	if ((v->rc = sqlite3_step(v->s)) != SQLITE_ROW)
+		return false;
+	*article = (const char *)sqlite3_column_text(v->s, 0);
+	*qty = sqlite3_column_int64(v->s, 1);
+	return true;
+}
+
+static sg_status remains_to_lists(sg_store *st, char **err)
+{
+	sqlite3_stmt *lists;
+	v1_rows v = {0};
+	sg_status ret = SG_OK;
+	int rc = SQLITE_DONE;
+
+	if (prepare(st, "SELECT DISTINCT dealer, warehouse FROM remains_v1", &lists, err))
 		return SG_EINTERNAL;
-	bind_text(s, 1, dealer);
-	bind_text(s, 2, code);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		fn(ctx, (const char *)sqlite3_column_text(s, 0),
-		   (const char *)sqlite3_column_text(s, 1), sqlite3_column_int64(s, 2));
-	sqlite3_finalize(s);
-	return rc == SQLITE_DONE ? SG_OK : db_fail(st, err, rc, "reading remains");
+	if (prepare(st,
+		    "SELECT article, quantity FROM remains_v1 WHERE dealer = ?1 AND warehouse = ?2"
+		    " ORDER BY article",
+		    &v.s, err)) {
+		sqlite3_finalize(lists);
+		return SG_EINTERNAL;
+	}
+	while (ret == SG_OK && (rc = sqlite3_step(lists)) == SQLITE_ROW) {
+		const char *d = (const char *)sqlite3_column_text(lists, 0);
+		const char *w = (const char *)sqlite3_column_text(lists, 1);
+		sqlite3_reset(v.s);
+		bind_text(v.s, 1, d);
+		bind_text(v.s, 2, w);
+		ret = sg_remains_replace(st, d, w, v1_next, &v, err);
+		if (ret == SG_OK && v.rc != SQLITE_DONE)
+			ret = db_fail(st, err, v.rc, "reading remains_v1");
+	}
+	if (ret == SG_OK && rc != SQLITE_DONE)
+		ret = db_fail(st, err, rc, "listing remains_v1");
+	sqlite3_finalize(v.s);
+	sqlite3_finalize(lists);
+	if (ret == SG_OK)
+		ret = sg_store_exec(st, "DROP TABLE remains_v1", err);
+	return ret;
 }
 
 sg_status sg_mark_get(sg_store *st, const char *dealer, const char *kind, const char *warehouse,

@@ -87,6 +87,28 @@ typedef struct {
 void sg_warehouse_free(sg_warehouse *w);
 /* The dealer's warehouses sorted by code (UTF-8 byte order). */
 sg_status sg_warehouse_list(sg_store *st, const char *dealer, GPtrArray **out, char **err);
+/*
+ * A warehouse's remains are stored as one list, the articles of the last file applied for it
+ * (see store.c). A reader gives the rows of the dealer's lists (one warehouse's when code is not
+ * NULL) by warehouse, each list in its stored order; the strings stay valid until the next call.
+ * sg_remains_next returns false at the end or on an error: sg_remains_error tells which.
+ */
+typedef struct sg_remains_reader sg_remains_reader;
+sg_status sg_remains_open(sg_store *st, const char *dealer, const char *code,
+			  sg_remains_reader **out, char **err);
+bool sg_remains_next(sg_remains_reader *r, const char **warehouse, const char **article,
+		     long long *quantity);
+/* Back to the first row (a list read twice: the mirror sizes its body, then sends it). */
+void sg_remains_rewind(sg_remains_reader *r);
+/* SG_OK while no error happened (a damaged list is SG_EIO), else the error with *err set. */
+sg_status sg_remains_error(const sg_remains_reader *r, char **err);
+void sg_remains_close(sg_remains_reader *r);
+/* Gives the next row to store: false when there are no more. */
+typedef bool (*sg_remains_next_fn)(void *ctx, const char **article, long long *quantity);
+/* Replaces the list of warehouse code with the rows next gives, in that order: each article once,
+ * without TAB or LF. */
+sg_status sg_remains_replace(sg_store *st, const char *dealer, const char *code,
+			     sg_remains_next_fn next, void *ctx, char **err);
 /* Calls fn for each remains row of the dealer (one warehouse when code is not NULL), sorted by
  * warehouse then article. */
 sg_status sg_remains_each(sg_store *st, const char *dealer, const char *code,

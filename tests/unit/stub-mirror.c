@@ -14,7 +14,7 @@ sg_status sg_mirror_warehouses(sg_mirror *m, const char *key, sg_store *st, sg_f
 	return stub_mirror_answer ? sg_fail(err, stub_mirror_answer, "stub mirror") : SG_OK;
 }
 
-sg_status sg_mirror_remains(sg_mirror *m, const char *key, const char *code, sg_store *st,
+sg_status sg_mirror_remains(sg_mirror *m, const char *key, const char *dealer, const char *code, sg_store *st,
 			    sg_file_result *fr, char **err)
 {
 	return sg_mirror_warehouses(m, key, st, fr, err);

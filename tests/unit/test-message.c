@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include "message.h"
+#include "util.h"
 #include "tap.h"
 
 static char *dir;
@@ -580,9 +581,52 @@ static void test_subjects(void)
 		   subjects[i].subject ? subjects[i].subject : "(null)");
 }
 
+/* The hash taken while the child parses is the file's, whatever the parse's outcome. */
+static void test_hashed(void)
+{
+	static const struct {
+		const char *name;
+		size_t size;
+		bool multipart; /* else: not a message at all */
+	} t[] = {
+		{"small message", 0, true},
+		{"3 MiB attachment", 3 << 20, true},
+		{"unparseable", 1000, false},
+	};
+	for (size_t i = 0; i < G_N_ELEMENTS(t); i++) {
+		g_autofree char *path = g_strdup_printf("%s/h%zu.eml", dir, i);
+		GString *b = g_string_new(t[i].multipart ? HDR "Content-Type: multipart/mixed; "
+							      "boundary=b\n\n--b\n\nkey\n--b\n"
+							      "Content-Type: text/csv\n\n"
+							    : "\x01\x02 not a header\n\n");
+		for (size_t k = 0; k < t[i].size; k++)
+			g_string_append_c(b, k % 64 == 63 ? '\n' : 'a' + (char)(k % 26));
+		if (t[i].multipart)
+			g_string_append(b, "\n--b--\n");
+		g_file_set_contents(path, b->str, (gssize)b->len, NULL);
+		g_string_free(b, TRUE);
+		sg_message *m = NULL;
+		const char *reason = NULL;
+		g_autofree char *sha = NULL, *want = sg_sha256_file(path), *err = NULL;
+		sg_message_limits big = lim;
+		big.max_message_size = 0;
+		sg_status st = sg_message_parse_hashed(path, &big, dir, &m, &reason, &sha, &err);
+		NUM(st, t[i].multipart ? SG_OK : SG_EDATA, "hashed %s: parse status", t[i].name);
+		IS(sha, want, "hashed %s: the file's SHA-256", t[i].name);
+		sg_message_free(m);
+	}
+	sg_message *m = NULL;
+	const char *reason = NULL;
+	g_autofree char *sha = NULL, *err = NULL, *nopath = g_strdup_printf("%s/none.eml", dir);
+	NUM(sg_message_parse_hashed(nopath, &lim, dir, &m, &reason, &sha, &err), SG_EIO,
+	    "hashed missing file: SG_EIO");
+	OK(sha == NULL, "hashed missing file: no hash");
+}
+
 int main(void)
 {
 	dir = g_dir_make_tmp("sg-test-message-XXXXXX", NULL);
+	test_hashed();
 	test_basic();
 	test_headers();
 	test_bodies();

@@ -8,14 +8,18 @@
 #include "mirror.h"
 #include "tap.h"
 
-/* The mirror reads the staged rows through sg_store_db() only: an in-memory db stands in for the
- * store, so that this test needs no store.o. */
-struct sg_store {
-	sqlite3 *db;
-};
-sqlite3 *sg_store_db(sg_store *st)
+/* 100000 products, one with a quote in each article: ART"1 … ART"100000, quantity i % 7. */
+static bool next_product(void *vi, const char **article, long long *qty)
 {
-	return st->db;
+	static char buf[32];
+	int *i = vi;
+	if (*i >= 100000)
+		return false;
+	++*i;
+	g_snprintf(buf, sizeof buf, "ART\"%d", *i);
+	*article = buf;
+	*qty = *i % 7;
+	return true;
 }
 
 static void test_answers(void)
@@ -191,13 +195,10 @@ static void control(const char *json)
 	g_free(http("POST", "/_control", json));
 }
 
-static void stage(sqlite3 *db, const char *wh_sql, const char *rem_sql)
+static void stage(sqlite3 *db, const char *wh_sql)
 {
-	sqlite3_exec(db, "DELETE FROM temp.stage_wh; DELETE FROM temp.stage_rem", NULL, NULL, NULL);
-	if (wh_sql)
-		sqlite3_exec(db, wh_sql, NULL, NULL, NULL);
-	if (rem_sql)
-		sqlite3_exec(db, rem_sql, NULL, NULL, NULL);
+	sqlite3_exec(db, "DELETE FROM temp.stage_wh", NULL, NULL, NULL);
+	sqlite3_exec(db, wh_sql, NULL, NULL, NULL);
 }
 
 static void test_client(void)
@@ -210,7 +211,7 @@ static void test_client(void)
 	g_autofree char *ports = g_strdup_printf("%d", port);
 	char *argv[] = { (char *)"/usr/bin/python3", script, ports, (char *)"--dealer",
 			 (char *)KEY "=D1", NULL };
-	struct sg_store store;
+	sg_store *store = NULL;
 	sg_config cfg = { 0 };
 	sg_mirror *m = NULL;
 	g_autofree char *err = NULL;
@@ -234,11 +235,13 @@ static void test_client(void)
 		g_usleep(100000);
 	}
 
-	sqlite3_open(":memory:", &store.db);
-	sqlite3_exec(store.db,
-		     "CREATE TEMP TABLE stage_wh (code TEXT PRIMARY KEY, address TEXT, contacts TEXT);"
-		     "CREATE TEMP TABLE stage_rem (article TEXT PRIMARY KEY, quantity INTEGER)",
-		     NULL, NULL, NULL);
+	/* A private scratch store; stock.c creates temp.stage_wh in the real flow. */
+	NUM(sg_store_open("", &store, NULL), SG_OK, "scratch store");
+	sg_store_exec(store,
+		      "CREATE TEMP TABLE stage_wh (code TEXT PRIMARY KEY, address TEXT, contacts TEXT);"
+		      "INSERT INTO dealers VALUES ('D1', 'One', '', 0, 0);"
+		      "INSERT INTO warehouses VALUES ('D1', 'A', 'x', 'y')",
+		      NULL);
 	cfg.mirror.url = g_strdup_printf("%s/restapi/", base);
 	cfg.mirror.timeout = 2;
 	cfg.mirror.batch_size = 2;
@@ -258,12 +261,11 @@ static void test_client(void)
 	{
 		g_autoptr(sg_file_result) fr = sg_file_result_new("w.csv");
 		fr->applied = true;
-		stage(store.db,
+		stage(sg_store_db(store),
 		      "INSERT INTO temp.stage_wh VALUES ('A','Курск','a@x'),('B','b',''),"
-		      "('C','c','c'),('D','d','d'),('E','e','e')",
-		      NULL);
+		      "('C','c','c'),('D','d','d'),('E','e','e')");
 		control("{\"reset_log\":true}");
-		st = sg_mirror_warehouses(m, KEY, &store, fr, &err);
+		st = sg_mirror_warehouses(m, KEY, store, fr, &err);
 		NUM(st, SG_OK, "warehouses: five added");
 		g_autofree char *log = http("GET", "/_log", NULL);
 		cJSON *j = cJSON_Parse(log);
@@ -275,18 +277,17 @@ static void test_client(void)
 		g_autoptr(sg_file_result) fr = sg_file_result_new("w.csv");
 		fr->applied = true;
 		control("{\"reset_log\":true}");
-		NUM(sg_mirror_warehouses(m, KEY, &store, fr, &err), SG_OK, "unchanged: ok");
+		NUM(sg_mirror_warehouses(m, KEY, store, fr, &err), SG_OK, "unchanged: ok");
 		g_autofree char *log = http("GET", "/_log", NULL);
 		cJSON *j = cJSON_Parse(log);
 		NUM(cJSON_GetArraySize(j), 1, "unchanged: one list request and nothing else");
 		cJSON_Delete(j);
 
-		stage(store.db,
+		stage(sg_store_db(store),
 		      "INSERT INTO temp.stage_wh VALUES ('A','Курск, ул. Ленина 1','a@x'),('B','b',''),"
-		      "('C','c','c'),('F','f','f')",
-		      NULL);
+		      "('C','c','c'),('F','f','f')");
 		control("{\"reset_log\":true}");
-		NUM(sg_mirror_warehouses(m, KEY, &store, fr, &err), SG_OK, "changes: ok");
+		NUM(sg_mirror_warehouses(m, KEY, store, fr, &err), SG_OK, "changes: ok");
 		g_autofree char *log2 = http("GET", "/_log", NULL);
 		j = cJSON_Parse(log2);
 		NUM(cJSON_GetArraySize(j), 4, "changes: list, add, update, delete");
@@ -301,9 +302,9 @@ static void test_client(void)
 	{
 		g_autoptr(sg_file_result) fr = sg_file_result_new("w.csv");
 		fr->applied = true;
-		stage(store.db, "INSERT INTO temp.stage_wh VALUES ('A','x','y'),('G','g','g')", NULL);
+		stage(sg_store_db(store), "INSERT INTO temp.stage_wh VALUES ('A','x','y'),('G','g','g')");
 		control("{\"error_code\":\"G\"}");
-		NUM(sg_mirror_warehouses(m, KEY, &store, fr, &err), SG_EDATA, "status error");
+		NUM(sg_mirror_warehouses(m, KEY, store, fr, &err), SG_EDATA, "status error");
 		IS(fr->reason, "mirror_error", "status error: reason");
 		OK(fr->detail && strstr(fr->detail, "Склад `G`"), "status error: detail '%s'",
 		   fr->detail ? fr->detail : "");
@@ -313,11 +314,11 @@ static void test_client(void)
 	{
 		g_autoptr(sg_file_result) fr = sg_file_result_new("r.csv");
 		fr->applied = true;
-		stage(store.db, "INSERT INTO temp.stage_wh VALUES ('A','x','y')",
-		      "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000)"
-		      " INSERT INTO temp.stage_rem SELECT 'ART\"' || i, i % 7 FROM n");
+		int i = 0;
+		NUM(sg_remains_replace(store, "D1", "A", next_product, &i, NULL), SG_OK,
+		    "remains: 100000 products stored");
 		control("{\"reset_log\":true}");
-		st = sg_mirror_remains(m, KEY, "A", &store, fr, &err);
+		st = sg_mirror_remains(m, KEY, "D1", "A", store, fr, &err);
 		NUM(st, SG_OK, "remains: 100000 products accepted (%s)", err ? err : "");
 		g_clear_pointer(&err, g_free);
 		g_autofree char *state = http("GET", "/_state", NULL);
@@ -338,7 +339,7 @@ static void test_client(void)
 	{
 		g_autoptr(sg_file_result) fr = sg_file_result_new("r.csv");
 		fr->applied = true;
-		NUM(sg_mirror_remains(m, KEY, "NOPE", &store, fr, &err), SG_EDATA,
+		NUM(sg_mirror_remains(m, KEY, "D1", "NOPE", store, fr, &err), SG_EDATA,
 		    "remains: unknown warehouse refused");
 		IS(fr->reason, "mirror_error", "unknown warehouse: mirror_error");
 	}
@@ -359,7 +360,7 @@ static void test_client(void)
 			sg_mirror_open(&cfg, &m2, NULL);
 			control(f[i].control);
 			g_clear_pointer(&err, g_free);
-			st = sg_mirror_remains(m2, KEY, "A", &store, fr, &err);
+			st = sg_mirror_remains(m2, KEY, "D1", "A", store, fr, &err);
 			NUM(st, SG_ETEMP, "fault %s: deferred", f[i].control);
 			OK(err && strstr(err, f[i].err_has), "fault %s: err '%s'", f[i].control,
 			   err ? err : "");
@@ -367,14 +368,14 @@ static void test_client(void)
 			if (i == 0) {
 				/* Later calls of the same run try again after a 500. */
 				g_clear_pointer(&err, g_free);
-				NUM(sg_mirror_remains(m2, KEY, "A", &store, fr, &err), SG_OK,
+				NUM(sg_mirror_remains(m2, KEY, "D1", "A", store, fr, &err), SG_OK,
 				    "after a 500: the next call goes through");
 			}
 			if (i == 3) {
 				/* After a timeout the run does not wait again for every file. */
 				g_clear_pointer(&err, g_free);
 				gint64 t0 = g_get_monotonic_time();
-				NUM(sg_mirror_remains(m2, KEY, "A", &store, fr, &err), SG_ETEMP,
+				NUM(sg_mirror_remains(m2, KEY, "D1", "A", store, fr, &err), SG_ETEMP,
 				    "after a timeout: deferred at once");
 				OK(g_get_monotonic_time() - t0 < 500000, "after a timeout: no wait");
 			}
@@ -391,7 +392,7 @@ static void test_client(void)
 		sg_mirror_open(&cfg, &m2, NULL);
 		control(ctl);
 		g_clear_pointer(&err, g_free);
-		NUM(sg_mirror_warehouses(m2, KEY, &store, fr, &err), SG_EDATA, "redirect: refused");
+		NUM(sg_mirror_warehouses(m2, KEY, store, fr, &err), SG_EDATA, "redirect: refused");
 		OK(fr->detail && strstr(fr->detail, "redirect"), "redirect: says so");
 		g_autofree char *log = http("GET", "/_log", NULL);
 		cJSON *j = cJSON_Parse(log);
@@ -402,7 +403,7 @@ static void test_client(void)
 	}
 
 	sg_mirror_close(m);
-	sqlite3_close(store.db);
+	sg_store_close(store);
 	g_free(cfg.mirror.url);
 	kill(pid, SIGTERM);
 	waitpid(pid, NULL, 0);

@@ -482,17 +482,16 @@ static void test_many_articles(void)
 	const sg_issue *w = issue(a->warnings, 0);
 	IS(w ? w->value : NULL, "A0", "first repeat is A0");
 	gint64 q[2] = {0};
-	sqlite3_stmt *s = NULL;
-	sqlite3_prepare_v2(sg_store_db(st),
-			   "SELECT (SELECT quantity FROM remains WHERE warehouse = 'W4' AND"
-			   " article = 'A1'), (SELECT sum(quantity) FROM remains WHERE"
-			   " warehouse = 'W4')",
-			   -1, &s, NULL);
-	if (sqlite3_step(s) == SQLITE_ROW) {
-		q[0] = sqlite3_column_int64(s, 0);
-		q[1] = sqlite3_column_int64(s, 1);
+	sg_remains_reader *rd = NULL;
+	const char *rw, *ra;
+	long long rq;
+	sg_remains_open(st, "D1", "W4", &rd, NULL);
+	while (rd && sg_remains_next(rd, &rw, &ra, &rq)) {
+		if (strcmp(ra, "A1") == 0)
+			q[0] = rq;
+		q[1] += rq;
 	}
-	sqlite3_finalize(s);
+	sg_remains_close(rd);
 	/* A1 is on rows 1 and 3001: 1 % 7 + 3001 % 7 = 1 + 5. */
 	NUM(q[0], 6, "A1 summed");
 	long total = 0;

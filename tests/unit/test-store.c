@@ -138,6 +138,107 @@ static void add_remains(void *ctx, const char *w, const char *a, long long q)
 	g_string_append_printf(ctx, "%s/%s=%lld|", w, a, q);
 }
 
+/* Rows for sg_remains_replace from "article=quantity" strings. */
+typedef struct {
+	const char *const *rows;
+	char buf[64];
+} row_list;
+
+static bool next_row(void *vctx, const char **article, long long *qty)
+{
+	row_list *l = vctx;
+	if (!*l->rows)
+		return false;
+	g_strlcpy(l->buf, *l->rows++, sizeof l->buf);
+	char *eq = strrchr(l->buf, '=');
+	*eq = '\0';
+	*article = l->buf;
+	*qty = g_ascii_strtoll(eq + 1, NULL, 10);
+	return true;
+}
+
+static sg_status put_list(sg_store *st, const char *dealer, const char *code,
+			  const char *const *rows)
+{
+	row_list l = {.rows = rows};
+	return sg_remains_replace(st, dealer, code, next_row, &l, NULL);
+}
+
+/* Rows i = 0 … n - 1: article "A<i>", quantity i, written in that (not sorted) order. */
+static bool next_many(void *vctx, const char **article, long long *qty)
+{
+	static char buf[32];
+	int *i = vctx;
+	if (i[0] >= i[1])
+		return false;
+	g_snprintf(buf, sizeof buf, "A%d", i[0]);
+	*article = buf;
+	*qty = i[0]++;
+	return true;
+}
+
+static void test_remains_lists(sg_store *st)
+{
+	sg_remains_reader *r = NULL;
+	const char *w, *a;
+	long long q;
+	g_autofree char *err = NULL;
+
+	sg_store_exec(st, "INSERT INTO warehouses VALUES ('D1','W5','addr 5','')", NULL);
+	/* 20000 rows are several chunks; they come back in the order written. */
+	int i[2] = {0, 20000};
+	NUM(sg_remains_replace(st, "D1", "W5", next_many, i, NULL), SG_OK, "20000 rows stored");
+	sqlite3_stmt *c;
+	sqlite3_prepare_v2(sg_store_db(st), "SELECT count(*), max(length(lines)) FROM remains"
+			   " WHERE warehouse = 'W5'", -1, &c, NULL);
+	sqlite3_step(c);
+	OK(sqlite3_column_int(c, 0) > 1, "in %d chunks", sqlite3_column_int(c, 0));
+	OK(sqlite3_column_int(c, 1) <= 65536, "none over 64 KiB");
+	sqlite3_finalize(c);
+	NUM(sg_remains_open(st, "D1", "W5", &r, NULL), SG_OK, "reader");
+	long n = 0;
+	bool in_order = true;
+	for (int pass = 0; pass < 2; pass++) {
+		n = 0;
+		while (sg_remains_next(r, &w, &a, &q)) {
+			char want[32];
+			g_snprintf(want, sizeof want, "A%ld", n);
+			in_order &= strcmp(a, want) == 0 && q == n && strcmp(w, "W5") == 0;
+			n++;
+		}
+		sg_remains_rewind(r);
+	}
+	NUM(n, 20000, "every row read, twice (rewind)");
+	OK(in_order, "in the order written");
+	NUM(sg_remains_error(r, NULL), SG_OK, "no error");
+	sg_remains_close(r);
+
+	/* Replacing a list leaves no chunk of the old one. */
+	NUM(put_list(st, "D1", "W5", (const char *const[]){"z=1", NULL}), SG_OK, "replaced");
+	g_autoptr(GString) s = g_string_new(NULL);
+	sg_remains_each(st, "D1", "W5", add_remains, s, NULL);
+	IS(s->str, "W5/z=1|", "replaced whole");
+
+	/* A damaged list is an I/O error that names the warehouse, never a short list. */
+	static const char *const damaged[] = {"a\t1", "a1\n", "\t1\n", "a\tx\n", "a\t1\nb\t-2\n"};
+	for (size_t k = 0; k < G_N_ELEMENTS(damaged); k++) {
+		sqlite3_stmt *u;
+		sqlite3_prepare_v2(sg_store_db(st), "UPDATE remains SET lines = ?1 WHERE warehouse = 'W5'",
+				   -1, &u, NULL);
+		sqlite3_bind_blob(u, 1, damaged[k], (int)strlen(damaged[k]), SQLITE_STATIC);
+		sqlite3_step(u);
+		sqlite3_finalize(u);
+		g_string_truncate(s, 0);
+		g_clear_pointer(&err, g_free);
+		NUM(sg_remains_each(st, "D1", "W5", add_remains, s, &err), SG_EIO, "damaged %zu: SG_EIO",
+		    k);
+		OK(err && strstr(err, "W5") && strstr(err, "damaged"), "damaged %zu: says so: %s", k,
+		   err ? err : "");
+		IS(s->str, "", "damaged %zu: nothing exported", k);
+	}
+	sg_store_exec(st, "DELETE FROM warehouses WHERE code = 'W5'", NULL);
+}
+
 static void test_catalog_and_stock(sg_store *st)
 {
 	long n = -1;
@@ -158,11 +259,10 @@ static void test_catalog_and_stock(sg_store *st)
 
 	/* Stock tables are written by stock.c; here only the cascades and exports. */
 	sg_store_exec(
-	    st,
-	    "INSERT INTO warehouses VALUES ('D1','W2','addr 2',''),('D1','W1','addr 1','c');"
-	    "INSERT INTO remains VALUES ('D1','W1','b',2),('D1','W1','a',1),"
-	    "('D1','W2','z',0)",
+	    st, "INSERT INTO warehouses VALUES ('D1','W2','addr 2',''),('D1','W1','addr 1','c')",
 	    NULL);
+	put_list(st, "D1", "W1", (const char *const[]){"b=2", "a=1", NULL});
+	put_list(st, "D1", "W2", (const char *const[]){"z=0", NULL});
 	GPtrArray *ws = NULL;
 	sg_warehouse_list(st, "D1", &ws, NULL);
 	NUM(ws->len, 2, "two warehouses");
@@ -175,7 +275,7 @@ static void test_catalog_and_stock(sg_store *st)
 	g_string_truncate(s, 0);
 	sg_remains_each(st, "D1", "W2", add_remains, s, NULL);
 	IS(s->str, "W2/z=0|", "remains of one warehouse");
-	NUM(sg_store_exec(st, "INSERT INTO remains VALUES ('D1','W9','x',1)", NULL), SG_EDATA,
+	NUM(put_list(st, "D1", "W9", (const char *const[]){"x=1", NULL}), SG_EDATA,
 	    "remains need their warehouse (foreign key)");
 	sg_store_exec(st, "DELETE FROM warehouses WHERE code = 'W1'", NULL);
 	g_string_truncate(s, 0);
@@ -336,7 +436,7 @@ int main(void)
 	sqlite3_stmt *q;
 	sqlite3_prepare_v2(sg_store_db(st), "PRAGMA user_version", -1, &q, NULL);
 	sqlite3_step(q);
-	NUM(sqlite3_column_int(q, 0), 1, "schema version 1");
+	NUM(sqlite3_column_int(q, 0), 2, "schema version 2");
 	sqlite3_finalize(q);
 	sqlite3_prepare_v2(sg_store_db(st), "PRAGMA journal_mode", -1, &q, NULL);
 	sqlite3_step(q);
@@ -346,6 +446,7 @@ int main(void)
 	test_dealers(st);
 	test_users(st);
 	test_catalog_and_stock(st);
+	test_remains_lists(st);
 	test_marks(st);
 	test_ledger(st);
 	test_status(st);
