@@ -1,4 +1,5 @@
 /* stock.c: warehouses and remains files (SPEC 5.4–5.5): validate, stage, diff, apply, mirror. */
+#include <errno.h>
 #include <string.h>
 #include <glib/gstdio.h>
 #include <sys/mman.h>
@@ -102,41 +103,65 @@ static guint32 art_hash(const art_table *t, const char *s, size_t len)
 }
 
 /*
- * The slots are read at random, a cache miss and, with 4 KiB pages, a TLB miss a row: a large
- * slot array is asked for in transparent huge pages where the kernel offers them (and touched
- * only after asking, so that it is faulted in as such).
+ * The table's arrays are large and the slots are read at random: a million-row file touches
+ * about 50 MB of them, which in 4 KiB pages is some 12,000 page faults and a TLB miss a row,
+ * together a quarter of `check` on a virtual machine. An array of 2 MiB or more is therefore a
+ * mapping of its own, asked for in transparent huge pages before it is touched (where the
+ * kernel offers them); it grows with mremap, which keeps the advice. Smaller ones come from
+ * malloc. big_alloc0's memory is zeroed; what big_grow adds is not.
  */
 #define HUGE_PAGE ((size_t)2 << 20)
 
-static art_slot *slots_new(size_t bytes)
+static size_t big_round(size_t bytes) { return (bytes + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1); }
+
+static void *big_alloc0(size_t bytes)
 {
 	void *p;
 	if (bytes < HUGE_PAGE)
 		return g_malloc0(bytes);
-	p = g_aligned_alloc(bytes / HUGE_PAGE, HUGE_PAGE, HUGE_PAGE);
+	p = mmap(NULL, big_round(bytes), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+		 0);
+	if (p == MAP_FAILED) /* as g_malloc does */
+		g_error("stock: cannot map %zu bytes: %s", bytes, g_strerror(errno));
 #ifdef MADV_HUGEPAGE
-	madvise(p, bytes, MADV_HUGEPAGE);
+	madvise(p, big_round(bytes), MADV_HUGEPAGE);
 #endif
-	memset(p, 0, bytes);
 	return p;
 }
 
-static void slots_free(art_slot *p, size_t bytes)
+static void *big_grow(void *p, size_t old, size_t bytes)
+{
+	void *q;
+	if (old >= HUGE_PAGE) {
+		q = mremap(p, big_round(old), big_round(bytes), MREMAP_MAYMOVE);
+		if (q == MAP_FAILED)
+			g_error("stock: cannot map %zu bytes: %s", bytes, g_strerror(errno));
+		return q;
+	}
+	if (bytes < HUGE_PAGE)
+		return g_realloc(p, bytes);
+	q = big_alloc0(bytes);
+	if (old)
+		memcpy(q, p, old);
+	g_free(p);
+	return q;
+}
+
+static void big_free(void *p, size_t bytes)
 {
 	if (bytes < HUGE_PAGE)
 		g_free(p);
-	else
-		g_aligned_free(p);
+	else if (p)
+		munmap(p, big_round(bytes));
 }
 
 /* Empties the table; first: whether to keep each article's first line. */
 static void art_reset(art_table *t, bool first)
 {
-	g_free(t->sum);
-	g_free(t->off);
-	if (t->slot)
-		slots_free(t->slot, t->slot_bytes);
-	g_free(t->arena);
+	big_free(t->sum, (size_t)t->cap * sizeof *t->sum);
+	big_free(t->off, (size_t)t->cap * sizeof *t->off);
+	big_free(t->slot, t->slot_bytes);
+	big_free(t->arena, t->size);
 	if (t->repeats)
 		g_array_unref(t->repeats);
 	if (t->first)
@@ -163,7 +188,7 @@ static void art_rehash(art_table *t, guint32 slots)
 	size_t old_bytes = t->slot_bytes;
 
 	t->slot_bytes = (size_t)slots * sizeof(art_slot);
-	t->slot = slots_new(t->slot_bytes);
+	t->slot = big_alloc0(t->slot_bytes);
 	t->mask = slots - 1;
 	for (guint32 k = 0; k < nold; k++) {
 		if (!old[k].idx)
@@ -173,8 +198,7 @@ static void art_rehash(art_table *t, guint32 slots)
 			i = (i + 1) & t->mask;
 		t->slot[i] = old[k];
 	}
-	if (old)
-		slots_free(old, old_bytes);
+	big_free(old, old_bytes);
 }
 
 /* The slot of text s with hash h: its entry's, or the empty one it would take. */
@@ -200,10 +224,10 @@ static void art_reserve(art_table *t, guint32 rows)
 	t->seed = g_random_int();
 	art_rehash(t, slots);
 	t->cap = MAX(rows, 1024u);
-	t->sum = g_new(gint64, t->cap);
-	t->off = g_new(guint32, t->cap);
+	t->sum = big_alloc0((size_t)t->cap * sizeof *t->sum);
+	t->off = big_alloc0((size_t)t->cap * sizeof *t->off);
 	t->size = MAX((size_t)rows * 16, (size_t)64 * 1024);
-	t->arena = g_malloc(t->size);
+	t->arena = big_alloc0(t->size);
 }
 
 /* Grows the slots before they pass half full. */
@@ -235,14 +259,16 @@ static void art_insert(art_table *t, const art_pending *p)
 		return;
 	}
 	if (t->len + p->len + 1 > t->size) {
-		t->size = MAX(t->size * 2, MAX(t->len + p->len + 1, (size_t)64 * 1024));
-		t->size = MIN(t->size, ART_ARENA_MAX);
-		t->arena = g_realloc(t->arena, t->size);
+		size_t size = MAX(t->size * 2, MAX(t->len + p->len + 1, (size_t)64 * 1024));
+		size = MIN(size, ART_ARENA_MAX);
+		t->arena = big_grow(t->arena, t->size, size);
+		t->size = size;
 	}
 	if (t->n == t->cap) {
-		t->cap = t->cap ? t->cap * 2 : 1024;
-		t->sum = g_renew(gint64, t->sum, t->cap);
-		t->off = g_renew(guint32, t->off, t->cap);
+		guint32 cap = t->cap ? t->cap * 2 : 1024;
+		t->sum = big_grow(t->sum, (size_t)t->cap * sizeof *t->sum, (size_t)cap * sizeof *t->sum);
+		t->off = big_grow(t->off, (size_t)t->cap * sizeof *t->off, (size_t)cap * sizeof *t->off);
+		t->cap = cap;
 	}
 	memcpy(t->arena + t->len, p->text, p->len + 1);
 	t->sum[t->n] = p->qty;
