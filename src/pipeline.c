@@ -340,6 +340,8 @@ static sg_status resume(sg_pipeline *p, const sg_source_msg *m, sg_ledger *l, ch
 		*folder = folder_for(p->cfg, l->outcome, l->reason);
 		return SG_OK;
 	}
+	if (!p->dry_run && sg_ledger_count_duplicate(p->store, l->sha256, err) != SG_OK)
+		return SG_EIO;
 	g_autoptr(sg_result) r = sg_result_new(m->id);
 	cJSON *j = cJSON_Parse(l->result_json ? l->result_json : "{}");
 	r->outcome = "duplicate";

@@ -79,6 +79,9 @@ static const struct {
      "  FOREIGN KEY (dealer, warehouse) REFERENCES warehouses(dealer, code)"
      "    ON DELETE CASCADE);",
      remains_to_lists},
+    /* 3: how many copies of each message came again (duplicates have no ledger row of their
+     * own: the ledger is keyed by the message's bytes) */
+    {"ALTER TABLE ledger ADD COLUMN duplicates INTEGER NOT NULL DEFAULT 0;", NULL},
 };
 
 /* How many poll records `status` history keeps. */
@@ -1147,6 +1150,15 @@ sg_status sg_ledger_put(sg_store *st, const sg_ledger *l, char **err)
 	return step_done(st, s, "writing the ledger", err);
 }
 
+sg_status sg_ledger_count_duplicate(sg_store *st, const char *sha256, char **err)
+{
+	sqlite3_stmt *s;
+	if (prepare(st, "UPDATE ledger SET duplicates = duplicates + 1 WHERE sha256 = ?", &s, err))
+		return SG_EINTERNAL;
+	bind_text(s, 1, sha256);
+	return step_done(st, s, "counting a duplicate", err);
+}
+
 sg_status sg_ledger_pending_reports(sg_store *st, GPtrArray **out, char **err)
 {
 	sqlite3_stmt *s;
@@ -1221,6 +1233,10 @@ sg_status sg_store_status_get(sg_store *st, sg_store_status *out, char **err)
 	if (rc != SQLITE_DONE)
 		return db_fail(st, err, rc, "reading the ledger");
 	out->deferred = GPOINTER_TO_INT(g_hash_table_lookup(out->by_outcome, "deferred"));
+	if ((ret = query_int(st, "SELECT coalesce(sum(duplicates), 0) FROM ledger", &n, err)))
+		return ret;
+	if (n)
+		g_hash_table_insert(out->by_outcome, g_strdup("duplicate"), GINT_TO_POINTER((int)n));
 
 	if ((ret = query_int(st, "SELECT count(*) FROM ledger WHERE report_state = 'pending'", &n,
 			     err)))

@@ -147,6 +147,8 @@ sg_status sg_ledger_get_uid(sg_store *st, const char *mailbox, gint64 uidvalidit
 			    sg_ledger **out, char **err);
 /* Inserts or updates the row with every field of l (first_seen kept from the first insert). */
 sg_status sg_ledger_put(sg_store *st, const sg_ledger *l, char **err);
+/* Counts one more copy of a known message (status shows the sum as outcome "duplicate"). */
+sg_status sg_ledger_count_duplicate(sg_store *st, const char *sha256, char **err);
 /* Messages whose report is still pending. */
 sg_status sg_ledger_pending_reports(sg_store *st, GPtrArray **out /* sg_ledger * */, char **err);
 

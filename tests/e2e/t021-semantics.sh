@@ -93,6 +93,8 @@ nrep=$(outbox_count)
 j=$(run "$f"); is "$(jf "$j" .outcome)" duplicate "same bytes again: duplicate"
 is "$(outbox_count)" "$nrep" "duplicate: no report"
 is "$(rem)" "D4R7WE,A1,9 " "duplicate: nothing changed"
+is "$(sg status --format json | jq .messages.duplicate)" 1 "status counts the duplicate"
+j=$(run "$f"); is "$(sg status --format json | jq .messages.duplicate)" 2 "and the next one"
 
 # 7. catalogue: empty = everything allowed; loaded = skipped and listed
 printf 'article\nA1\n' >"$T/cat.csv"
