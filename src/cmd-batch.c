@@ -196,10 +196,8 @@ sg_status cmd_batch(sg_ctx *ctx, int argc, char **argv)
 			o.retry_unknown = true;
 			break;
 		case O_FORMAT:
-			if (strcmp(optarg, "csv") != 0 && strcmp(optarg, "json") != 0) {
-				log_error("batch: --format '%s': write csv or json", optarg);
+			if (!sg_cmd_format_ok("batch", optarg, "csv", "json"))
 				return sg_cmd_usage(usage_text, SG_EUSAGE);
-			}
 			o.json = strcmp(optarg, "json") == 0;
 			break;
 		case O_WAIT:

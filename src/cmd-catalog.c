@@ -1,6 +1,5 @@
 /* cmd-catalog.c: `stockgate catalog load|list|clear`: the articles a remains file may name. */
 #include <errno.h>
-#include <getopt.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -130,20 +129,12 @@ static void print_article(void *ctx, const char *article)
 
 sg_status cmd_catalog(sg_ctx *ctx, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	g_autofree char *err = NULL;
 	sg_store *store = NULL;
 	sg_status st;
-	int c;
 
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if (c == 'h')
-			return sg_cmd_usage(usage_text, SG_OK);
-		return sg_cmd_usage(usage_text, SG_EUSAGE);
-	}
+	if (!sg_cmd_options(argc, argv, "", NULL, usage_text, &st))
+		return st;
 	int n = argc - optind;
 	char **a = argv + optind;
 	if (n < 1)

@@ -1,14 +1,11 @@
 /* cmd-check.c: `stockgate check warehouses|remains FILE.csv`: validate a CSV offline, change nothing. */
 #include <errno.h>
-#include <getopt.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cmd.h"
 #include "log.h"
 #include "stock.h"
-
-/* Shared with cmd-import.c; defined in cmd.c. */
 
 static const char usage_text[] =
 	"usage: stockgate check warehouses|remains FILE.csv [--format text|json]\n"
@@ -28,35 +25,19 @@ static const char *delimiter_name(char d)
 
 sg_status cmd_check(sg_ctx *ctx, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "format", required_argument, NULL, 'f' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	const char *format = "text";
+	const sg_opt opts[] = { { "format", .value = &format }, { NULL } };
 	g_autoptr(sg_config) own_cfg = NULL;
 	g_autoptr(sg_file_result) fr = NULL;
 	g_autofree char *err = NULL;
 	g_autofree char *base = NULL;
 	sg_store *store = NULL;
 	sg_status st;
-	int c;
 
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'f':
-			format = optarg;
-			break;
-		case 'h':
-			return sg_cmd_usage(usage_text, SG_OK);
-		default:
-			return sg_cmd_usage(usage_text, SG_EUSAGE);
-		}
-	}
-	if (strcmp(format, "text") != 0 && strcmp(format, "json") != 0) {
-		log_error("check: --format '%s': write text or json", format);
+	if (!sg_cmd_options(argc, argv, "", opts, usage_text, &st))
+		return st;
+	if (!sg_cmd_format_ok("check", format, "text", "json"))
 		return sg_cmd_usage(usage_text, SG_EUSAGE);
-	}
 	if (argc - optind != 2 ||
 	    (strcmp(argv[optind], "warehouses") != 0 && strcmp(argv[optind], "remains") != 0))
 		return sg_cmd_usage(usage_text, SG_EUSAGE);

@@ -1,6 +1,5 @@
 /* cmd-dealer.c: `stockgate dealer add|list|show|remove|rotate-key|dev-mode`: the dealer registry. */
 #include <errno.h>
-#include <getopt.h>
 #include <string.h>
 #include <sys/random.h>
 
@@ -111,38 +110,21 @@ static sg_status no_dealer(const char *id, char **err)
 
 sg_status cmd_dealer(sg_ctx *ctx, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "name", required_argument, NULL, 'n' },
-		{ "key", required_argument, NULL, 'k' },
-		{ "key-file", required_argument, NULL, 'K' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	const char *name = NULL, *key_arg = NULL, *key_file = NULL;
+	const sg_opt opts[] = {
+		{ "name", .value = &name },
+		{ "key", .value = &key_arg },
+		{ "key-file", .value = &key_file },
+		{ NULL },
+	};
 	g_autofree char *err = NULL;
 	char *key = NULL;
 	bool generated = false;
 	sg_store *store = NULL;
 	sg_status st = SG_OK;
-	int c;
 
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'n':
-			name = optarg;
-			break;
-		case 'k':
-			key_arg = optarg;
-			break;
-		case 'K':
-			key_file = optarg;
-			break;
-		case 'h':
-			return sg_cmd_usage(usage_text, SG_OK);
-		default:
-			return sg_cmd_usage(usage_text, SG_EUSAGE);
-		}
-	}
+	if (!sg_cmd_options(argc, argv, "", opts, usage_text, &st))
+		return st;
 	int n = argc - optind;
 	char **a = argv + optind;
 	if (n < 1)

@@ -1,6 +1,5 @@
 /* cmd-import.c: `stockgate import warehouses|remains --dealer ID FILE.csv`: apply a CSV without e-mail. */
 #include <errno.h>
-#include <getopt.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -8,8 +7,6 @@
 #include "log.h"
 #include "stock.h"
 #include "util.h"
-
-/* Shared with cmd-check.c; defined in cmd.c. */
 
 static const char usage_text[] =
 	"usage: stockgate import warehouses|remains --dealer ID FILE.csv [--dry-run]\n"
@@ -19,14 +16,13 @@ static const char usage_text[] =
 
 sg_status cmd_import(sg_ctx *ctx, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "dealer", required_argument, NULL, 'd' },
-		{ "dry-run", no_argument, NULL, 'n' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	const char *dealer = NULL;
 	bool dry_run = false;
+	const sg_opt opts[] = {
+		{ "dealer", .value = &dealer },
+		{ "dry-run", .flag = &dry_run },
+		{ NULL },
+	};
 	g_autoptr(sg_file_result) fr = NULL;
 	g_autoptr(sg_dealer) d = NULL;
 	g_autofree char *err = NULL;
@@ -34,22 +30,9 @@ sg_status cmd_import(sg_ctx *ctx, int argc, char **argv)
 	g_autofree char *json = NULL;
 	sg_store *store = NULL;
 	sg_status st;
-	int c;
 
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'd':
-			dealer = optarg;
-			break;
-		case 'n':
-			dry_run = true;
-			break;
-		case 'h':
-			return sg_cmd_usage(usage_text, SG_OK);
-		default:
-			return sg_cmd_usage(usage_text, SG_EUSAGE);
-		}
-	}
+	if (!sg_cmd_options(argc, argv, "", opts, usage_text, &st))
+		return st;
 	if (argc - optind != 2 || !dealer ||
 	    (strcmp(argv[optind], "warehouses") != 0 && strcmp(argv[optind], "remains") != 0))
 		return sg_cmd_usage(usage_text, SG_EUSAGE);

@@ -1,6 +1,5 @@
 /* cmd-mirror.c: `stockgate mirror ping`: whether the REST mirror answers and accepts a dealer's key. */
 #include <errno.h>
-#include <getopt.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -95,30 +94,17 @@ static sg_status ping(sg_ctx *ctx, const char *key_file)
 
 sg_status cmd_mirror(sg_ctx *ctx, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "key-file", required_argument, NULL, 'k' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	const char *key_file = NULL;
-	int c;
+	const sg_opt opts[] = { { "key-file", 'k', .value = &key_file }, { NULL } };
+	sg_status st;
 
 	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0))
 		return sg_cmd_usage(usage_text, SG_OK);
 	if (argc < 2 || strcmp(argv[1], "ping") != 0)
 		return sg_cmd_usage(usage_text, SG_EUSAGE);
 	/* Options follow the subcommand: parse from "ping" on (optind already reset by main). */
-	while ((c = getopt_long(argc - 1, argv + 1, "+hk:", opts, NULL)) != -1) {
-		switch (c) {
-		case 'k':
-			key_file = optarg;
-			break;
-		case 'h':
-			return sg_cmd_usage(usage_text, SG_OK);
-		default:
-			return sg_cmd_usage(usage_text, SG_EUSAGE);
-		}
-	}
+	if (!sg_cmd_options(argc - 1, argv + 1, "+", opts, usage_text, &st))
+		return st;
 	if (optind < argc - 1)
 		return sg_cmd_usage(usage_text, SG_EUSAGE);
 	return ping(ctx, key_file);

@@ -1,7 +1,6 @@
 /* cmd-poll.c: `stockgate poll [--daemon] [--dry-run]`: passes over the configured mailbox. */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -181,32 +180,19 @@ out:
 
 sg_status cmd_poll(sg_ctx *ctx, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"daemon", no_argument, NULL, 'd'},
-		{"dry-run", no_argument, NULL, 'n'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	bool daemon = false, dry_run = false, deferred = false;
+	const sg_opt opts[] = {
+		{ "daemon", .flag = &daemon },
+		{ "dry-run", .flag = &dry_run },
+		{ NULL },
+	};
 	g_autofree char *err = NULL;
 	sg_store *store = NULL;
 	sg_status st;
-	int c, lock;
+	int lock;
 
-	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'd':
-			daemon = true;
-			break;
-		case 'n':
-			dry_run = true;
-			break;
-		case 'h':
-			return sg_cmd_usage(usage, SG_OK);
-		default:
-			return sg_cmd_usage(usage, SG_EUSAGE);
-		}
-	}
+	if (!sg_cmd_options(argc, argv, "+", opts, usage, &st))
+		return st;
 	if (optind != argc)
 		return sg_cmd_usage(usage, SG_EUSAGE);
 	if (!ctx->cfg->source.url)

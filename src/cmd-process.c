@@ -1,5 +1,4 @@
 /* cmd-process.c: `stockgate process [--dry-run] FILE.eml…|-`: the pipeline on message files. */
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -23,30 +22,16 @@ static const char usage[] =
 
 sg_status cmd_process(sg_ctx *ctx, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"dry-run", no_argument, NULL, 'n'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	bool dry_run = false, deferred = false;
+	const sg_opt opts[] = { { "dry-run", .flag = &dry_run }, { NULL } };
 	sg_status worst = SG_OK, st;
 	sg_store *store = NULL;
 	sg_transport *transport = NULL;
 	sg_mirror *mirror = NULL;
 	g_autofree char *err = NULL;
-	int c;
 
-	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'n':
-			dry_run = true;
-			break;
-		case 'h':
-			return sg_cmd_usage(usage, SG_OK);
-		default:
-			return sg_cmd_usage(usage, SG_EUSAGE);
-		}
-	}
+	if (!sg_cmd_options(argc, argv, "+", opts, usage, &st))
+		return st;
 	if (optind >= argc)
 		return sg_cmd_usage(usage, SG_EUSAGE);
 

@@ -1,11 +1,9 @@
 /* cmd-remains.c: `stockgate remains export --dealer ID`: a dealer's stock as CSV or JSON. */
 #include <cjson/cJSON.h>
-#include <getopt.h>
 #include <string.h>
 
 #include "cmd.h"
 #include "csvin.h"
-#include "log.h"
 
 static const char usage_text[] =
 	"usage: stockgate remains export --dealer ID [--warehouse CODE] [--format csv|json]\n"
@@ -38,44 +36,24 @@ static void emit(void *vctx, const char *warehouse, const char *article, long lo
 
 sg_status cmd_remains(sg_ctx *ctx, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "dealer", required_argument, NULL, 'd' },
-		{ "warehouse", required_argument, NULL, 'w' },
-		{ "format", required_argument, NULL, 'f' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	const char *dealer = NULL, *code = NULL, *format = "csv";
+	const sg_opt opts[] = {
+		{ "dealer", .value = &dealer },
+		{ "warehouse", .value = &code },
+		{ "format", .value = &format },
+		{ NULL },
+	};
 	g_autofree char *err = NULL;
 	g_autoptr(sg_dealer) d = NULL;
 	struct out o = { 0 };
 	sg_store *store = NULL;
 	sg_status st;
-	int c;
 
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'd':
-			dealer = optarg;
-			break;
-		case 'w':
-			code = optarg;
-			break;
-		case 'f':
-			format = optarg;
-			break;
-		case 'h':
-			return sg_cmd_usage(usage_text, SG_OK);
-		default:
-			return sg_cmd_usage(usage_text, SG_EUSAGE);
-		}
-	}
-	if (argc - optind != 1 || strcmp(argv[optind], "export") != 0 || !dealer)
+	if (!sg_cmd_options(argc, argv, "", opts, usage_text, &st))
+		return st;
+	if (argc - optind != 1 || strcmp(argv[optind], "export") != 0 || !dealer ||
+	    !sg_cmd_format_ok("remains", format, "csv", "json"))
 		return sg_cmd_usage(usage_text, SG_EUSAGE);
-	if (strcmp(format, "csv") != 0 && strcmp(format, "json") != 0) {
-		log_error("remains: --format '%s': write csv or json", format);
-		return sg_cmd_usage(usage_text, SG_EUSAGE);
-	}
 
 	st = sg_ctx_dealer(ctx, dealer, &store, &d);
 	if (st != SG_OK)

@@ -1,6 +1,5 @@
 /* cmd-status.c: `stockgate status`: the health of the gateway for an operator or a monitor. */
 #include <cjson/cJSON.h>
-#include <getopt.h>
 #include <string.h>
 
 #include "cmd.h"
@@ -23,36 +22,18 @@ static long count_of(GHashTable *by, const char *outcome)
 
 sg_status cmd_status(sg_ctx *ctx, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "format", required_argument, NULL, 'f' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	const char *format = "text";
+	const sg_opt opts[] = { { "format", .value = &format }, { NULL } };
 	g_autofree char *err = NULL;
 	g_autofree char *last = NULL;
 	sg_store_status s = { 0 };
 	sg_store *store = NULL;
 	sg_status st;
-	int c;
 
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'f':
-			format = optarg;
-			break;
-		case 'h':
-			return sg_cmd_usage(usage_text, SG_OK);
-		default:
-			return sg_cmd_usage(usage_text, SG_EUSAGE);
-		}
-	}
-	if (argc != optind)
+	if (!sg_cmd_options(argc, argv, "", opts, usage_text, &st))
+		return st;
+	if (argc != optind || !sg_cmd_format_ok("status", format, "text", "json"))
 		return sg_cmd_usage(usage_text, SG_EUSAGE);
-	if (strcmp(format, "text") != 0 && strcmp(format, "json") != 0) {
-		log_error("status: --format '%s': write text or json", format);
-		return sg_cmd_usage(usage_text, SG_EUSAGE);
-	}
 
 	st = sg_ctx_store(ctx, &store);
 	if (st != SG_OK)

@@ -1,6 +1,7 @@
-/* cmd.c: what the subcommands share: opening the store, reporting a failure, printing usage. */
+/* cmd.c: what the subcommands share: opening the store, reporting a failure, options, usage. */
 #include "cmd.h"
 #include <cjson/cJSON.h>
+#include <getopt.h>
 #include <string.h>
 
 #include "log.h"
@@ -62,9 +63,63 @@ sg_status sg_cmd_usage(const char *usage, sg_status st)
 	return st;
 }
 
+/* What getopt_long returns for row i: its letter, else a value past every char. */
+static int opt_val(const sg_opt *o, size_t i)
+{
+	return o->letter ? o->letter : 256 + (int)i;
+}
+
+bool sg_cmd_options(int argc, char **argv, const char *order, const sg_opt *opts,
+		    const char *usage, sg_status *st)
+{
+	size_t n = 0;
+	int c;
+
+	while (opts && opts[n].name)
+		n++;
+	/* --help goes last: getopt_long names the candidates of an ambiguous abbreviation in table
+	 * order, and a command's own options come first. */
+	g_autofree struct option *longopts = g_new0(struct option, n + 2);
+	g_autoptr(GString) shortopts = g_string_new(order);
+	g_string_append_c(shortopts, 'h');
+	for (size_t i = 0; i < n; i++) {
+		longopts[i] = (struct option){ opts[i].name,
+					       opts[i].value ? required_argument : no_argument, NULL,
+					       opt_val(&opts[i], i) };
+		if (opts[i].letter)
+			g_string_append_printf(shortopts, "%c%s", opts[i].letter,
+					       opts[i].value ? ":" : "");
+	}
+	longopts[n] = (struct option){ "help", no_argument, NULL, 'h' };
+
+	while ((c = getopt_long(argc, argv, shortopts->str, longopts, NULL)) != -1) {
+		const sg_opt *o = NULL;
+
+		for (size_t i = 0; i < n && !o; i++)
+			if (c == opt_val(&opts[i], i))
+				o = &opts[i];
+		if (!o) {
+			*st = sg_cmd_usage(usage, c == 'h' ? SG_OK : SG_EUSAGE);
+			return false;
+		}
+		if (o->value)
+			*o->value = optarg;
+		else
+			*o->flag = true;
+	}
+	return true;
+}
+
+bool sg_cmd_format_ok(const char *cmd, const char *format, const char *a, const char *b)
+{
+	if (strcmp(format, a) == 0 || strcmp(format, b) == 0)
+		return true;
+	log_error("%s: --format '%s': write %s or %s", cmd, format, a, b);
+	return false;
+}
+
 /*
- * Helpers of `check` and `import`, which print one file's verdict the same way. Their prototypes
- * are repeated in those two files until cmd.h carries them.
+ * Helpers of `check` and `import`, which print one file's verdict the same way.
  */
 
 /* "FILE:LINE: column 'X': message" for every error, warnings, then the verdict. */

@@ -1,5 +1,7 @@
 /* cmd.h: the interface of the subcommands (one file each, cmd-NAME.c) and what main() sets up. */
 #pragma once
+#include <unistd.h> /* optind, where sg_cmd_options leaves the first operand */
+
 #include "config.h"
 #include "store.h"
 
@@ -45,3 +47,28 @@ void sg_cmd_print_verdict(FILE *f, const char *path, const sg_file_result *fr);
 char *sg_cmd_file_json(const sg_file_result *fr);
 /* Prints usage to stdout (st == SG_OK) or stderr, returns st. */
 sg_status sg_cmd_usage(const char *usage, sg_status st);
+
+/*
+ * One option of a command, a row of the table sg_cmd_options reads (the last row's name NULL).
+ * With value set, `--NAME ARG` stores ARG there (a pointer into argv); without, `--NAME` takes
+ * no argument and sets *flag. A repeated option: the last one counts.
+ */
+typedef struct {
+	const char *name;
+	char letter; /* the short form (-k), or 0 for none */
+	const char **value;
+	bool *flag;
+} sg_opt;
+
+/*
+ * Parses a command's options with getopt_long: the rows of opts (may be NULL), and -h/--help
+ * always. order is "" to take options among the operands (getopt permutes argv) or "+" to stop
+ * at the first operand. Returns true with optind at the first operand, or false with *st set to
+ * what the command returns: SG_OK after --help printed usage to stdout, SG_EUSAGE after a bad
+ * option (getopt_long says which) printed it to stderr.
+ */
+bool sg_cmd_options(int argc, char **argv, const char *order, const sg_opt *opts,
+		    const char *usage, sg_status *st);
+/* Whether format is a or b; if not, logs "CMD: --format 'X': write A or B" and the caller
+ * returns its usage with SG_EUSAGE. */
+bool sg_cmd_format_ok(const char *cmd, const char *format, const char *a, const char *b);
