@@ -1,4 +1,4 @@
-/* stock.c: warehouses and remains files (SPEC 5.4–5.5): validate, stage, diff, apply, mirror. */
+/* stock.c: warehouses and remains files (SPEC 5.4–5.5): validate, sum, diff, apply, mirror. */
 #include <errno.h>
 #include <string.h>
 #include <glib/gstdio.h>
@@ -859,12 +859,14 @@ static bool next_article(void *vr, const char **article, long long *quantity)
 /*
  * Diffs the file's articles against the warehouse's stored list, read once with each of its
  * articles looked up among the file's, then stores the file's list in its place (unless nothing
- * changed).
+ * changed). A stored article is matched once: a list edited by hand to name one twice cannot
+ * make the counts go wrong, and the rewrite drops the repeat.
  */
 static sg_status apply_remains(run *r, char **err)
 {
 	const art_table *t = &r->arts;
 	sg_file_result *fr = r->fr;
+	g_autofree guint8 *hit = g_malloc0(MAX(t->n, 1u));
 	sg_remains_reader *rd;
 	const char *w, *a;
 	long long q;
@@ -874,9 +876,12 @@ static sg_status apply_remains(run *r, char **err)
 		return ret;
 	while (sg_remains_next(rd, &w, &a, &q)) {
 		gint64 idx = art_find(t, a);
-		if (idx < 0 || (r->out && r->out[idx]))
+		if (idx < 0 || (r->out && r->out[idx]) || hit[idx]) {
 			fr->deleted++;
-		else if (t->sum[idx] == q)
+			continue;
+		}
+		hit[idx] = 1;
+		if (t->sum[idx] == q)
 			fr->unchanged++;
 		else
 			fr->updated++;

@@ -313,6 +313,17 @@ static void test_fixtures(void)
 	NUM(c->rows, 4, "rows counted");
 }
 
+/* Rows A, B, A … of quantity 1, for a hand-made stored list. */
+static bool next_twice(void *vp, const char **article, long long *qty)
+{
+	const char *const **p = vp;
+	if (!**p)
+		return false;
+	*article = *(*p)++;
+	*qty = 1;
+	return true;
+}
+
 static void test_sequence(void)
 {
 	opts o = {0};
@@ -371,6 +382,21 @@ static void test_sequence(void)
 	sg_catalog_clear(st, NULL);
 	g_autofree char *s3 = snapshot();
 	IS(s3, "[W1|Москва, центр|+7 1]\n[W3|Орёл|]\nW1/A=1\nW1/B=2\n", "store after catalogue");
+
+	/* A stored list that names an article twice (edited by hand): matched once, the repeat
+	 * counted deleted and dropped by the rewrite; no count goes negative. */
+	{
+		static const char *const twice[] = {"A", "B", "A", NULL};
+		const char *const *p = twice;
+		sg_remains_replace(st, "D1", "W1", next_twice, &p, NULL);
+	}
+	g_autoptr(sg_file_result) t2 = apply("remains", RH "W1;A;1\nW1;C;1\n", &o);
+	OK(t2->applied && t2->added == 1 && t2->unchanged == 1 && t2->updated == 0 &&
+	       t2->deleted == 2,
+	   "repeat in the stored list: 1 added 1 unchanged 2 deleted (%ld %ld %ld %ld)", t2->added,
+	   t2->unchanged, t2->updated, t2->deleted);
+	g_autofree char *s4 = snapshot();
+	IS(s4, "[W1|Москва, центр|+7 1]\n[W3|Орёл|]\nW1/A=1\nW1/C=1\n", "the rewrite drops the repeat");
 
 	/* Two files for one warehouse in one message. */
 	GHashTable *seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
