@@ -1373,18 +1373,6 @@ char *sg_batch_job_dir(const sg_config *cfg, const char *message_sha256)
 	return g_strdup_printf("%s.jobs/%s", db, message_sha256);
 }
 
-/* The e-mail facts of a job, beside store.c's `jobs` (whose schema is not the engine's). */
-static sg_status jobs_init(sqlite3 *db, char **err)
-{
-	return db_exec(db,
-		       "CREATE TABLE IF NOT EXISTS batch_jobs ("
-		       "  job_id INTEGER PRIMARY KEY REFERENCES jobs(id) ON DELETE CASCADE,"
-		       "  input_name TEXT NOT NULL, charset TEXT, message_id TEXT,"
-		       "  report_state TEXT NOT NULL DEFAULT 'none', report_path TEXT,"
-		       "  attempts INTEGER NOT NULL DEFAULT 0, finished INTEGER NOT NULL DEFAULT 0)",
-		       err);
-}
-
 static void bind_opt(sqlite3_stmt *s, int i, const char *v)
 {
 	if (v)
@@ -1405,10 +1393,7 @@ sg_status sg_batch_job_add(sg_store *store, sg_batch_job *bj, char **err)
 {
 	sqlite3 *db = sg_store_db(store);
 	sqlite3_stmt *s = NULL;
-	sg_status st;
 
-	if ((st = jobs_init(db, err)) != SG_OK)
-		return st;
 	if (sqlite3_prepare_v2(db,
 			       "INSERT INTO jobs (kind, input_sha256, created, state, owner_email, "
 			       "message_sha256) VALUES (?, ?, ?, 'pending', ?, ?)",
@@ -1491,12 +1476,9 @@ sg_status sg_batch_jobs_open(sg_store *store, GPtrArray **out, char **err)
 {
 	sqlite3 *db = sg_store_db(store);
 	sqlite3_stmt *s = NULL;
-	sg_status st;
 	int rc;
 
 	*out = NULL;
-	if ((st = jobs_init(db, err)) != SG_OK)
-		return st;
 	if (sqlite3_prepare_v2(db,
 			       "SELECT j.id, j.kind, j.input_sha256, j.created, j.state, j.owner_email,"
 			       " j.message_sha256, b.input_name, b.charset, b.message_id,"

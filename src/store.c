@@ -82,6 +82,14 @@ static const struct {
     /* 3: how many copies of each message came again (duplicates have no ledger row of their
      * own: the ledger is keyed by the message's bytes) */
     {"ALTER TABLE ledger ADD COLUMN duplicates INTEGER NOT NULL DEFAULT 0;", NULL},
+    /* 4: the e-mail facts of a batch job (batch.c). stockgate 0.1 created this table on first
+     * use, outside the versions: IF NOT EXISTS keeps such a db's rows. */
+    {"CREATE TABLE IF NOT EXISTS batch_jobs ("
+     "  job_id INTEGER PRIMARY KEY REFERENCES jobs(id) ON DELETE CASCADE,"
+     "  input_name TEXT NOT NULL, charset TEXT, message_id TEXT,"
+     "  report_state TEXT NOT NULL DEFAULT 'none', report_path TEXT,"
+     "  attempts INTEGER NOT NULL DEFAULT 0, finished INTEGER NOT NULL DEFAULT 0);",
+     NULL},
 };
 
 /* How many poll records `status` history keeps. */
@@ -1238,8 +1246,11 @@ sg_status sg_store_status_get(sg_store *st, sg_store_status *out, char **err)
 	if (n)
 		g_hash_table_insert(out->by_outcome, g_strdup("duplicate"), GINT_TO_POINTER((int)n));
 
-	if ((ret = query_int(st, "SELECT count(*) FROM ledger WHERE report_state = 'pending'", &n,
-			     err)))
+	/* Reports of messages and results reports of batch jobs. */
+	if ((ret = query_int(st,
+			     "SELECT (SELECT count(*) FROM ledger WHERE report_state = 'pending') +"
+			     " (SELECT count(*) FROM batch_jobs WHERE report_state = 'pending')",
+			     &n, err)))
 		return ret;
 	out->reports_pending = (long)n;
 	if ((ret = query_int(st, "SELECT count(*) FROM jobs WHERE state IN ('pending', 'running')",

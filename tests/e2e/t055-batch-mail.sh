@@ -264,11 +264,13 @@ cp "$T/conf.dir" "$CONF"
 is "$rc" 75 "results not delivered: exit 75"
 like "$(cat "$T/l.err")" "results report not delivered, will retry" "the failure is logged"
 is "$(jobs_pending)" 0 "the job is done, its report pending"
+is "$(sg status --format json | jq .reports_pending)" 1 "status counts the results report pending"
 r0=$(vstats | jq -r .requests)
 sg batch run-jobs 2>/dev/null; rc=$?
 is "$rc" 0 "the next pass delivers, exit 0"
 is "$(outbox_count)" $((n0 + 1)) "the results report arrives"
 is "$(vstats | jq -r .requests)" "$r0" "without calling again"
+is "$(sg status --format json | jq .reports_pending)" 0 "and none is pending any more"
 
 # 10. A crash after the job is marked done, before its report goes: the next pass sends it.
 make_vins 4 "$T/done.csv"
