@@ -64,6 +64,7 @@ static const struct keydef source_keys[] = {
 	{ "timeout", K_INT, F(source.timeout), 1, 3600 },
 	{ "max_attempts", K_INT, F(source.max_attempts), 1, 1000000 },
 	{ "max_defer", K_DUR, F(source.max_defer), 0, 0 },
+	{ "retry_interval", K_DUR, F(source.retry_interval), 0, 0 },
 	{ "max_messages_per_poll", K_INT, F(source.max_messages_per_poll), 1, 10000000 },
 	{ "max_age", K_DUR, F(source.max_age), 0, 0 },
 	TLS_KEYS(source),
@@ -181,6 +182,7 @@ sg_config *sg_config_defaults(void)
 	c->report.timeout = 60;
 	c->source.max_attempts = 10;
 	c->source.max_defer = 24 * 3600;
+	c->source.retry_interval = 60;
 	c->source.max_messages_per_poll = 500;
 	c->source.max_age = 7 * 24 * 3600;
 	c->report.url = g_strdup("dir:/var/spool/stockgate/outbox");

@@ -23,6 +23,8 @@ typedef struct {
 		                            * a command may take 2x, a message fetch 10x */
 		int max_attempts;          /* default 10 */
 		gint64 max_defer;          /* seconds, default 24h */
+		gint64 retry_interval;     /* seconds before a deferred message's second try,
+		                            * doubling after each; default 60; 0: every poll */
 		int max_messages_per_poll; /* default 500 */
 		gint64 max_age;            /* seconds, default 7d; 0 = off */
 		sg_tls tls;

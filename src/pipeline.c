@@ -264,6 +264,37 @@ static bool defer_exhausted(const sg_config *cfg, int attempts, gint64 first_see
 }
 
 /*
+ * Whether `poll` may try a deferred message again: retry_interval after its first try, then
+ * twice as long after each further one, at most max_defer / max_attempts apart, so that the
+ * tries last through an outage instead of being used up in its first minutes (0: every poll).
+ */
+static bool retry_due(const sg_config *cfg, const sg_ledger *l)
+{
+	gint64 d = cfg->source.retry_interval, cap;
+
+	if (d <= 0)
+		return true;
+	cap = cfg->source.max_defer > 0 && cfg->source.max_attempts > 0
+		  ? cfg->source.max_defer / cfg->source.max_attempts
+		  : d * 64;
+	cap = MAX(cap, d);
+	for (int i = 1; i < l->attempts && d < cap; i++)
+		d *= 2;
+	return sg_now() >= l->updated + MIN(d, cap);
+}
+
+/* A deferred message whose next try is not due: it stays, with the record of its last try. */
+static sg_status not_due(const sg_ledger *l, char **out, const char **outcome, const char **folder)
+{
+	log_debug("%s: deferred, not tried again yet (%d tries)",
+		  l->message_id ? l->message_id : l->sha256, l->attempts);
+	*out = g_strdup(l->result_json);
+	*outcome = "deferred";
+	*folder = NULL;
+	return SG_OK;
+}
+
+/*
  * A message whose outcome is in the ledger. Its report still pending (the transport was down, or
  * a crash came between the commit and the report): send it, and give the stored record. Else
  * nothing is done again: duplicate.
@@ -609,6 +640,8 @@ sg_status sg_pipeline_handle(sg_pipeline *p, const sg_source_msg *m, char **reco
 	if (st == SG_OK && strcmp(prev->outcome, "deferred") != 0)
 		return resume(p, m, prev, record, outcome, folder, err);
 	if (st == SG_OK) {
+		if (p->poll && !retry_due(cfg, prev))
+			return not_due(prev, record, outcome, folder);
 		attempts = prev->attempts + 1;
 		first_seen = prev->first_seen;
 	} else if (st != SG_ENOINPUT) {
