@@ -283,12 +283,14 @@ static bool retry_due(const sg_config *cfg, const sg_ledger *l)
 	return sg_now() >= l->updated + MIN(d, cap);
 }
 
-/* A deferred message whose next try is not due: it stays, with the record of its last try. */
-static sg_status not_due(const sg_ledger *l, char **out, const char **outcome, const char **folder)
+/* A deferred message (reason: of the record, NULL: as recorded) whose next try is not due: it
+ * stays, with the record of its last try. */
+static sg_status not_due(const sg_ledger *l, const char *reason, char **out, const char **outcome,
+			 const char **folder)
 {
 	log_debug("%s: deferred, not tried again yet (%d tries)",
 		  l->message_id ? l->message_id : l->sha256, l->attempts);
-	*out = g_strdup(l->result_json);
+	*out = record_with(l->result_json, "deferred", reason, NULL, NULL);
 	*outcome = "deferred";
 	*folder = NULL;
 	return SG_OK;
@@ -306,6 +308,11 @@ static sg_status resume(sg_pipeline *p, const sg_source_msg *m, sg_ledger *l, ch
 		    m->uidvalidity == l->uidvalidity && m->uid == l->uid;
 	bool pending = l->report_state && strcmp(l->report_state, "pending") == 0;
 
+	/* A report is spaced like a message once a retry of it has failed: the first retry comes at
+	 * the next poll, as after a crash between the commit and the send. */
+	if (pending && p->transport && !p->dry_run && p->poll && l->attempts > 1 &&
+	    !retry_due(p->cfg, l))
+		return not_due(l, "report_unavailable", out, outcome, folder);
 	if (pending && p->transport && !p->dry_run) {
 		g_autofree char *from = NULL, *e = NULL;
 		g_autofree char *rec = record_with(l->result_json, NULL, NULL, NULL, &from);
@@ -641,7 +648,7 @@ sg_status sg_pipeline_handle(sg_pipeline *p, const sg_source_msg *m, char **reco
 		return resume(p, m, prev, record, outcome, folder, err);
 	if (st == SG_OK) {
 		if (p->poll && !retry_due(cfg, prev))
-			return not_due(prev, record, outcome, folder);
+			return not_due(prev, NULL, record, outcome, folder);
 		attempts = prev->attempts + 1;
 		first_seen = prev->first_seen;
 	} else if (st != SG_ENOINPUT) {

@@ -101,6 +101,12 @@ port=$CAP_PORT
 stop_server "$CAP_PID" "$port"
 start_capture cap-back --port "$port"
 is "$CAP_PORT" "$port" "the SMTP server is back on the same port"
+# After a failed retry the next waits (retry_interval, doubling): this poll is too early.
+out=$(sg poll 2>"$T/err"); rc=$?
+is "$rc/$(jf "$out" .outcome)/$(jf "$out" .reason)" "75/deferred/report_unavailable" \
+	"a poll right after the failed retry: the report waits (retry_interval)"
+is "$(reports_for cap-back a1@shop.example)" 0 "not sent yet"
+sqlite3 "$T/stockgate.db" "UPDATE ledger SET updated = updated - 3600 WHERE message_id = 'a1@shop.example'"
 out=$(sg poll 2>"$T/err"); rc=$?
 is "$rc" 0 "SMTP back: poll exits 0"
 is "$(jf "$out" .outcome)/$(jf "$out" .report)" "applied/sent" "SMTP back: applied, report sent"
