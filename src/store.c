@@ -878,6 +878,13 @@ sg_status sg_remains_replace(sg_store *st, const char *dealer, const char *code,
 		char q[24];
 		int qn = g_snprintf(q, sizeof q, "%lld", qty);
 		size_t alen = strlen(article);
+		/* What the reader could not read back is refused here, never stored. */
+		if (alen == 0 || strpbrk(article, "\t\n") || qty < 0) {
+			ret = sg_fail(err, SG_EINTERNAL,
+				      "remains of %s: cannot store article '%s' with quantity %lld",
+				      code, article, qty);
+			break;
+		}
 		if (b->len + alen + (size_t)qn + 2 > REMAINS_CHUNK && b->len) {
 			ret = put_chunk(st, s, chunk++, b, err);
 			g_string_truncate(b, 0);

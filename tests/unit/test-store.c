@@ -219,6 +219,19 @@ static void test_remains_lists(sg_store *st)
 	sg_remains_each(st, "D1", "W5", add_remains, s, NULL);
 	IS(s->str, "W5/z=1|", "replaced whole");
 
+	/* What could not be read back is refused, and the list is left as it was. */
+	static const char *const unstorable[][3] = {
+	    {"=1", NULL}, {"a\tb=1", NULL}, {"a\nb=1", NULL}, {"ok=1", "a=-1", NULL}};
+	for (size_t k = 0; k < G_N_ELEMENTS(unstorable); k++) {
+		sg_store_savepoint(st, "bad", NULL);
+		NUM(put_list(st, "D1", "W5", unstorable[k]), SG_EINTERNAL, "unstorable row %zu refused",
+		    k);
+		sg_store_rollback_to(st, "bad");
+	}
+	g_string_truncate(s, 0);
+	sg_remains_each(st, "D1", "W5", add_remains, s, NULL);
+	IS(s->str, "W5/z=1|", "the list is as it was");
+
 	/* A damaged list is an I/O error that names the warehouse, never a short list. */
 	static const char *const damaged[] = {"a\t1", "a1\n", "\t1\n", "a\tx\n", "a\t1\nb\t-2\n"};
 	for (size_t k = 0; k < G_N_ELEMENTS(damaged); k++) {
