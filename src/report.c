@@ -114,93 +114,107 @@ static char *one_line(const char *s)
 
 /* ---- words ---- */
 
+/* The words for a code, in English and Russian. */
+typedef struct {
+	const char *code, *en, *ru;
+} words;
+
+/* The words of code in table t of n rows, or NULL when it has none. */
+static const char *words_for(const lang *l, const words *t, size_t n, const char *code)
+{
+	for (size_t i = 0; code != NULL && i < n; i++)
+		if (strcmp(code, t[i].code) == 0)
+			return tr(l, t[i].en, t[i].ru);
+	return NULL;
+}
+#define WORDS(l, t, code) words_for(l, t, G_N_ELEMENTS(t), code)
+
+static const words outcomes[] = {
+	{"applied", "applied", "обработано"},
+	{"partial", "partially applied", "обработано частично"},
+	{"failed", "not applied", "не обработано"},
+	{"deferred", "deferred", "отложено"},
+	{"duplicate", "already processed", "уже обработано"},
+	{"rejected", "rejected", "отклонено"},
+};
+
 static const char *outcome_words(const lang *l, const char *outcome)
 {
+	const char *w = WORDS(l, outcomes, outcome);
 	if (outcome == NULL)
 		return tr(l, "processed", "обработано");
-	if (strcmp(outcome, "applied") == 0)
-		return tr(l, "applied", "обработано");
-	if (strcmp(outcome, "partial") == 0)
-		return tr(l, "partially applied", "обработано частично");
-	if (strcmp(outcome, "failed") == 0)
-		return tr(l, "not applied", "не обработано");
-	if (strcmp(outcome, "deferred") == 0)
-		return tr(l, "deferred", "отложено");
-	if (strcmp(outcome, "duplicate") == 0)
-		return tr(l, "already processed", "уже обработано");
-	if (strcmp(outcome, "rejected") == 0)
-		return tr(l, "rejected", "отклонено");
-	return outcome;
+	return w ? w : outcome;
 }
+
+static const words outcome_sentences[] = {
+	{"applied", "All files were applied.", "Все файлы приняты."},
+	{"partial",
+	 "Some files were applied, others were rejected: see below.",
+	 "Часть файлов принята, остальные отклонены: см. ниже."},
+	{"failed", "Nothing was applied.", "Ничего не изменено."},
+	{"deferred",
+	 "Processing was postponed; it will be retried automatically.",
+	 "Обработка отложена и будет повторена автоматически."},
+	{"duplicate",
+	 "This message was already processed; nothing was done again.",
+	 "Это письмо уже было обработано; повторно ничего не сделано."},
+	{"rejected", "The message was rejected.", "Письмо отклонено."},
+};
 
 static const char *outcome_sentence(const lang *l, const char *outcome)
 {
-	if (outcome == NULL)
-		return "";
-	if (strcmp(outcome, "applied") == 0)
-		return tr(l, "All files were applied.", "Все файлы приняты.");
-	if (strcmp(outcome, "partial") == 0)
-		return tr(l, "Some files were applied, others were rejected: see below.",
-			  "Часть файлов принята, остальные отклонены: см. ниже.");
-	if (strcmp(outcome, "failed") == 0)
-		return tr(l, "Nothing was applied.", "Ничего не изменено.");
-	if (strcmp(outcome, "deferred") == 0)
-		return tr(l, "Processing was postponed; it will be retried automatically.",
-			  "Обработка отложена и будет повторена автоматически.");
-	if (strcmp(outcome, "duplicate") == 0)
-		return tr(l, "This message was already processed; nothing was done again.",
-			  "Это письмо уже было обработано; повторно ничего не сделано.");
-	if (strcmp(outcome, "rejected") == 0)
-		return tr(l, "The message was rejected.", "Письмо отклонено.");
-	return "";
+	const char *w = WORDS(l, outcome_sentences, outcome);
+	return w ? w : "";
 }
+
+static const words message_reasons[] = {
+	{"unknown_method",
+	 "The subject is not a known command. Write one of these words as the subject: "
+	 "warehouses, remains, vin, frame, price, rental.",
+	 "Тема письма не распознана. Укажите в теме одно из слов: склады (warehouses), "
+	 "остатки (remains), vin, frame, price, rental."},
+	{"no_attachments",
+	 "The message has no attachment. Attach the CSV file and send again.",
+	 "В письме нет вложений. Приложите CSV-файл и отправьте письмо ещё раз."},
+	{"too_large",
+	 "The message is larger than the allowed size. Send fewer or smaller files per "
+	 "message.",
+	 "Письмо больше допустимого размера. Отправьте файлы по одному или уменьшите их."},
+	{"too_complex",
+	 "The message structure is too complex (too many parts, nesting or header size). "
+	 "Send a simple message with the CSV file attached.",
+	 "Структура письма слишком сложная (много частей, вложенность или размер "
+	 "заголовков). Отправьте простое письмо с приложенным CSV-файлом."},
+	{"too_many_attachments",
+	 "The message has too many attachments. Send fewer files per message.",
+	 "В письме слишком много вложений. Отправьте файлы несколькими письмами."},
+	{"unparseable", "The message could not be read.", "Письмо не удалось прочитать."},
+	{"stale",
+	 "The message is too old and was not processed.",
+	 "Письмо слишком старое и не обработано."},
+	{"mirror_unavailable",
+	 "The dealer API is temporarily unavailable; the message will be processed again "
+	 "automatically.",
+	 "API дилера временно недоступен; письмо будет обработано повторно автоматически."},
+	{"report_unavailable",
+	 "The report could not be delivered in time.",
+	 "Отчёт не удалось доставить вовремя."},
+	{"unknown_sender", "The sender is not registered.", "Отправитель не зарегистрирован."},
+	{"no_role",
+	 "The sender is not allowed to use this command.",
+	 "У отправителя нет прав на эту команду."},
+	{"bad_key",
+	 "The API key is missing or wrong: write it on the first line of the message.",
+	 "Ключ API не указан или неверен: напишите его первой строкой письма."},
+	{"several_senders", "The message has several senders.", "У письма несколько отправителей."},
+	{"unauthenticated",
+	 "The message did not pass sender authentication (DKIM/DMARC).",
+	 "Письмо не прошло проверку подлинности отправителя (DKIM/DMARC)."},
+};
 
 static const char *message_reason_text(const lang *l, const char *reason)
 {
-	static const struct {
-		const char *code, *en, *ru;
-	} t[] = {
-		{ "unknown_method",
-		  "The subject is not a known command. Write one of these words as the subject: "
-		  "warehouses, remains, vin, frame, price, rental.",
-		  "Тема письма не распознана. Укажите в теме одно из слов: склады (warehouses), "
-		  "остатки (remains), vin, frame, price, rental." },
-		{ "no_attachments", "The message has no attachment. Attach the CSV file and send again.",
-		  "В письме нет вложений. Приложите CSV-файл и отправьте письмо ещё раз." },
-		{ "too_large",
-		  "The message is larger than the allowed size. Send fewer or smaller files per message.",
-		  "Письмо больше допустимого размера. Отправьте файлы по одному или уменьшите их." },
-		{ "too_complex",
-		  "The message structure is too complex (too many parts, nesting or header size). "
-		  "Send a simple message with the CSV file attached.",
-		  "Структура письма слишком сложная (много частей, вложенность или размер заголовков). "
-		  "Отправьте простое письмо с приложенным CSV-файлом." },
-		{ "too_many_attachments",
-		  "The message has too many attachments. Send fewer files per message.",
-		  "В письме слишком много вложений. Отправьте файлы несколькими письмами." },
-		{ "unparseable", "The message could not be read.", "Письмо не удалось прочитать." },
-		{ "stale", "The message is too old and was not processed.",
-		  "Письмо слишком старое и не обработано." },
-		{ "mirror_unavailable",
-		  "The dealer API is temporarily unavailable; the message will be processed again "
-		  "automatically.",
-		  "API дилера временно недоступен; письмо будет обработано повторно автоматически." },
-		{ "report_unavailable", "The report could not be delivered in time.",
-		  "Отчёт не удалось доставить вовремя." },
-		{ "unknown_sender", "The sender is not registered.", "Отправитель не зарегистрирован." },
-		{ "no_role", "The sender is not allowed to use this command.",
-		  "У отправителя нет прав на эту команду." },
-		{ "bad_key", "The API key is missing or wrong: write it on the first line of the message.",
-		  "Ключ API не указан или неверен: напишите его первой строкой письма." },
-		{ "several_senders", "The message has several senders.", "У письма несколько отправителей." },
-		{ "unauthenticated", "The message did not pass sender authentication (DKIM/DMARC).",
-		  "Письмо не прошло проверку подлинности отправителя (DKIM/DMARC)." },
-	};
-
-	for (size_t i = 0; reason != NULL && i < G_N_ELEMENTS(t); i++)
-		if (strcmp(reason, t[i].code) == 0)
-			return tr(l, t[i].en, t[i].ru);
-	return NULL;
+	return WORDS(l, message_reasons, reason);
 }
 
 static bool is_winmail(const sg_file_result *fr)
@@ -209,121 +223,115 @@ static bool is_winmail(const sg_file_result *fr)
 	       (fr->detail && strstr(fr->detail, "tnef") != NULL);
 }
 
+static const words file_reasons[] = {
+	{"not_csv",
+	 "This is a spreadsheet workbook, not a CSV file. Open it and save as CSV (File → "
+	 "Save as → CSV), then send the CSV file.",
+	 "Это книга Excel, а не CSV-файл. Откройте её и сохраните как CSV (Файл → "
+	 "Сохранить как → CSV), затем отправьте CSV-файл."},
+	{"bad_encoding",
+	 "The text encoding could not be read (the file contains binary data). Save the "
+	 "file as CSV in UTF-8 or Windows-1251.",
+	 "Не удалось определить кодировку (в файле двоичные данные). Сохраните файл как "
+	 "CSV в кодировке UTF-8 или Windows-1251."},
+	{"malformed_csv",
+	 "The CSV structure is broken (for example an unclosed quote). Check the quotes in "
+	 "the file or save it again as CSV.",
+	 "Нарушена структура CSV (например, незакрытая кавычка). Проверьте кавычки или "
+	 "сохраните файл как CSV ещё раз."},
+	{"bad_header",
+	 "The header row is missing or has an unknown column. The first row must name the "
+	 "columns.",
+	 "Нет строки заголовка или в ней неизвестный столбец. Первая строка должна "
+	 "содержать названия столбцов."},
+	{"empty_file",
+	 "The file has no data rows. To clear stock, send the articles with 0; an empty "
+	 "warehouse list is not accepted.",
+	 "В файле нет строк с данными. Чтобы обнулить остатки, отправьте артикулы с "
+	 "количеством 0; пустой список складов не принимается."},
+	{"too_many_rows",
+	 "The file has too many rows. Split it into several files.",
+	 "В файле слишком много строк. Разделите его на несколько файлов."},
+	{"row_errors",
+	 "Some rows have errors, so nothing from this file was applied. Correct the rows "
+	 "listed below (all of them are in errors.csv) and send the whole file again.",
+	 "В некоторых строках ошибки, поэтому файл не применён целиком. Исправьте строки "
+	 "из списка ниже (все они есть в errors.csv) и отправьте файл целиком ещё раз."},
+	{"unknown_warehouse",
+	 "The warehouse in this file is not in your warehouse list. Send the warehouse "
+	 "list first (subject: warehouses) or correct the warehouse code.",
+	 "Склада из этого файла нет в вашем списке складов. Сначала отправьте список "
+	 "складов (тема: склады) или исправьте код склада."},
+	{"duplicate_warehouse",
+	 "Another file in this message is for the same warehouse; only the first was used. "
+	 "Send one file per warehouse.",
+	 "Другой файл в этом письме относится к тому же складу; использован только первый. "
+	 "Отправляйте один файл на склад."},
+	{"superseded",
+	 "Newer data for this warehouse was already applied from a later message, so this "
+	 "older file was ignored.",
+	 "Для этого склада уже применены более новые данные из более позднего письма, "
+	 "поэтому этот старый файл пропущен."},
+	{"mirror_error",
+	 "The dealer API refused the change. Its answer is below.",
+	 "API дилера отклонил изменения. Его ответ приведён ниже."},
+};
+
 /* What went wrong with a rejected file and what to do about it. */
 static const char *file_reason_text(const lang *l, const sg_file_result *fr)
 {
-	const char *r = fr->reason;
+	const char *w;
 
-	if (r == NULL)
-		return tr(l, "The file was rejected.", "Файл отклонён.");
-	if (strcmp(r, "bad_mime_type") == 0) {
-		if (is_winmail(fr))
-			return tr(l,
-				  "This is an Outlook winmail.dat attachment (rich text format): the file "
-				  "inside cannot be read. Set your mail program to send in plain-text or "
-				  "HTML format and attach the CSV file again.",
-				  "Это вложение Outlook winmail.dat (формат RTF): файл внутри не читается. "
-				  "Настройте почтовую программу на отправку в формате «обычный текст» или "
-				  "HTML и приложите CSV-файл снова.");
+	if (fr->reason && strcmp(fr->reason, "bad_mime_type") == 0 && is_winmail(fr))
+		return tr(l,
+			  "This is an Outlook winmail.dat attachment (rich text format): the file "
+			  "inside cannot be read. Set your mail program to send in plain-text or "
+			  "HTML format and attach the CSV file again.",
+			  "Это вложение Outlook winmail.dat (формат RTF): файл внутри не читается. "
+			  "Настройте почтовую программу на отправку в формате «обычный текст» или "
+			  "HTML и приложите CSV-файл снова.");
+	if (fr->reason && strcmp(fr->reason, "bad_mime_type") == 0)
 		return tr(l, "This type of attachment is not accepted. Attach the stock as a CSV file.",
 			  "Такой тип вложения не принимается. Приложите данные в виде CSV-файла.");
-	}
-	if (strcmp(r, "not_csv") == 0)
-		return tr(l,
-			  "This is a spreadsheet workbook, not a CSV file. Open it and save as CSV "
-			  "(File → Save as → CSV), then send the CSV file.",
-			  "Это книга Excel, а не CSV-файл. Откройте её и сохраните как CSV "
-			  "(Файл → Сохранить как → CSV), затем отправьте CSV-файл.");
-	if (strcmp(r, "bad_encoding") == 0)
-		return tr(l,
-			  "The text encoding could not be read (the file contains binary data). Save "
-			  "the file as CSV in UTF-8 or Windows-1251.",
-			  "Не удалось определить кодировку (в файле двоичные данные). Сохраните файл "
-			  "как CSV в кодировке UTF-8 или Windows-1251.");
-	if (strcmp(r, "malformed_csv") == 0)
-		return tr(l,
-			  "The CSV structure is broken (for example an unclosed quote). Check the "
-			  "quotes in the file or save it again as CSV.",
-			  "Нарушена структура CSV (например, незакрытая кавычка). Проверьте кавычки "
-			  "или сохраните файл как CSV ещё раз.");
-	if (strcmp(r, "bad_header") == 0)
-		return tr(l,
-			  "The header row is missing or has an unknown column. The first row must "
-			  "name the columns.",
-			  "Нет строки заголовка или в ней неизвестный столбец. Первая строка должна "
-			  "содержать названия столбцов.");
-	if (strcmp(r, "empty_file") == 0)
-		return tr(l,
-			  "The file has no data rows. To clear stock, send the articles with 0; an "
-			  "empty warehouse list is not accepted.",
-			  "В файле нет строк с данными. Чтобы обнулить остатки, отправьте артикулы "
-			  "с количеством 0; пустой список складов не принимается.");
-	if (strcmp(r, "too_many_rows") == 0)
-		return tr(l, "The file has too many rows. Split it into several files.",
-			  "В файле слишком много строк. Разделите его на несколько файлов.");
-	if (strcmp(r, "row_errors") == 0)
-		return tr(l,
-			  "Some rows have errors, so nothing from this file was applied. Correct the "
-			  "rows listed below (all of them are in errors.csv) and send the whole file "
-			  "again.",
-			  "В некоторых строках ошибки, поэтому файл не применён целиком. Исправьте "
-			  "строки из списка ниже (все они есть в errors.csv) и отправьте файл целиком "
-			  "ещё раз.");
-	if (strcmp(r, "unknown_warehouse") == 0)
-		return tr(l,
-			  "The warehouse in this file is not in your warehouse list. Send the warehouse "
-			  "list first (subject: warehouses) or correct the warehouse code.",
-			  "Склада из этого файла нет в вашем списке складов. Сначала отправьте список "
-			  "складов (тема: склады) или исправьте код склада.");
-	if (strcmp(r, "duplicate_warehouse") == 0)
-		return tr(l,
-			  "Another file in this message is for the same warehouse; only the first was "
-			  "used. Send one file per warehouse.",
-			  "Другой файл в этом письме относится к тому же складу; использован только "
-			  "первый. Отправляйте один файл на склад.");
-	if (strcmp(r, "superseded") == 0)
-		return tr(l,
-			  "Newer data for this warehouse was already applied from a later message, so "
-			  "this older file was ignored.",
-			  "Для этого склада уже применены более новые данные из более позднего письма, "
-			  "поэтому этот старый файл пропущен.");
-	if (strcmp(r, "mirror_error") == 0)
-		return tr(l, "The dealer API refused the change. Its answer is below.",
-			  "API дилера отклонил изменения. Его ответ приведён ниже.");
-	return tr(l, "The file was rejected.", "Файл отклонён.");
+	w = WORDS(l, file_reasons, fr->reason);
+	return w ? w : tr(l, "The file was rejected.", "Файл отклонён.");
 }
+
+static const words issue_codes[] = {
+	{"missing_value", "a required value is empty", "не заполнено обязательное значение"},
+	{"bad_code",
+	 "the code must be 1–64 letters, digits, '-', '_' or '.'",
+	 "код должен состоять из 1–64 букв, цифр, «-», «_» или «.»"},
+	{"bad_article",
+	 "the article must be 1–64 characters",
+	 "артикул должен содержать от 1 до 64 символов"},
+	{"bad_quantity",
+	 "the quantity must be a whole number from 0 to 999999999",
+	 "количество должно быть целым числом от 0 до 999999999"},
+	{"duplicate_code", "this warehouse code is repeated", "код склада повторяется"},
+	{"other_warehouse",
+	 "the row is for another warehouse than the file",
+	 "строка относится к другому складу"},
+	{"field_too_long", "the value is too long", "значение слишком длинное"},
+	{"wrong_column_count",
+	 "the row has a wrong number of columns",
+	 "неверное число столбцов в строке"},
+	{"not_in_catalog",
+	 "articles not in the catalogue were skipped",
+	 "артикулы, которых нет в каталоге, пропущены"},
+	{"duplicate_article",
+	 "repeated articles were summed",
+	 "повторяющиеся артикулы просуммированы"},
+	{"title_rows_skipped",
+	 "rows above the header were skipped",
+	 "строки над заголовком пропущены"},
+};
 
 /* A short description of a row error or warning code. */
 static const char *code_text(const lang *l, const char *code)
 {
-	static const struct {
-		const char *code, *en, *ru;
-	} t[] = {
-		{ "missing_value", "a required value is empty", "не заполнено обязательное значение" },
-		{ "bad_code", "the code must be 1–64 letters, digits, '-', '_' or '.'",
-		  "код должен состоять из 1–64 букв, цифр, «-», «_» или «.»" },
-		{ "bad_article", "the article must be 1–64 characters",
-		  "артикул должен содержать от 1 до 64 символов" },
-		{ "bad_quantity", "the quantity must be a whole number from 0 to 999999999",
-		  "количество должно быть целым числом от 0 до 999999999" },
-		{ "duplicate_code", "this warehouse code is repeated", "код склада повторяется" },
-		{ "other_warehouse", "the row is for another warehouse than the file",
-		  "строка относится к другому складу" },
-		{ "field_too_long", "the value is too long", "значение слишком длинное" },
-		{ "wrong_column_count", "the row has a wrong number of columns",
-		  "неверное число столбцов в строке" },
-		{ "not_in_catalog", "articles not in the catalogue were skipped",
-		  "артикулы, которых нет в каталоге, пропущены" },
-		{ "duplicate_article", "repeated articles were summed",
-		  "повторяющиеся артикулы просуммированы" },
-		{ "title_rows_skipped", "rows above the header were skipped",
-		  "строки над заголовком пропущены" },
-	};
-
-	for (size_t i = 0; code != NULL && i < G_N_ELEMENTS(t); i++)
-		if (strcmp(code, t[i].code) == 0)
-			return tr(l, t[i].en, t[i].ru);
-	return code ? code : "";
+	const char *w = WORDS(l, issue_codes, code);
+	return w ? w : code ? code : "";
 }
 
 /* The message column of errors.csv and the body: the record's sentence in English, else the
