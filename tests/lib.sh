@@ -60,6 +60,31 @@ setup_dealer() {
 		sg user add "$email" --dealer "$id" >/dev/null
 }
 
+# start_dovecot NAME [dovecot.sh options]: a private Dovecot in $T/NAME (its Maildir kept when
+# started again), serving the certificates of $CERTS; sets IMAP_PORT, IMAPS_PORT and DC_PID.
+start_dovecot() {
+	local d=$T/$1 i; shift
+	rm -f "$d/ports"
+	sg_bg "$SG_TOP/tests/servers/dovecot.sh" "$d" --certs "${CERTS:-$T/nocerts}" "$@" \
+		>/dev/null 2>>"$d.log"
+	DC_PID=$!
+	for i in $(seq 100); do [ -s "$d/ports" ] && break; sleep 0.1; done
+	read -r IMAP_PORT IMAPS_PORT <"$d/ports"
+	wait_port "$IMAP_PORT"
+}
+
+# start_capture NAME [smtp_capture.py options]: a capturing SMTP server in $T/NAME; sets
+# CAP_PORT and CAP_PID.
+start_capture() {
+	local d=$T/$1 i; shift
+	rm -rf "$d"; mkdir -p "$d"
+	sg_bg $PY "$SG_TOP/tests/servers/smtp_capture.py" "$d" "$@" >/dev/null 2>"$d.log"
+	CAP_PID=$!
+	for i in $(seq 100); do [ -s "$d/port" ] && break; sleep 0.1; done
+	CAP_PORT=$(cat "$d/port" 2>/dev/null)
+	wait_port "$CAP_PORT"
+}
+
 # A free TCP port on 127.0.0.1.
 free_port() {
 	$PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'

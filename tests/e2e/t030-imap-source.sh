@@ -10,14 +10,6 @@ KEY=0123456789abcdef0123456789abcdef
 CERTS=$T/certs
 check "test certificates" "$SRV/mkcerts.sh" "$CERTS"
 
-start_dovecot() {
-	local d=$T/$1; shift
-	sg_bg "$SRV/dovecot.sh" "$d" --certs "$CERTS" "$@" >/dev/null 2>"$d.log"
-	local i
-	for i in $(seq 100); do [ -s "$d/ports" ] && break; sleep 0.1; done
-	read -r IMAP_PORT IMAPS_PORT <"$d/ports"
-	wait_port "$IMAP_PORT"
-}
 inject() { doveadm -c "$T/$1/dovecot.conf" save -u u -m "${3:-INBOX}" <"$2"; }
 # uids NAME MAILBOX: the UIDs in a mailbox, space-separated.
 uids() {

@@ -3,19 +3,8 @@
 # envelope, CRLF line ends and dot-stuffing on the wire, a single RCPT, and the failure mapping
 # (4xx and a dropped connection defer, 5xx is final) with `stockgate process` (SPEC 5.6, 6; F9).
 . "$(dirname "$0")/../lib.sh"
-SRV=$SG_TOP/tests/servers
 KEY=0123456789abcdef0123456789abcdef
 
-# start_capture NAME [options…]: a capture server in $T/NAME; sets CAP_PORT.
-start_capture() {
-	local d=$T/$1; shift
-	rm -rf "$d"; mkdir -p "$d"
-	sg_bg $PY "$SRV/smtp_capture.py" "$d" "$@" >/dev/null 2>"$d.log"
-	local i
-	for i in $(seq 100); do [ -s "$d/port" ] && break; sleep 0.1; done
-	CAP_PORT=$(cat "$d/port" 2>/dev/null)
-	wait_port "$CAP_PORT"
-}
 # smtp_config PORT [extra report lines]: the config with an SMTP report transport.
 smtp_config() {
 	local port=$1; shift

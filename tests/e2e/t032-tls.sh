@@ -9,24 +9,6 @@ KEY=0123456789abcdef0123456789abcdef
 CERTS=$T/certs
 check "test certificates" "$SRV/mkcerts.sh" "$CERTS"
 
-start_capture() {
-	local d=$T/$1; shift
-	rm -rf "$d"; mkdir -p "$d"
-	sg_bg $PY "$SRV/smtp_capture.py" "$d" "$@" >/dev/null 2>"$d.log"
-	local i
-	for i in $(seq 100); do [ -s "$d/port" ] && break; sleep 0.1; done
-	CAP_PORT=$(cat "$d/port" 2>/dev/null)
-	wait_port "$CAP_PORT"
-}
-# start_dovecot NAME [options…]: sets IMAP_PORT and IMAPS_PORT.
-start_dovecot() {
-	local d=$T/$1; shift
-	sg_bg "$SRV/dovecot.sh" "$d" --certs "$CERTS" "$@" >/dev/null 2>"$d.log"
-	local i
-	for i in $(seq 100); do [ -s "$d/ports" ] && break; sleep 0.1; done
-	read -r IMAP_PORT IMAPS_PORT <"$d/ports"
-	wait_port "$IMAP_PORT"
-}
 inject() { doveadm -c "$T/$1/dovecot.conf" save -u u -m INBOX <"$2"; }
 
 # SMTP: smtps:// and smtp:// (STARTTLS) with each bad certificate.

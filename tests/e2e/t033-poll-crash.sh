@@ -6,7 +6,6 @@
 # most for after_report, with the same Message-ID), the spool empty, a further poll a no-op.
 # Also a crash at every message in turn (after_apply, after_report). Catalogue F1, P1, P2, P16.
 . "$(dirname "$0")/../lib.sh"
-SRV=$SG_TOP/tests/servers
 KEY=0123456789abcdef0123456789abcdef
 # Three messages from D1: warehouses (applied), remains with a row error (failed, answered),
 # the corrected remains (applied). All three end in Processed.
@@ -14,28 +13,11 @@ MSGS=("$FIX/demo/01-warehouses.eml" "$FIX/demo/02-remains-error.eml" "$FIX/demo/
 MIDS=(demo-1@shop.example demo-2@shop.example demo-3@shop.example)
 mkdir -p "$T/nocerts"
 
-# start_dovecot NAME: a Dovecot without TLS in $T/NAME; sets IMAP_PORT.
-start_dovecot() {
-	local d=$T/$1 i
-	sg_bg "$SRV/dovecot.sh" "$d" --no-tls --certs "$T/nocerts" >/dev/null 2>"$d.log"
-	for i in $(seq 100); do [ -s "$d/ports" ] && break; sleep 0.1; done
-	read -r IMAP_PORT _ <"$d/ports"
-	wait_port "$IMAP_PORT"
-}
 inject() { doveadm -c "$T/$1/dovecot.conf" save -u u -m INBOX <"$2"; }
 # uids MAILBOX: the UIDs in a mailbox of the current Dovecot, space-separated.
 uids() {
 	curl -s --user u:p "imap://127.0.0.1:$IMAP_PORT/$1" -X 'UID SEARCH ALL' | tr -d '\r' |
 		sed 's/^\* SEARCH *//'
-}
-# start_capture NAME: a capture server in $T/NAME; sets CAP_PORT.
-start_capture() {
-	local d=$T/$1 i
-	rm -rf "$d"; mkdir -p "$d"
-	sg_bg $PY "$SRV/smtp_capture.py" "$d" >/dev/null 2>"$d.log"
-	for i in $(seq 100); do [ -s "$d/port" ] && break; sleep 0.1; done
-	CAP_PORT=$(cat "$d/port" 2>/dev/null)
-	wait_port "$CAP_PORT"
 }
 # poll_config NAME: config with its own store $T/NAME.db, the Dovecot and capture of NAME.
 poll_config() {
@@ -50,7 +32,7 @@ poll_config() {
 }
 # setup NAME: Dovecot, capture server, config, dealer, the three messages injected.
 setup() {
-	start_dovecot "dc-$1"
+	start_dovecot "dc-$1" --no-tls
 	start_capture "cap-$1"
 	poll_config "$1"
 	setup_dealer D1 $KEY dealer@shop.example 2>/dev/null || notok "$1: dealer and user"

@@ -7,22 +7,10 @@
 # gmime issue-165 input (Failed, unparseable, no report, the poll goes on), a message older than
 # max_age (Failed, stale, no report). SPEC 3 (poll, status), 5.6, 5.7, 7, 10; catalogue F9.
 . "$(dirname "$0")/../lib.sh"
-SRV=$SG_TOP/tests/servers
 MAIL=$FIX/poll/mail.py
 KEY=0123456789abcdef0123456789abcdef
 mkdir -p "$T/nocerts" "$T/msg"
 
-# start_dovecot NAME: a Dovecot without TLS in $T/NAME (the Maildir kept across restarts);
-# sets IMAP_PORT and DC_PID.
-start_dovecot() {
-	local d=$T/$1 i
-	rm -f "$d/ports"
-	sg_bg "$SRV/dovecot.sh" "$d" --no-tls --certs "$T/nocerts" >/dev/null 2>>"$d.log"
-	DC_PID=$!
-	for i in $(seq 100); do [ -s "$d/ports" ] && break; sleep 0.1; done
-	read -r IMAP_PORT _ <"$d/ports"
-	wait_port "$IMAP_PORT"
-}
 stop_server() { # PID PORT: stop a server and wait until its port is closed
 	local i
 	kill "$1" 2>/dev/null
@@ -41,16 +29,6 @@ where() {
 count() {
 	doveadm -c "$T/dc/dovecot.conf" mailbox status -u u messages "$1" 2>/dev/null |
 		sed -n 's/.*messages=//p'
-}
-# start_capture NAME [options]: sets CAP_PORT and CAP_PID.
-start_capture() {
-	local d=$T/$1 i; shift
-	rm -rf "$d"; mkdir -p "$d"
-	sg_bg $PY "$SRV/smtp_capture.py" "$d" "$@" >/dev/null 2>"$d.log"
-	CAP_PID=$!
-	for i in $(seq 100); do [ -s "$d/port" ] && break; sleep 0.1; done
-	CAP_PORT=$(cat "$d/port" 2>/dev/null)
-	wait_port "$CAP_PORT"
 }
 captured() { ls "$T/$1"/*.eml 2>/dev/null | wc -l; }
 reports_for() { grep -l "^In-Reply-To: <$2>" "$T/$1"/*.eml 2>/dev/null | wc -l; }
@@ -73,7 +51,7 @@ rec_of() { printf '%s\n' "$1" | jq -c "select(.message_id == \"$2\")"; }
 wh() { sg warehouses list --dealer D1 --format csv; }
 rem() { sg remains export --dealer D1 --format csv; }
 
-start_dovecot dc
+start_dovecot dc --no-tls
 start_capture cap-ok
 config
 check "dealer and user" setup_dealer D1 $KEY dealer@shop.example
@@ -252,7 +230,7 @@ is "$out" "" "IMAP server down: no record"
 like "$(cat "$T/err")" "127.0.0.1:$IMAP_PORT" "IMAP server down: the error names the server"
 sg status >"$T/status" 2>&1; rc=$?
 is "$rc" 69 "IMAP server down: status exits 69"
-start_dovecot dc
+start_dovecot dc --no-tls
 config
 out=$(sg poll 2>"$T/err"); rc=$?
 is "$rc/$(jf "$out" .outcome)" "0/applied" "IMAP server back: the waiting message is applied"
@@ -277,7 +255,7 @@ wait "$poller"; rc=$?
 n1=$(grep -c . "$T/mid1")
 is "$rc" 75 "IMAP server stopped mid-poll: exit 75"
 check "IMAP server stopped mid-poll: some handled ($n1), not all" test "$n1" -ge 3 -a "$n1" -lt 80
-start_dovecot dc
+start_dovecot dc --no-tls
 config
 sg poll >"$T/mid2" 2>"$T/mid2.err"; rc=$?
 is "$rc" 0 "IMAP server back: the next poll exits 0"

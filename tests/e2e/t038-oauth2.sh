@@ -23,17 +23,8 @@ sg_bg $PY "$SRV/oauth2_introspect.py" "$T/introspect" --token "$TOKEN" --user u 
 for i in $(seq 100); do [ -s "$T/introspect/port" ] && break; sleep 0.1; done
 INTRO_PORT=$(cat "$T/introspect/port")
 check "introspection endpoint up" wait_port "$INTRO_PORT"
+INTRO=http://127.0.0.1:$INTRO_PORT/introspect
 
-# start_dovecot NAME [options…]: sets IMAP_PORT.
-start_dovecot() {
-	local d=$T/$1; shift
-	sg_bg "$SRV/dovecot.sh" "$d" --certs "$CERTS" --no-tls \
-		--oauth2 "http://127.0.0.1:$INTRO_PORT/introspect" "$@" >/dev/null 2>"$d.log"
-	local i
-	for i in $(seq 100); do [ -s "$d/ports" ] && break; sleep 0.1; done
-	read -r IMAP_PORT _ <"$d/ports"
-	wait_port "$IMAP_PORT"
-}
 inject() { doveadm -c "$T/$1/dovecot.conf" save -u u -m "${3:-INBOX}" <"$2"; }
 # PLAIN u:p still works beside the oauth2 passdb: the helpers look with it.
 uids() {
@@ -52,7 +43,7 @@ imap_config() { # [extra source lines]
 logins() { grep -c "Login: user=<u>, method=$2" "$T/$1/dovecot.log"; }
 
 # --- IMAP, a server offering XOAUTH2 only (as Outlook.com) ---
-start_dovecot xo --oauth2-mechs xoauth2
+start_dovecot xo --no-tls --oauth2 "$INTRO" --oauth2-mechs xoauth2
 imap_config "oauth2_token_command = cat $TOKFILE"
 check "dealer and user" setup_dealer D1 $KEY dealer@shop.example
 like "$(curl -s "imap://127.0.0.1:$IMAP_PORT" -X CAPABILITY | tr -d '\r')" "AUTH=XOAUTH2" \
@@ -93,7 +84,7 @@ is "$rc" 0 "IMAP XOAUTH2, token fixed: poll exits 0"
 is "$(jf "$out" .source)" "imap:INBOX/2" "IMAP XOAUTH2, token fixed: the waiting message handled"
 
 # --- IMAP, a server offering XOAUTH2 and OAUTHBEARER (as Gmail) ---
-start_dovecot both
+start_dovecot both --no-tls --oauth2 "$INTRO"
 imap_config "oauth2_token_command = cat $TOKFILE"
 inject both "$FIX/mail/03-gmail-remains.eml"
 out=$(sg poll 2>"$T/err"); rc=$?
@@ -105,17 +96,6 @@ is "$(uids Processed | wc -w)" 1 "IMAP, both mechanisms offered: moved"
 is "$(logins both XOAUTH2) $(logins both OAUTHBEARER)" "1 0" \
 	"IMAP, both mechanisms offered: XOAUTH2 used, not OAUTHBEARER"
 
-# --- SMTP XOAUTH2 ---
-# start_capture NAME [options…]: sets CAP_PORT.
-start_capture() {
-	local d=$T/$1; shift
-	rm -rf "$d"; mkdir -p "$d"
-	sg_bg $PY "$SRV/smtp_capture.py" "$d" "$@" >/dev/null 2>"$d.log"
-	local i
-	for i in $(seq 100); do [ -s "$d/port" ] && break; sleep 0.1; done
-	CAP_PORT=$(cat "$d/port" 2>/dev/null)
-	wait_port "$CAP_PORT"
-}
 smtp_config() { # [extra report lines]
 	{
 		printf '[store]\npath = %s/stockgate.db\n\n' "$T"
