@@ -35,8 +35,9 @@ const char *sg_row_status_name(sg_row_status s)
 
 const sg_batch_kind *sg_batch_kind_find(const char *name)
 {
-	/* price and rental join this table when their files land. */
-	static const sg_batch_kind *const kinds[] = { &sg_batch_vin, &sg_batch_frame };
+	/* price joins this table when its file lands. */
+	static const sg_batch_kind *const kinds[] = { &sg_batch_vin, &sg_batch_frame,
+						      &sg_batch_rental };
 
 	for (size_t i = 0; i < G_N_ELEMENTS(kinds); i++)
 		if (strcmp(kinds[i]->name, name) == 0)
@@ -224,7 +225,7 @@ static double mono_now(void)
 
 typedef struct job job;
 
-typedef struct {
+typedef struct brow {
 	sg_batch_row pub;
 	long index;         /* in job->rows */
 	char **cells;       /* input cells as read, NULL-terminated (g_strfreev) */
@@ -246,6 +247,11 @@ typedef struct {
 	struct curl_slist *headers;
 	char *retry_after;
 	bool dirty; /* journal needs writing */
+	/* A kind's sequence (rental's ra): the neighbours of the row in file order, and whether
+	 * it waits for the one before it to end ok. */
+	struct brow *seq_prev, *seq_next;
+	bool held;
+	char *note; /* why a held row was not sent */
 } brow;
 
 struct job {
@@ -293,10 +299,12 @@ static void brow_free(gpointer p)
 	g_free(r->pub.error);
 	g_strfreev(r->cells);
 	g_free(r->invalid);
+	g_free(r->note);
 	g_free(r->prev_state);
 	g_free(r->prev_answer);
 	g_free(r->call.url);
 	g_free(r->call.body);
+	g_free(r->call.header);
 	if (r->body)
 		g_byte_array_unref(r->body);
 	g_free(r->retry_after);
@@ -638,11 +646,15 @@ static void schedule(job *j, brow *r, double delay)
 	g_ptr_array_add(j->waits, r);
 }
 
+static void seq_release(job *j, brow *r);
+
 static void row_gone(job *j, brow *r)
 {
 	if (!r->gone) {
 		r->gone = true;
 		j->finished++;
+		if (r->seq_next)
+			seq_release(j, r);
 	}
 }
 
@@ -684,9 +696,12 @@ static sg_status start_call(job *j, brow *r)
 					? r->call.content_type : "application/json");
 		r->headers = curl_slist_append(NULL, ct);
 		r->headers = curl_slist_append(r->headers, "Expect:");
-		curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
 		curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->call.body);
 	}
+	if (r->call.header)
+		r->headers = curl_slist_append(r->headers, r->call.header);
+	if (r->headers)
+		curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
 	r->active = true;
 	j->active++;
 	j->sum->calls++;
@@ -765,6 +780,7 @@ static void advance(job *j, brow *r)
 {
 	g_clear_pointer(&r->call.url, g_free);
 	g_clear_pointer(&r->call.body, g_free);
+	g_clear_pointer(&r->call.header, g_free);
 	memset(&r->call, 0, sizeof(r->call));
 	r->attempts = 0;
 	r->charged_now = false;
@@ -775,6 +791,68 @@ static void advance(job *j, brow *r)
 		return;
 	}
 	g_queue_push_tail(&j->ready, r);
+}
+
+/* A row of a sequence ended in this run: the next one goes now, fails unsent when this one
+ * failed, or keeps waiting when this one's outcome is unknown or it is still under way. */
+static void seq_release(job *j, brow *r)
+{
+	brow *n = r->seq_next;
+
+	if (!n->held || j->stopping)
+		return;
+	if (state_is(r, "ok")) {
+		n->held = false;
+		j->total_work++;
+		advance(j, n);
+	} else if (state_is(r, "failed")) {
+		n->held = false;
+		j->total_work++;
+		fail_row(j, n, "not sent: row %ld for the same %s failed", r->pub.line,
+			 j->kind->sequence);
+	}
+}
+
+/* The rows of each value of the kind's sequence column, chained in file order; from the
+ * journal, a row runs when the one before it ended ok, fails unsent when that one is invalid or
+ * failed, and waits otherwise (seq_release lets it go when that one ends). */
+static void sequence_rows(job *j)
+{
+	size_t col = (size_t)-1;
+	g_autoptr(GHashTable) last = NULL;
+
+	for (size_t c = 0; j->kind->sequence && c < j->kind->ncolumns; c++)
+		if (strcmp(j->kind->columns[c].name, j->kind->sequence) == 0)
+			col = c;
+	if (col == (size_t)-1)
+		return;
+	last = g_hash_table_new(g_str_hash, g_str_equal);
+	for (guint i = 0; i < j->rows->len; i++) {
+		brow *r = j->rows->pdata[i], *p;
+		const char *key = r->pub.vals[col];
+
+		if (r->leader >= 0 || *key == 0)
+			continue;
+		p = g_hash_table_lookup(last, key);
+		g_hash_table_insert(last, (gpointer)key, r);
+		if (p == NULL)
+			continue;
+		r->seq_prev = p;
+		p->seq_next = r;
+		if (r->invalid || r->pub.state)
+			continue;
+		if (p->invalid)
+			fail_row(j, r, "not sent: row %ld for the same %s is invalid", p->pub.line,
+				 j->kind->sequence);
+		else if (state_is(p, "failed"))
+			fail_row(j, r, "not sent: row %ld for the same %s failed", p->pub.line,
+				 j->kind->sequence);
+		else if (!state_is(p, "ok")) {
+			r->held = true;
+			r->note = g_strdup_printf("not sent: waits for row %ld (same %s)", p->pub.line,
+						  j->kind->sequence);
+		}
+	}
 }
 
 static void on_done(job *j, brow *r, CURLcode rc)
@@ -819,6 +897,14 @@ static void on_done(job *j, brow *r, CURLcode rc)
 		row_gone(j, r);
 		return;
 	}
+	if (http >= 500 && r->call.once && r->charged_now) {
+		/* The service took the request and failed somewhere: it may have acted. */
+		log_warnx("%s:%ld: %s: HTTP %ld: outcome unknown (not retried; see --retry-unknown)",
+			  j->input_name, r->pub.line, r->call.what, http);
+		r->charged_now = false;
+		row_gone(j, r);
+		return;
+	}
 	if (http == 429 || http >= 500) {
 		g_autofree char *why = g_strdup_printf("%s: HTTP %ld", r->call.what, http);
 		if (http == 429 && ra > 0)
@@ -860,6 +946,7 @@ static void on_done(job *j, brow *r, CURLcode rc)
 		}
 		g_clear_pointer(&r->call.url, g_free);
 		g_clear_pointer(&r->call.body, g_free);
+		g_clear_pointer(&r->call.header, g_free);
 		memset(&r->call, 0, sizeof(r->call));
 		r->charged_now = false;
 		if (!j->kind->next(j->conn.state, &r->pub, &r->call)) {
@@ -878,6 +965,45 @@ static void on_done(job *j, brow *r, CURLcode rc)
 			set_state(r, r->prev_state, r->prev_answer);
 		stop_job(j, "the service refused access: %s (check [%s] in the config and the "
 			 "account)", r->pub.error ? r->pub.error : "", j->conn.section);
+		row_gone(j, r);
+		break;
+	case SG_STEP_RENEW: {
+		g_autofree char *e = NULL;
+
+		if (j->kind->login == NULL ||
+		    j->kind->login(j->conn.state, &j->conn, &r->pub, j->o->timeout,
+				   j->o->connect_timeout, &e) != SG_OK) {
+			if (was_charged)
+				set_state(r, r->prev_state, r->prev_answer);
+			stop_job(j, "%s", e ? e : "the service refused the session");
+			row_gone(j, r);
+			break;
+		}
+		/* The refused call did not act: it goes again with the new session, still
+		 * journalled "sent" (attempts > 0: not journalled again; unsend restores). */
+		g_clear_pointer(&r->call.url, g_free);
+		g_clear_pointer(&r->call.body, g_free);
+		g_clear_pointer(&r->call.header, g_free);
+		memset(&r->call, 0, sizeof(r->call));
+		if (!j->kind->next(j->conn.state, &r->pub, &r->call)) {
+			if (was_charged)
+				set_state(r, r->prev_state, r->prev_answer);
+			row_gone(j, r);
+			break;
+		}
+		r->charged_now = was_charged;
+		r->attempts = 1;
+		g_queue_push_tail(&j->ready, r);
+		break;
+	}
+	case SG_STEP_UNKNOWN:
+		if (!state_is(r, "sent")) {
+			fail_row(j, r, "%s", r->pub.error ? r->pub.error : "no usable answer");
+			break;
+		}
+		log_warnx("%s:%ld: %s: %s: outcome unknown (not retried; see --retry-unknown)",
+			  j->input_name, r->pub.line, r->call.what,
+			  r->pub.error ? r->pub.error : "the service failed");
 		row_gone(j, r);
 		break;
 	}
@@ -1092,6 +1218,10 @@ static sg_row_status row_status(const job *j, const brow *r, const char **error,
 			 "--retry-unknown";
 		return SG_ROW_UNKNOWN;
 	}
+	if (r->held && r->pub.state == NULL && r->seq_prev) {
+		*error = r->note;
+		return SG_ROW_PENDING;
+	}
 	if (j->o->dry_run)
 		*error = r->pub.state ? "under way (dry run)" : "not sent (dry run)";
 	else if (r->pub.state)
@@ -1234,6 +1364,18 @@ static sg_status output(job *j, char **err)
 
 /* ---- the run ---------------------------------------------------------------------------- */
 
+/* Whether some row has a call to make in this run. */
+static bool has_work(const job *j)
+{
+	for (guint i = 0; i < j->rows->len; i++) {
+		const brow *r = j->rows->pdata[i];
+		if (!(r->invalid || r->leader >= 0 || finished(r) || r->held ||
+		      (state_is(r, "sent") && !j->o->retry_unknown)))
+			return true;
+	}
+	return false;
+}
+
 sg_status sg_batch_run(const sg_batch_kind *kind, const sg_config *cfg, sg_store *store,
 		       const sg_batch_opts *o, sg_batch_summary *sum, char **err)
 {
@@ -1271,10 +1413,20 @@ sg_status sg_batch_run(const sg_batch_kind *kind, const sg_config *cfg, sg_store
 	j->db = sg_store_db(store);
 	if ((st = journal_init(j, err)) != SG_OK || (st = journal_load(j, err)) != SG_OK)
 		goto out;
+	sequence_rows(j);
+	if (kind->login && !o->dry_run && has_work(j)) {
+		/* The run's session (rental's token) before any call is built; a refusal stops
+		 * the job before it starts. */
+		g_autofree char *e = NULL;
+		curl_global_init(CURL_GLOBAL_DEFAULT);
+		if (kind->login(j->conn.state, &j->conn, NULL, o->timeout, o->connect_timeout, &e) !=
+		    SG_OK)
+			stop_job(j, "%s", e ? e : "the service refused the session");
+	}
 
 	for (guint i = 0; i < j->rows->len; i++) {
 		brow *r = j->rows->pdata[i];
-		if (r->invalid || r->leader >= 0 || finished(r))
+		if (r->invalid || r->leader >= 0 || finished(r) || r->held)
 			continue;
 		if (state_is(r, "sent") && !o->retry_unknown)
 			continue;

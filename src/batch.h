@@ -58,6 +58,10 @@ typedef struct {
 	bool charged;             /* costs money: journalled "sent" (committed) before it is made,
 	                           * and never made again when its outcome is unknown */
 	const char *what;         /* static step name for logs: "submit", "setqueue", … */
+	char *header;             /* one more request header ("Authorization: Bearer …"), or
+	                           * NULL; it carries a secret and is never logged; engine frees */
+	bool once;                /* acts on the world (a contract starts): once the request may
+	                           * have reached the service, a 5xx is unknown too, not retried */
 } sg_batch_call;
 
 /* What a kind makes of an answer. It may change row->state and row->answer: the engine journals
@@ -68,6 +72,10 @@ typedef enum {
 	SG_STEP_WAIT,  /* not ready yet: ask next() again after the poll interval */
 	SG_STEP_RETRY, /* a transient error: the same call again after a backoff */
 	SG_STEP_STOP,  /* the service refused our credentials or access: stop the whole job */
+	SG_STEP_RENEW, /* the session expired before the call acted: kind->login renews it and
+	                * the row is sent again (still journalled "sent") */
+	SG_STEP_UNKNOWN, /* the service failed after it took the call: the row stays "sent"
+	                  * (unknown), never called again by itself */
 } sg_step;
 
 /* The connection of a kind, filled by its open(). */
@@ -84,6 +92,10 @@ typedef struct sg_batch_kind {
 	size_t ncolumns;
 	const char *const *result_columns; /* NULL-terminated; keys of the "ok" answer object */
 	bool polls; /* has WAIT steps: --max-wait and --poll-interval apply */
+	/* A column whose equal values make a sequence (rental's ra): its rows run strictly in file
+	 * order, one at a time, and a row after a failed or invalid one is failed unsent. NULL:
+	 * every row runs on its own. */
+	const char *sequence;
 
 	/* Checks the config section (url and secret): SG_ECONFIG naming the setting. */
 	sg_status (*open)(const sg_config *cfg, sg_batch_conn *conn, char **err);
@@ -97,10 +109,17 @@ typedef struct sg_batch_kind {
 	/* Reads an answer with HTTP status 2xx or 4xx other than 401/402/403/429 (the engine
 	 * handles those, 5xx and transport errors itself). body is NUL-terminated. */
 	sg_step (*answer)(void *state, sg_batch_row *row, long http, const char *body, size_t len);
+	/* Optional: a kind with a session (rental's token) opens it before the first call of a
+	 * run (stale NULL), and renews it after answer() said SG_STEP_RENEW for stale. It blocks
+	 * (one call, with its own few retries). SG_OK: calls go on; else the job stops with *err,
+	 * which names the setting and never holds the secret. */
+	sg_status (*login)(void *state, const sg_batch_conn *conn, const sg_batch_row *stale,
+			   double timeout, double connect_timeout, char **err);
 } sg_batch_kind;
 
 extern const sg_batch_kind sg_batch_vin;
 extern const sg_batch_kind sg_batch_frame;
+extern const sg_batch_kind sg_batch_rental;
 /* The kind of a name, or NULL. */
 const sg_batch_kind *sg_batch_kind_find(const char *name);
 
@@ -186,6 +205,11 @@ void *sg_batch_easy_new(const sg_batch_conn *conn, double timeout, double connec
 char *sg_batch_redact_url(const char *url);
 /* The JSON-escaped string of s for building request bodies; g_free. */
 char *sg_batch_json_str(const char *s);
+/* Reads a PILOT contracts answer {code, odo, message} (seed 003): SG_OK with *code, and *odo
+ * and *message (g_free; "" when absent), or SG_EDATA with *err naming what is wrong (not JSON,
+ * no code). code may come as a number or a numeric string, odo as a string or a number. */
+sg_status sg_batch_rental_parse(const char *body, size_t len, long *code, char **odo,
+				char **message, char **err);
 
 /* ---- jobs by e-mail (SPEC 9, last bullet) ------------------------------------------------ */
 

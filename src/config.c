@@ -136,6 +136,7 @@ static const struct keydef rental_keys[] = {
 	{ "login", K_STR, F(rental.login), 0, 0 },
 	{ "password", K_SECRET, F(rental.password), 0, 0 },
 	{ "password_file", K_SECRET_FILE, F(rental.password), 0, 0 },
+	{ "time_zone", K_STR, F(rental.time_zone), 0, 0 },
 	TLS_KEYS(rental),
 	{ NULL, 0, 0, 0, 0 },
 };
@@ -257,6 +258,7 @@ void sg_config_free(sg_config *c)
 	g_free(c->rental.url);
 	g_free(c->rental.login);
 	free_secret(c->rental.password);
+	g_free(c->rental.time_zone);
 	tls_free(&c->rental.tls);
 	g_free(c);
 }

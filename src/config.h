@@ -72,7 +72,7 @@ typedef struct {
 	struct { char *url, *token; sg_tls tls; } vin;
 	struct { char *url, *key; sg_tls tls; } frame;
 	struct { char *url, *s_sn; sg_tls tls; } price;
-	struct { char *url, *login, *password; sg_tls tls; } rental;
+	struct { char *url, *login, *password, *time_zone; sg_tls tls; } rental;
 } sg_config;
 
 /*
