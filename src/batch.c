@@ -855,6 +855,21 @@ static void sequence_rows(job *j)
 	}
 }
 
+/* A kind with a session builds its call again as it goes out, so that a session renewed while
+ * the row waited in the queue reaches it (else every queued row would be refused once). */
+static bool rebuild_call(job *j, brow *r)
+{
+	g_clear_pointer(&r->call.url, g_free);
+	g_clear_pointer(&r->call.body, g_free);
+	g_clear_pointer(&r->call.header, g_free);
+	memset(&r->call, 0, sizeof(r->call));
+	if (j->kind->next(j->conn.state, &r->pub, &r->call))
+		return true;
+	unsend(r);
+	row_gone(j, r);
+	return false;
+}
+
 static void on_done(job *j, brow *r, CURLcode rc)
 {
 	long http = 0;
@@ -993,7 +1008,8 @@ static void on_done(job *j, brow *r, CURLcode rc)
 		}
 		r->charged_now = was_charged;
 		r->attempts = 1;
-		g_queue_push_tail(&j->ready, r);
+		/* First in line: it is journalled "sent" and should not wait behind new rows. */
+		g_queue_push_head(&j->ready, r);
 		break;
 	}
 	case SG_STEP_UNKNOWN:
@@ -1101,6 +1117,8 @@ static sg_status run_calls(job *j, char **err)
 					       1.0 / j->o->rate;
 			}
 			brow *r = g_queue_pop_head(&j->ready);
+			if (j->kind->login && !rebuild_call(j, r))
+				continue;
 			if (r->call.charged && r->attempts == 0) {
 				/* Journalled "sent" (again, for --retry-unknown) before it is made;
 				 * what was there comes back if the service surely did not take it. */

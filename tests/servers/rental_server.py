@@ -17,10 +17,12 @@ commands are POSTs with "Authorization: Bearer TOKEN"; a token serves --token-ca
   stop   3 for an unknown ra (a stop before its start), 19 for an ended one, 12 without a
          good end_location, else 0 (the contract ends).
 
-Test hooks (see vin_server.py for the shared faults: 429, 500, 503, 401, hang, drop, drop_after):
+Test hooks (see vin_server.py for the shared faults: 429, 500, 503, 401, hang, drop, drop_after;
+they spare generate_token unless {"set_fault_token": true}):
   GET  /_stats    requests, token_calls, refused (code 4 answers), starts and stops (requests
                   per ra that reached the contract logic), order (the commands per ra in the
-                  order they were taken), max_starts, max_stops, contracts (ra → state), log
+                  order they were taken), max_starts, max_stops, contracts (ra → state),
+                  last (ra → cmd → the last request body taken), tokens (every one issued), log
   POST /_control  also {"set_code500": N} (the next N contract calls act, then answer code
                   500), {"set_bad_tokens": true} (tokens are generated but never accepted),
                   {"set_stop_code": 6 or 7} (every contract call answers it), {"set_token_calls": N}
@@ -51,6 +53,14 @@ def good_location(loc):
 
 
 class RentalHandler(Handler):
+    def faultable(self, body):
+        if self.state.fault_token:
+            return True
+        try:
+            return json.loads(body or b"{}").get("cmd") != "generate_token"
+        except (ValueError, AttributeError):
+            return True
+
     def answer(self, code, message="", odo="0"):
         self.reply(200, {"code": code, "odo": odo, "message": message or ("Success" if code == 0 else "Error %d" % code)})
 
@@ -77,6 +87,7 @@ class RentalHandler(Handler):
             tok = secrets.token_hex(16)
             with st.lock:
                 st.tokens[tok] = st.token_calls
+                st.extra["tokens"].append(tok)
             self.answer(0, tok)
             return
         if method != "POST" or cmd not in ("start", "update", "stop"):
@@ -122,6 +133,7 @@ class RentalHandler(Handler):
             return 11, "0"
         ra = str(req["ra"])
         x["order"].setdefault(ra, []).append(cmd)
+        x["last"].setdefault(ra, {})[cmd] = req
         c = st.contracts.get(ra)
         if cmd == "start":
             x["starts"][ra] = x["starts"].get(ra, 0) + 1
@@ -193,9 +205,9 @@ def main(argv):
             sys.exit("rental_server.py: unknown option " + a)
         i += 2
     st.tokens, st.contracts, st.cars, st.odo = {}, {}, {}, {}
-    st.code500, st.bad_tokens, st.stop_code = 0, False, 0
+    st.code500, st.bad_tokens, st.stop_code, st.fault_token = 0, False, 0, False
     st.extra.update({"token_calls": 0, "refused": 0, "starts": {}, "stops": {}, "order": {},
-                     "max_starts": 0, "max_stops": 0, "contracts": {}})
+                     "max_starts": 0, "max_stops": 0, "contracts": {}, "last": {}, "tokens": []})
     serve(RentalHandler, st, port)
 
 
