@@ -232,9 +232,11 @@ is "$(stats | jq -r '.starts["7702"]')/$(cut -d, -f11 "$T/f2b.out" | tail -n +2 
 	"--retry-unknown sends an unknown start again (the operator's choice), then its stop"
 sed "/^\[rental\]/,\$ s|^url = .*|url = http://127.0.0.1:$(free_port)/backend/app/contracts.php|" "$CONF" >"$T/down.conf"
 chmod 600 "$T/down.conf"
-"$STOCKGATE" -c "$T/down.conf" batch rental "$T/f1.csv" >"$T/d.out" 2>"$T/d.err"; rc=$?
+pair 7705 "$T/f5.csv"
+"$STOCKGATE" -c "$T/down.conf" batch rental "$T/f5.csv" >"$T/d.out" 2>"$T/d.err"; rc=$?
 is "$rc" 75 "a service that cannot be reached: exit 75"
 like "$(cat "$T/d.err")" "generate_token: (Couldn't|Could not) connect" "the connect failure is named"
+is "$(cut -d, -f11 "$T/d.out" | tail -n +2 | tr '\n' ' ')" "pending pending " "and the rows stay pending, not unknown"
 
 # 6. A refused login or a fresh token refused stops the job at once.
 printf '%s\n' wrong-password >"$T/pass"
