@@ -171,4 +171,8 @@ verdict "(c) peak RSS of process" "$RSS" 100 " MB" lt
 # (d) batch throughput: 1,000 VIN rows at concurrency 16 against the emulator with 100 ms
 # latency, over the ideal 1000 x 0.1 / 16 s (target <= 1.2).
 BUILD=${BUILD:-build} "$(dirname "$0")/batch-vin.sh" 2>&1 | sed 's/^/(d) /' || true
+
+# (e) rental throughput: 1,000 rows over 250 contracts of 4 commands at concurrency 16, 100 ms
+# latency, over the ideal the per-contract order allows (target <= 1.3).
+BUILD=${BUILD:-build} "$(dirname "$0")/batch-rental.sh" 2>&1 | sed 's/^/(e) /' || true
 exit 0

@@ -1,5 +1,5 @@
-/* fuzz-batch.c: libFuzzer target for the vendor services' answers (outside input) as the VIN
- * and frame kinds read them, in each state a row can be in; and for their row validators. */
+/* fuzz-batch.c: libFuzzer target for the vendor services' answers (outside input) as the VIN,
+ * frame and rental kinds read them, in each state a row can be in; and for their row validators. */
 
 #include <stdint.h>
 #include <string.h>
@@ -8,8 +8,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const sg_batch_kind *const kinds[] = {&sg_batch_vin, &sg_batch_frame};
-static void *states[2];
+static const sg_batch_kind *const kinds[] = {&sg_batch_vin, &sg_batch_frame, &sg_batch_rental};
+static void *states[G_N_ELEMENTS(kinds)];
 static sg_config *cfg; /* the kinds borrow from it for the life of the process */
 
 static void open_kinds(void)
@@ -24,7 +24,11 @@ static void open_kinds(void)
 	cfg->vin.token = g_strdup("fuzz-token");
 	cfg->frame.url = g_strdup("http://127.0.0.1:9/reportrequestframe.ashx");
 	cfg->frame.key = g_strdup("867983b5-d66d-44d7-b440-5bd00b0b8203");
-	for (int k = 0; k < 2; k++) {
+	cfg->rental.url = g_strdup("http://127.0.0.1:9/backend/app/contracts.php");
+	cfg->rental.login = g_strdup("fuzz");
+	cfg->rental.password = g_strdup("fuzz-password");
+	cfg->rental.time_zone = g_strdup("Europe/Moscow");
+	for (size_t k = 0; k < G_N_ELEMENTS(kinds); k++) {
 		sg_batch_conn conn = {0};
 		if (kinds[k]->open(cfg, &conn, NULL) == SG_OK)
 			states[k] = conn.state;
@@ -39,8 +43,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 3)
 		return 0;
 	open_kinds();
-	const sg_batch_kind *kind = kinds[data[0] & 1];
-	void *state = states[data[0] & 1];
+	const sg_batch_kind *kind = kinds[data[0] % G_N_ELEMENTS(kinds)];
+	void *state = states[data[0] % G_N_ELEMENTS(kinds)];
 	g_autofree char *body = g_strndup((const char *)data + 3, size - 3);
 	sg_batch_row row = {.line = 2};
 
@@ -58,6 +62,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		row.answer = (data[1] & 4) ? g_strdup("{\"id\":\"12345\"}") : NULL;
 		row.phase = (data[1] >> 3) & 3;
 		(void)kind->answer(state, &row, statuses[data[2] % 6], body, strlen(body));
+	}
+	{
+		/* The rental answer parser alone, on the raw bytes (NULs and all). */
+		long code;
+		char *odo = NULL, *msg = NULL, *e = NULL;
+		(void)sg_batch_rental_parse((const char *)data + 3, size - 3, &code, &odo, &msg, &e);
+		g_free(odo);
+		g_free(msg);
+		g_free(e);
 	}
 	g_strfreev(row.vals);
 	g_free(row.state);
