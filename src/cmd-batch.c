@@ -14,7 +14,7 @@
 #include "pipeline.h"
 
 static const char usage_text[] =
-	"usage: stockgate batch vin|frame INPUT.csv [-o OUT] [--concurrency N] [--rate R]\n"
+	"usage: stockgate batch vin|frame|rental INPUT.csv [-o OUT] [--concurrency N] [--rate R]\n"
 	"           [--dry-run] [--retry-unknown] [--format csv|json]\n"
 	"           [--max-wait D] [--poll-interval D]   (frame)\n"
 	"       stockgate batch vin --balance\n"
@@ -34,6 +34,9 @@ static const char usage_text[] =
 	"  --poll-interval D      frame: first delay between status checks (default 10s)\n"
 	"  --timeout D            one call's deadline (default 30s)\n"
 	"  --balance              vin: print the account balance\n"
+	"rental: a row is a contract command (cmd start|update|stop, ra, the seed's parameters;\n"
+	"start_lat/start_lon or start_address, end_* alike). Rows of one ra run in file order,\n"
+	"after a failed one the rest are not sent; a 5xx after a command was sent is unknown.\n"
 	"run-jobs advances the jobs accepted by e-mail once (as each poll does) and mails the\n"
 	"results of those that end; exit 0 when none is left under way, 75 otherwise.\n";
 
@@ -228,12 +231,12 @@ sg_status cmd_batch(sg_ctx *ctx, int argc, char **argv)
 		}
 	}
 	if (optind >= argc) {
-		log_error("batch: name a kind: vin or frame");
+		log_error("batch: name a kind: vin, frame or rental");
 		return sg_cmd_usage(usage_text, SG_EUSAGE);
 	}
 	kind = sg_batch_kind_find(argv[optind]);
 	if (kind == NULL) {
-		log_error("batch: '%s' is not a batch kind (vin, frame)", argv[optind]);
+		log_error("batch: '%s' is not a batch kind (vin, frame, rental)", argv[optind]);
 		return sg_cmd_usage(usage_text, SG_EUSAGE);
 	}
 	if (balance) {
