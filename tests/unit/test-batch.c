@@ -1,4 +1,5 @@
-/* test-batch.c: the batch kinds' row checks (VIN, frame number) and the engine's retry timing. */
+/* test-batch.c: the batch kinds' row checks (VIN, frame number, rental contract), the rental
+ * answer parser and the engine's retry timing. */
 #include <math.h>
 #include <stdlib.h>
 
@@ -187,6 +188,126 @@ static void test_frame(void)
 	}
 }
 
+/* A rental row from "name=value|name=value…": the validator's reason, and *ts its ts_expected. */
+static char *rental_row(const char *spec, char **ts)
+{
+	const sg_batch_kind *k = &sg_batch_rental;
+	char **vals = g_new0(char *, k->ncolumns + 1);
+	g_auto(GStrv) pairs = g_strsplit(spec, "|", -1);
+	const char *warning = NULL;
+	char *why;
+
+	for (size_t i = 0; i < k->ncolumns; i++)
+		vals[i] = g_strdup("");
+	for (char **p = pairs; *p; p++) {
+		char *eq = strchr(*p, '=');
+		for (size_t i = 0; eq && i < k->ncolumns; i++)
+			if (strncmp(k->columns[i].name, *p, (size_t)(eq - *p)) == 0 &&
+			    k->columns[i].name[eq - *p] == 0) {
+				g_free(vals[i]);
+				vals[i] = g_strdup(eq + 1);
+			}
+	}
+	why = k->validate(vals, &warning);
+	for (size_t i = 0; i < k->ncolumns; i++)
+		if (strcmp(k->columns[i].name, "ts_expected") == 0)
+			*ts = g_strdup(vals[i]);
+	g_strfreev(vals);
+	return why;
+}
+
+static void test_rental(void)
+{
+#define START "cmd=start|mva=111|ra=67890|plate_number=ABC123|driver_name=John|driver_phone=1|" \
+	      "te_expected=1644981600|start_address=Moscow|"
+	static const struct {
+		const char *row;
+		const char *reason; /* NULL: valid */
+		const char *ts;     /* ts_expected after validation, or NULL */
+	} t[] = {
+		{ START "ts_expected=1644927600", NULL, "1644927600" },
+		{ START "ts_expected=2022-02-15 15:20", NULL, "1644927600" },    /* Europe/Moscow */
+		{ START "ts_expected=15.02.2022 15:20:00", NULL, "1644927600" },
+		{ START "ts_expected=2022-02-15T12:20:00Z", NULL, "1644927600" },
+		{ START "ts_expected=2022-02-15T14:20:00+02:00", NULL, "1644927600" },
+		{ START "ts_expected=2022-02-15 13:20|time_zone=Europe/London", NULL, "1644931200" },
+		{ START "ts_expected=2022-02-30 10:00", "is not a Unix time", NULL },
+		{ START "ts_expected=tomorrow", "is not a Unix time", NULL },
+		{ START "ts_expected=1644927600|time_zone=Mars/Base", "not a time zone", NULL },
+		{ START "ts_expected=1644990000", "is before ts_expected", NULL },
+		{ START "ts_expected=1644927600|driver_sex=Ж", NULL, NULL },
+		{ START "ts_expected=1644927600|driver_sex=x", "driver_sex: 'x' is not m or f", NULL },
+		{ START "ts_expected=1644927600|mileage_limit=12.5", "mileage_limit: '12.5' is not a whole", NULL },
+		{ START "ts_expected=1644927600|mva=", "mva: empty", NULL },
+		{ "cmd=START|mva=1|ra=2|plate_number=A|driver_name=B|driver_phone=C|ts_expected=1|te_expected=2|start_lat=55,75|start_lon=37.6", NULL, "1" },
+		{ "cmd=start|mva=1|ra=2|plate_number=A|driver_name=B|driver_phone=C|ts_expected=1|te_expected=2|start_lat=55.75", "start_lat without start_lon", NULL },
+		{ "cmd=start|mva=1|ra=2|plate_number=A|driver_name=B|driver_phone=C|ts_expected=1|te_expected=2|start_lat=95|start_lon=1", "is not a latitude", NULL },
+		{ "cmd=start|mva=1|ra=2|plate_number=A|driver_name=B|driver_phone=C|ts_expected=1|te_expected=2", "start location: needs", NULL },
+		{ "cmd=stop|ra=67890|end_address=Ilino 2c", NULL, NULL },
+		{ "cmd=стоп|ra=67890|end_lat=1|end_lon=2", NULL, NULL },
+		{ "cmd=stop|ra=67890", "end location: needs", NULL },
+		{ "cmd=update|ra=67890|mileage_limit=2000", NULL, NULL },
+		{ "cmd=update|ra=67890", "nothing to update", NULL },
+		{ "cmd=update|ra=6789x|mileage_limit=1", "ra: '6789x' is not a whole number", NULL },
+		{ "cmd=begin|ra=1", "cmd: 'begin' is not start, update or stop", NULL },
+		{ "cmd=|ra=1", "cmd: empty", NULL },
+		{ "cmd=stop|ra=|end_address=x", "ra: empty", NULL },
+	};
+#undef START
+	g_autoptr(sg_config) cfg = sg_config_defaults();
+	sg_batch_conn conn = { 0 };
+
+	cfg->rental.url = g_strdup("https://pilot.example/backend/app/contracts.php");
+	cfg->rental.login = g_strdup("admin");
+	cfg->rental.password = g_strdup("secret");
+	cfg->rental.time_zone = g_strdup("Europe/Moscow");
+	OK(sg_batch_rental.open(cfg, &conn, NULL) == SG_OK, "rental: open with [rental] time_zone");
+	for (size_t i = 0; i < G_N_ELEMENTS(t); i++) {
+		g_autofree char *ts = NULL;
+		g_autofree char *why = rental_row(t[i].row, &ts);
+		if (t[i].reason == NULL)
+			OK(why == NULL, "rental row %zu valid (%s)", i, why ? why : "");
+		else
+			OK(why && strstr(why, t[i].reason), "rental row %zu: %s (want %s)", i,
+			   why ? why : "valid", t[i].reason);
+		if (t[i].ts)
+			IS(ts, t[i].ts, "rental row %zu: ts_expected in Unix seconds", i);
+	}
+	sg_batch_rental.close(conn.state);
+
+	static const struct {
+		const char *body;
+		long code;
+		const char *odo, *message; /* NULL odo: SG_EDATA */
+	} a[] = {
+		{ "{\"code\": 0, \"odo\": \"1233\", \"message\": \"Success\"}", 0, "1233", "Success" },
+		{ "{\"code\": \"22\", \"odo\": 1208607}", 22, "1208607", "" },
+		{ "{\"code\": 3, \"odo\": 12.5, \"message\": \"  Договор  \"}", 3, "12.5", "Договор" },
+		{ "{\"code\": 500}", 500, "", "" },
+		{ "{\"odo\": \"1\"}", -1, NULL, NULL },
+		{ "{\"code\": -1}", -1, NULL, NULL },
+		{ "{\"code\": 1.5}", -1, NULL, NULL },
+		{ "{\"code\": \"x\"}", -1, NULL, NULL },
+		{ "[0]", -1, NULL, NULL },
+		{ "<html>502</html>", -1, NULL, NULL },
+		{ "", -1, NULL, NULL },
+	};
+	for (size_t i = 0; i < G_N_ELEMENTS(a); i++) {
+		long code;
+		g_autofree char *odo = NULL, *msg = NULL, *e = NULL;
+		sg_status st = sg_batch_rental_parse(a[i].body, strlen(a[i].body), &code, &odo, &msg,
+						     &e);
+		if (a[i].odo == NULL) {
+			OK(st == SG_EDATA && e, "rental answer %zu refused: %s", i, e ? e : "");
+			continue;
+		}
+		OK(st == SG_OK && code == a[i].code, "rental answer %zu: code %ld", i, code);
+		IS(odo, a[i].odo, "rental answer %zu: odo", i);
+		IS(msg, a[i].message, "rental answer %zu: message", i);
+	}
+	OK(sg_batch_kind_find("rental") == &sg_batch_rental, "kind lookup: rental");
+}
+
 static void test_retry_after(void)
 {
 	const gint64 now = 1784800000; /* 2026-07-23T09:46:40Z */
@@ -269,6 +390,7 @@ int main(void)
 {
 	test_vin();
 	test_frame();
+	test_rental();
 	test_retry_after();
 	test_backoff();
 	test_misc();
