@@ -470,85 +470,37 @@ static void rental_close(void *state)
 	g_free(s);
 }
 
-typedef struct {
-	GByteArray *body;
-	char *retry_after;
-} token_reply;
-
-static size_t token_body(char *p, size_t size, size_t n, void *ud)
-{
-	token_reply *t = ud;
-
-	if (t->body->len + size * n > 65536)
-		return 0;
-	g_byte_array_append(t->body, (const guint8 *)p, (guint)(size * n));
-	return size * n;
-}
-
-static size_t token_header(char *p, size_t size, size_t n, void *ud)
-{
-	token_reply *t = ud;
-	size_t len = size * n;
-
-	if (len > 12 && g_ascii_strncasecmp(p, "Retry-After:", 12) == 0) {
-		g_free(t->retry_after);
-		t->retry_after = g_strstrip(g_strndup(p + 12, len - 12));
-	}
-	return len;
-}
-
 /* One generate_token call (a GET with a JSON body, as the seed sends it). *again: a transient
  * failure worth another try after *wait seconds (-1: backoff). */
 static sg_status token_call(rental_state *s, const sg_batch_conn *conn, double timeout,
 			    double connect_timeout, bool *again, double *wait, char **err)
 {
-	CURL *e = sg_batch_easy_new(conn, timeout, connect_timeout);
-	token_reply t = { g_byte_array_new(), NULL };
-	struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
 	g_autofree char *lq = sg_batch_json_str(s->login), *pq = sg_batch_json_str(s->password);
 	char *body = g_strdup_printf("{\"cmd\":\"generate_token\",\"login\":%s,\"password\":%s}",
 				     lq, pq);
-	g_autofree char *odo = NULL, *msg = NULL, *perr = NULL;
+	g_autofree char *answer = NULL, *odo = NULL, *msg = NULL, *e = NULL;
 	long http = 0, code;
-	CURLcode rc;
+	bool permanent;
 	sg_status st;
 
 	*again = false;
-	*wait = -1;
-	h = curl_slist_append(h, "Expect:");
-	curl_easy_setopt(e, CURLOPT_URL, s->url);
-	curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "GET");
-	curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, token_body);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, &t);
-	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, token_header);
-	curl_easy_setopt(e, CURLOPT_HEADERDATA, &t);
-	rc = curl_easy_perform(e);
-	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &http);
+	st = sg_batch_fetch(conn, "GET", body, NULL, timeout, connect_timeout, &http, &answer, wait,
+			    &permanent, &e);
 	explicit_bzero(body, strlen(body));
 	explicit_bzero(pq, strlen(pq));
 	g_free(body);
-	curl_easy_cleanup(e);
-	curl_slist_free_all(h);
-	g_byte_array_append(t.body, (const guint8 *)"", 1);
-
-	if (rc != CURLE_OK) {
-		/* generate_token changes nothing: any transport failure may be tried again, but a
-		 * certificate that does not verify will not get better. */
-		*again = rc != CURLE_PEER_FAILED_VERIFICATION && rc != CURLE_SSL_CACERT_BADFILE &&
-			 rc != CURLE_UNSUPPORTED_PROTOCOL && rc != CURLE_URL_MALFORMAT;
-		st = sg_fail(err, SG_ETEMP, "[rental] generate_token: %s", curl_easy_strerror(rc));
+	if (st != SG_OK) {
+		/* generate_token changes nothing: a failure on the way may be tried again. */
+		*again = !permanent;
+		st = sg_fail(err, SG_ETEMP, "[rental] generate_token: %s", e);
 	} else if (http == 401 || http == 403) {
 		st = sg_fail(err, SG_EUNAVAIL, "[rental] the service refused the login (HTTP %ld): "
 			     "check login and password_file", http);
 	} else if (http == 429 || http >= 500) {
 		*again = true;
-		*wait = sg_batch_retry_after(t.retry_after, sg_now());
 		st = sg_fail(err, SG_ETEMP, "[rental] generate_token: HTTP %ld", http);
-	} else if (sg_batch_rental_parse((const char *)t.body->data, t.body->len - 1, &code, &odo,
-					 &msg, &perr) != SG_OK) {
-		st = sg_fail(err, SG_EUNAVAIL, "[rental] generate_token: HTTP %ld: %s", http, perr);
+	} else if (sg_batch_rental_parse(answer, strlen(answer), &code, &odo, &msg, &e) != SG_OK) {
+		st = sg_fail(err, SG_EUNAVAIL, "[rental] generate_token: HTTP %ld: %s", http, e);
 	} else if (code == 4) {
 		st = sg_fail(err, SG_EUNAVAIL, "[rental] the service refused the login (code 4, %s): "
 			     "check login and password_file", code_words(s, 4));
@@ -566,12 +518,11 @@ static sg_status token_call(rental_state *s, const sg_batch_conn *conn, double t
 		s->gen++;
 		s->ok_in_gen = 0;
 		log_debug("batch rental: a new token (generation %d)", s->gen);
-		st = SG_OK;
 	}
 	if (msg)
 		explicit_bzero(msg, strlen(msg));
-	g_byte_array_unref(t.body);
-	g_free(t.retry_after);
+	if (answer)
+		explicit_bzero(answer, strlen(answer));
 	return st;
 }
 

@@ -725,6 +725,54 @@ static void end_call(job *j, brow *r)
 	j->active--;
 }
 
+sg_status sg_batch_fetch(const sg_batch_conn *conn, const char *method, const char *body,
+			 const char *header, double timeout, double connect_timeout, long *http,
+			 char **answer, double *retry_after, bool *permanent, char **err)
+{
+	/* A row of its own, so that the answer is read (and capped) as a job's are. */
+	brow r = { .body = g_byte_array_new() };
+	CURL *e = sg_batch_easy_new(conn, timeout, connect_timeout);
+	struct curl_slist *h = NULL;
+	CURLcode rc;
+
+	*http = 0;
+	*answer = NULL;
+	*retry_after = -1;
+	*permanent = false;
+	if (e == NULL) {
+		g_byte_array_unref(r.body);
+		return sg_fail(err, SG_EINTERNAL, "cannot set up a call");
+	}
+	h = curl_slist_append(h, "Content-Type: application/json");
+	h = curl_slist_append(h, "Expect:");
+	if (header)
+		h = curl_slist_append(h, header);
+	curl_easy_setopt(e, CURLOPT_URL, conn->url);
+	curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+	if (body)
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, &r);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header_line);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, &r);
+	rc = curl_easy_perform(e);
+	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, http);
+	curl_easy_cleanup(e);
+	curl_slist_free_all(h);
+	*retry_after = sg_batch_retry_after(r.retry_after, sg_now());
+	g_free(r.retry_after);
+	if (rc != CURLE_OK) {
+		*permanent = rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
+			     rc == CURLE_UNSUPPORTED_PROTOCOL || rc == CURLE_URL_MALFORMAT;
+		g_byte_array_unref(r.body);
+		return sg_fail(err, SG_ETEMP, "%s", curl_easy_strerror(rc));
+	}
+	g_byte_array_append(r.body, (const guint8 *)"", 1);
+	*answer = (char *)g_byte_array_free(r.body, FALSE);
+	return SG_OK;
+}
+
 /* Undoes the "sent" of a charged call the service surely did not carry out. */
 static void unsend(brow *r)
 {
@@ -775,13 +823,18 @@ static void retry(job *j, brow *r, const char *why, double retry_after, bool can
 	schedule(j, r, d);
 }
 
-/* The next call of a row in its state, or the row is done for this run. */
-static void advance(job *j, brow *r)
+static void call_clear(brow *r)
 {
 	g_clear_pointer(&r->call.url, g_free);
 	g_clear_pointer(&r->call.body, g_free);
 	g_clear_pointer(&r->call.header, g_free);
 	memset(&r->call, 0, sizeof(r->call));
+}
+
+/* The next call of a row in its state, or the row is done for this run. */
+static void advance(job *j, brow *r)
+{
+	call_clear(r);
 	r->attempts = 0;
 	r->charged_now = false;
 	if (finished(r) || j->stopping ||
@@ -859,10 +912,7 @@ static void sequence_rows(job *j)
  * the row waited in the queue reaches it (else every queued row would be refused once). */
 static bool rebuild_call(job *j, brow *r)
 {
-	g_clear_pointer(&r->call.url, g_free);
-	g_clear_pointer(&r->call.body, g_free);
-	g_clear_pointer(&r->call.header, g_free);
-	memset(&r->call, 0, sizeof(r->call));
+	call_clear(r);
 	if (j->kind->next(j->conn.state, &r->pub, &r->call))
 		return true;
 	unsend(r);
@@ -959,10 +1009,7 @@ static void on_done(job *j, brow *r, CURLcode rc)
 			row_gone(j, r);
 			break;
 		}
-		g_clear_pointer(&r->call.url, g_free);
-		g_clear_pointer(&r->call.body, g_free);
-		g_clear_pointer(&r->call.header, g_free);
-		memset(&r->call, 0, sizeof(r->call));
+		call_clear(r);
 		r->charged_now = false;
 		if (!j->kind->next(j->conn.state, &r->pub, &r->call)) {
 			row_gone(j, r);
@@ -996,10 +1043,7 @@ static void on_done(job *j, brow *r, CURLcode rc)
 		}
 		/* The refused call did not act: it goes again with the new session, still
 		 * journalled "sent" (attempts > 0: not journalled again; unsend restores). */
-		g_clear_pointer(&r->call.url, g_free);
-		g_clear_pointer(&r->call.body, g_free);
-		g_clear_pointer(&r->call.header, g_free);
-		memset(&r->call, 0, sizeof(r->call));
+		call_clear(r);
 		if (!j->kind->next(j->conn.state, &r->pub, &r->call)) {
 			if (was_charged)
 				set_state(r, r->prev_state, r->prev_answer);

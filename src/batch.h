@@ -201,6 +201,14 @@ double sg_batch_parse_seconds(const char *s);
 /* A curl easy handle set up for a vendor API call: TLS verified (plaintext only with tls off),
  * no redirects, no signals, timeouts. */
 void *sg_batch_easy_new(const sg_batch_conn *conn, double timeout, double connect_timeout);
+/* One blocking call outside a job's loop (a kind's login) to conn->url: method "GET" or "POST",
+ * a JSON body (a GET may carry one, as PILOT's generate_token does), one more header or NULL.
+ * SG_OK with *http and *answer (NUL-terminated, g_free), SG_ETEMP when the call failed on its
+ * way (*err says how; *permanent when TLS or the URL will not get better by trying again).
+ * *retry_after is the answer's Retry-After in seconds, -1 when none. */
+sg_status sg_batch_fetch(const sg_batch_conn *conn, const char *method, const char *body,
+			 const char *header, double timeout, double connect_timeout, long *http,
+			 char **answer, double *retry_after, bool *permanent, char **err);
 /* The URL cut before its query string, safe to log; g_free. */
 char *sg_batch_redact_url(const char *url);
 /* The JSON-escaped string of s for building request bodies; g_free. */
