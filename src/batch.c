@@ -1281,8 +1281,13 @@ static sg_row_status row_status(const job *j, const brow *r, const char **error,
 		return SG_ROW_UNKNOWN;
 	}
 	if (r->held && r->pub.state == NULL && r->seq_prev) {
+		/* Behind a row whose outcome is unknown it can only move with --retry-unknown: it
+		 * is unknown too (an e-mailed job ends); behind one under way it is pending. */
+		const brow *p = r->seq_prev;
+		while (p->held && p->seq_prev)
+			p = p->seq_prev;
 		*error = r->note;
-		return SG_ROW_PENDING;
+		return state_is(p, "sent") ? SG_ROW_UNKNOWN : SG_ROW_PENDING;
 	}
 	if (j->o->dry_run)
 		*error = r->pub.state ? "under way (dry run)" : "not sent (dry run)";
