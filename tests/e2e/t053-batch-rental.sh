@@ -301,6 +301,12 @@ sg user add nobody@shop.example --dealer D1 --role batch_vin >/dev/null 2>&1
 mail_lists "$T/m2.eml" nobody@shop.example rental "$T/mail.csv"
 rec=$(sg process "$T/m2.eml" 2>/dev/null)
 is "$(jf "$rec" '.outcome')" "rejected" "a user without batch_rental is refused"
+sed '/^\[rental\]/,$d' "$CONF" >"$T/norental.conf"
+chmod 600 "$T/norental.conf"
+mail_lists "$T/m3.eml" rent@shop.example "Re: rental" "$T/mail.csv"
+rec=$("$STOCKGATE" -c "$T/norental.conf" process "$T/m3.eml" 2>/dev/null)
+is "$(jf "$rec" '[.outcome, .reason] | join(" ")')" "failed unknown_method" \
+	"without a [rental] section a rental list fails unknown_method"
 
 # 9. Configuration errors name the setting.
 sed -i '/^login = /d' "$CONF"
