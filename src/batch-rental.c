@@ -327,6 +327,11 @@ static char *rental_validate(char **vals, const char **warning)
 		if (col_type[c] == T_INT && !is_int(vals[c]))
 			return g_strdup_printf("%s: '%s' is not a whole number",
 					       rental_columns[c].name, vals[c]);
+		if ((col_type[c] == T_INT || col_type[c] == T_TIME) && is_int(vals[c]))
+			/* One spelling a number ("067890" is 67890 and no JSON number): the same ra
+			 * is one contract, and the request stays valid JSON. */
+			set_val(vals, c, g_strdup_printf("%" G_GUINT64_FORMAT,
+							 g_ascii_strtoull(vals[c], NULL, 10)));
 		if (col_type[c] == T_TIME && !is_int(vals[c])) {
 			gint64 t = 0;
 			int r = parse_when(vals[c], tz, &t);
