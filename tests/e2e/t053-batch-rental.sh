@@ -276,7 +276,10 @@ is "$(grep -c ',ok,' "$T/u5.out")" $((rows - invalid - unsent)) "once fixed the 
 # 7. A windows-1251 list with ';' comes back in windows-1251 with ';'.
 printf 'cmd;mva;ra;plate_number;driver_name;driver_phone;ts_expected;te_expected;start_address\nstart;600;8001;Е001КХ;Мария;+7;1740812400;1740848400;Самара\n' |
 	iconv -f utf-8 -t cp1251 >"$T/w.csv"
-sg batch rental "$T/w.csv" -o "$T/w.out" 2>/dev/null
+sg -v -v batch rental "$T/w.csv" -o "$T/w.out" 2>"$T/w.err"
+like "$(cat "$T/w.err")" 'start POST' "a debug log of the run names its calls"
+unlike "$(cat "$T/w.err")" "$PASS|Bearer|$(stats | jq -r '.tokens | join("|")')" \
+	"even at debug level the password and the tokens are not logged"
 check "the output is windows-1251" sh -c "! iconv -f utf-8 -t utf-8 '$T/w.out' >/dev/null 2>&1"
 like "$(iconv -f cp1251 -t utf-8 "$T/w.out" | sed -n 2p)" '^start;600;8001;Е001КХ;Мария;.*;ok;;0;операция успешна;[0-9]+$' \
 	"the row as written, ok, with ';'"
