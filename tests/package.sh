@@ -51,6 +51,11 @@ done
 out=$(cd /lib/systemd/system && systemd-analyze verify --man=no $units 2>&1); rc=$?
 is "$rc" 0 "systemd-analyze verify accepts every installed unit"
 [ -n "$out" ] && printf '#   %s\n' "$out"
+# The shipped configuration names secret files the operator has not made yet: config check says so.
+/usr/bin/stockgate -c /etc/stockgate/stockgate.conf config check >"$T/cc.out" 2>"$T/cc.err"; rc=$?
+is "$rc" 78 "config check of the untouched configuration: 78"
+like "$(cat "$T/cc.err")" 'password_file' "… naming the missing password file"
+
 # The operator's edit survives a reinstall (a conffile is never overwritten).
 echo "# edited by the operator" >>/etc/stockgate/stockgate.conf
 check "dpkg -i again" dpkg -i "$DEB" >"$T/dpkg2.log" 2>&1
