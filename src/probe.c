@@ -355,16 +355,23 @@ static sg_status mirror_check(const sg_config *cfg, char **said, char **err)
 
 /* ---------------------------------------------------------------- vendor APIs */
 
-/* One free request to a kind's endpoint (POST when body is set). The URL may carry the key in
- * its query: messages name the redacted URL only. */
-static sg_status http_ask(const sg_batch_conn *conn, const char *url, const char *body,
-			  long *http, GString *answer, char **err)
+/* One free request to a kind's endpoint (POST when body is set), its section checked by the
+ * kind's own open(). The URL may carry the key in its query: messages name the redacted URL
+ * only. */
+static sg_status http_ask(const sg_batch_kind *kind, const sg_config *cfg, const char *url,
+			  const char *body, long *http, GString *answer, char **err)
 {
 	struct curl_slist *h = NULL;
 	char ebuf[CURL_ERROR_SIZE] = "";
-	CURL *e = sg_batch_easy_new(conn, HTTP_TIMEOUT, HTTP_CONNECT_TIMEOUT);
+	sg_batch_conn conn = { 0 };
+	sg_status st = kind->open(cfg, &conn, err);
+	CURL *e;
 	CURLcode rc;
 
+	if (st != SG_OK)
+		return st;
+	kind->close(conn.state);
+	e = sg_batch_easy_new(&conn, HTTP_TIMEOUT, HTTP_CONNECT_TIMEOUT);
 	if (!e)
 		return sg_fail(err, SG_EINTERNAL, "curl_easy_init failed");
 	curl_easy_setopt(e, CURLOPT_URL, url);
@@ -397,20 +404,16 @@ static const char *vin_off(const sg_config *cfg)
 /* get_balance: the service's free call (seed 000). */
 static sg_status vin_check(const sg_config *cfg, char **said, char **err)
 {
-	sg_batch_conn conn = { 0 };
 	g_autoptr(GString) answer = g_string_new(NULL);
 	g_autofree char *tok = NULL, *req = NULL, *u = NULL;
 	long http = 0;
-	sg_status st = sg_batch_vin.open(cfg, &conn, err);
+	sg_status st;
 	cJSON *j, *b;
 
-	if (st != SG_OK)
-		return st;
-	sg_batch_vin.close(conn.state);
-	tok = sg_batch_json_str(cfg->vin.token);
+	tok = sg_batch_json_str(cfg->vin.token ? cfg->vin.token : "");
 	req = g_strdup_printf("{\"token\":%s,\"check_type\":\"get_balance\"}", tok);
 	explicit_bzero(tok, strlen(tok));
-	st = http_ask(&conn, cfg->vin.url, req, &http, answer, err);
+	st = http_ask(&sg_batch_vin, cfg, cfg->vin.url, req, &http, answer, err);
 	explicit_bzero(req, strlen(req));
 	if (st != SG_OK)
 		return st;
@@ -446,21 +449,17 @@ static const char *frame_off(const sg_config *cfg)
  * key is accepted (a refused key is said first). setqueue, which charges, is never sent. */
 static sg_status frame_check(const sg_config *cfg, char **said, char **err)
 {
-	sg_batch_conn conn = { 0 };
 	g_autoptr(GString) answer = g_string_new(NULL);
 	g_autofree char *k = NULL, *url = NULL, *u = NULL, *msg = NULL;
 	long http = 0;
-	sg_status st = sg_batch_frame.open(cfg, &conn, err);
+	sg_status st;
 	cJSON *j, *e, *m;
 
-	if (st != SG_OK)
-		return st;
-	sg_batch_frame.close(conn.state);
-	k = g_uri_escape_string(cfg->frame.key, NULL, FALSE);
+	k = g_uri_escape_string(cfg->frame.key ? cfg->frame.key : "", NULL, FALSE);
 	url = g_strdup_printf("%s%skey=%s&mode=checkqueue&id=0", cfg->frame.url,
 			      strchr(cfg->frame.url, '?') ? "&" : "?", k);
 	explicit_bzero(k, strlen(k));
-	st = http_ask(&conn, url, NULL, &http, answer, err);
+	st = http_ask(&sg_batch_frame, cfg, url, NULL, &http, answer, err);
 	explicit_bzero(url, strlen(url));
 	if (st != SG_OK)
 		return st;
