@@ -33,10 +33,13 @@ lintian "$changes" >"$T/lintian" 2>&1
 is "$(grep -c '^[EW]:' "$T/lintian")" 0 "lintian: no error, no warning"
 grep '^[EW]:' "$T/lintian" | sed 's/^/#   /'
 
+# quiet LOG CMD…: runs CMD with its output in LOG (so that check's own line is not redirected).
+quiet() { local log=$1; shift; "$@" >"$log" 2>&1; }
+
 # Install.
 dpkg --purge stockgate >/dev/null 2>&1
-check "dpkg -i" dpkg -i "$DEB" >"$T/dpkg.log" 2>&1 || sed 's/^/#   /' "$T/dpkg.log"
-check "the stockgate user exists" getent passwd stockgate >/dev/null
+check "dpkg -i" quiet "$T/dpkg.log" dpkg -i "$DEB" || sed 's/^/#   /' "$T/dpkg.log"
+check "the stockgate user exists" quiet /dev/null getent passwd stockgate
 uid=$(getent passwd stockgate | cut -d: -f3)
 check "stockgate is a system user (uid $uid)" test "${uid:-1000}" -lt 1000
 like "$(getent passwd stockgate | cut -d: -f7)" 'nologin$' "stockgate has no login shell"
@@ -58,10 +61,10 @@ like "$(cat "$T/cc.err")" 'password_file' "… naming the missing password file"
 
 # The operator's edit survives a reinstall (a conffile is never overwritten).
 echo "# edited by the operator" >>/etc/stockgate/stockgate.conf
-check "dpkg -i again" dpkg -i "$DEB" >"$T/dpkg2.log" 2>&1
+check "dpkg -i again" quiet "$T/dpkg2.log" dpkg -i "$DEB"
 is "$(tail -1 /etc/stockgate/stockgate.conf)" "# edited by the operator" "the edited configuration is kept"
 
-check "dpkg --purge" dpkg --purge stockgate >"$T/purge.log" 2>&1
+check "dpkg --purge" quiet "$T/purge.log" dpkg --purge stockgate
 check "purge removes the binary" test ! -e /usr/bin/stockgate
 check "purge removes the state and the spool" test ! -e /var/lib/stockgate -a ! -e /var/spool/stockgate
 check "purge removes the configuration" test ! -e /etc/stockgate/stockgate.conf

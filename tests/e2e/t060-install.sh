@@ -3,8 +3,9 @@
 # etc/*.service and *.timer), and systemd-analyze verify accepts each installed unit.
 . "$(dirname "$0")/../lib.sh"
 P=$T/prefix
-check "make install PREFIX=$P" make -s -C "$SG_TOP" install BUILD="$(basename "${SG_BUILD:-build}")" \
-	PREFIX="$P" SYSCONFDIR="$T/etc" UNITDIR="$T/units" >"$T/make.log" 2>&1
+make -s -C "$SG_TOP" install BUILD="$(basename "${SG_BUILD:-build}")" PREFIX="$P" \
+	SYSCONFDIR="$T/etc" UNITDIR="$T/units" >"$T/make.log" 2>&1
+is "$?" 0 "make install PREFIX=$P"
 check "the binary is installed and runs" "$P/bin/stockgate" --version
 check "stockgate(1) and stockgate.conf(5)" test -f "$P/share/man/man1/stockgate.1" -a -f "$P/share/man/man5/stockgate.conf.5"
 is "$(stat -c %a "$P/share/doc/stockgate/examples/stockgate.conf")" 644 "the example configuration, under doc/examples"
