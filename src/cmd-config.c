@@ -1,5 +1,6 @@
 /* cmd-config.c: `stockgate config check [--connect]`: the configuration as start-up sees it, and
  * with --connect whether every peer it names answers. */
+#include <curl/curl.h>
 #include <string.h>
 
 #include "cmd.h"
@@ -36,13 +37,38 @@ static void print_setting(void *ud, const char *section, const char *key, const 
 		printf("#%s =\n", key);
 }
 
-/* The checks start-up makes after loading the file: what opening the report transport and the
- * mirror refuse, without connecting to either. */
+/* What opening the IMAP source refuses before it connects: a login inside the URL. */
+static sg_status source_url_check(const sg_config *cfg, char **err)
+{
+	const char *url = cfg->source.url;
+	char *user = NULL;
+	CURLU *h;
+	bool has_user;
+
+	if (!url || g_ascii_strncasecmp(url, "maildir:", 8) == 0)
+		return SG_OK;
+	h = curl_url();
+	has_user = curl_url_set(h, CURLUPART_URL, url, 0) == CURLUE_OK &&
+		   curl_url_get(h, CURLUPART_USER, &user, 0) == CURLUE_OK;
+	curl_free(user);
+	curl_url_cleanup(h);
+	if (has_user)
+		return sg_fail(err, SG_ECONFIG, "[source] url: put the user name in 'username' and "
+			       "the password in 'password_file', not in the URL");
+	return SG_OK;
+}
+
+/* The checks start-up makes after loading the file: what opening the source, the report
+ * transport and the mirror refuse, without connecting to any. */
 static sg_status open_checks(const sg_config *cfg, char **err)
 {
 	sg_transport *t = NULL;
 	sg_mirror *m = NULL;
-	sg_status st = sg_transport_open(cfg, &t, err);
+	sg_status st = source_url_check(cfg, err);
+
+	if (st != SG_OK)
+		return st;
+	st = sg_transport_open(cfg, &t, err);
 
 	sg_transport_close(t);
 	if (st != SG_OK)

@@ -44,6 +44,13 @@ is "$(cc)" 0 "a URL with a password"
 like "$(cat "$T/out")" $'url = https://\\*\\*\\*@dealer.example/restapi\n' "… is shown masked"
 unlike "$(cat "$T/out" "$T/err")" 'SGCANARY' "… without the password"
 write_config <<EOF
+[source]
+url = imaps://u:SGCANARYsrc@mail.example/INBOX
+EOF
+is "$(cc)" 78 "a login inside the source URL: 78, as at start-up"
+like "$(cat "$T/err")" "not in the URL" "… saying where the login goes"
+unlike "$(cat "$T/out" "$T/err")" 'SGCANARY' "… without the password"
+write_config <<EOF
 [vin]
 url = https://vin.example/api
 token = $VTOKEN
