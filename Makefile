@@ -29,7 +29,7 @@ VERSION  = $(shell cat VERSION 2>/dev/null || echo 0.1.0)
 all: $(BUILD)/stockgate
 
 $(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) | $(BUILD)/obj
-	$(CC) $(SG_CFLAGS) $(CFLAGS) -DSG_VERSION='"$(VERSION)"' -c -o $@ $<
+	$(CC) $(SG_CFLAGS) $(CPPFLAGS) $(CFLAGS) -DSG_VERSION='"$(VERSION)"' -c -o $@ $<
 
 $(BUILD)/obj $(BUILD)/tests:
 	mkdir -p $@
@@ -38,7 +38,7 @@ $(BUILD)/libsg.a: $(LIBOBJ)
 	rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/stockgate: $(BUILD)/obj/stockgate.o $(BUILD)/libsg.a
-	$(CC) $(CFLAGS) $(SG_LDFLAGS) -o $@ $^ $(SG_LIBS)
+	$(CC) $(CFLAGS) $(SG_LDFLAGS) $(LDFLAGS) -o $@ $^ $(SG_LIBS)
 
 # A unit test links the objects named in tests/unit/test-NAME.deps (one module name a word), so
 # that a module can be tested while others are still being written.
@@ -74,16 +74,36 @@ fuzz: deps-check
 lint-man:
 	mandoc -Tlint -W warning man/stockgate.1 man/stockgate.conf.5
 
+# The units name the binary by its installed path: /usr/local/bin/stockgate in etc/ becomes
+# $(PREFIX)/bin/stockgate, so `make install PREFIX=/usr` (the package) gets units that start it.
+SYSCONFDIR ?= /etc
+UNITDIR    ?= /lib/systemd/system
+EXAMPLEDIR ?= $(PREFIX)/share/doc/stockgate/examples
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 \
-	    $(DESTDIR)/etc/stockgate $(DESTDIR)/lib/systemd/system
+	    $(DESTDIR)$(SYSCONFDIR)/stockgate $(DESTDIR)$(UNITDIR) $(DESTDIR)$(EXAMPLEDIR)
 	install -m 755 $(BUILD)/stockgate $(DESTDIR)$(PREFIX)/bin/stockgate
 	install -m 644 man/stockgate.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 644 man/stockgate.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/
-	install -m 600 etc/stockgate.conf.example $(DESTDIR)/etc/stockgate/stockgate.conf.example
-	for u in etc/*.service etc/*.timer; do [ -f "$$u" ] && install -m 644 "$$u" $(DESTDIR)/lib/systemd/system/; done; true
+	install -m 644 etc/stockgate.conf.example $(DESTDIR)$(EXAMPLEDIR)/stockgate.conf
+	for u in etc/*.service etc/*.timer; do [ -f "$$u" ] || continue; \
+	    sed 's|/usr/local/bin/stockgate|$(PREFIX)/bin/stockgate|g' "$$u" >"$(DESTDIR)$(UNITDIR)/$${u#etc/}.tmp" && \
+	    chmod 644 "$(DESTDIR)$(UNITDIR)/$${u#etc/}.tmp" && \
+	    mv "$(DESTDIR)$(UNITDIR)/$${u#etc/}.tmp" "$(DESTDIR)$(UNITDIR)/$${u#etc/}" || exit 1; done
+
+# The Debian package (debian/): dpkg-buildpackage writes next to the source tree (..); what it
+# writes there is moved to build/.
+deb:
+	dpkg-buildpackage -us -uc -b
+	mkdir -p build && mv ../stockgate_$(VERSION)_amd64.deb ../stockgate_$(VERSION)_amd64.buildinfo \
+	    ../stockgate_$(VERSION)_amd64.changes build/
+	for d in ../stockgate-dbgsym_$(VERSION)_amd64.*deb; do [ -f "$$d" ] && mv "$$d" build/; done; true
+
+# Builds the package and checks it: contents, install, user, modes, units, lintian (root).
+check-deb: deb
+	@BUILD=$(BUILD) tests/package.sh build/stockgate_$(VERSION)_amd64.deb
 
 clean:
 	rm -rf build build-san build-fuzz
 
-.PHONY: all units deps deps-check check demo bench fuzz lint-man install clean
+.PHONY: all units deps deps-check check demo bench fuzz lint-man install deb check-deb clean

@@ -4,12 +4,41 @@
 
 #include "cmd.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 static const char usage_text[] =
-	"usage: stockgate status [--format text|json]\n"
+	"usage: stockgate status [--format text|json|prometheus] [--output FILE]\n"
 	"The last poll and its outcome, messages by outcome, pending deferrals, reports and batch\n"
-	"jobs. Exit 0 healthy, 69 when the last poll failed.\n";
+	"jobs. Exit 0 healthy, 69 when the last poll failed.\n"
+	"  --format prometheus  the same figures (messages by outcome and reason, the last poll,\n"
+	"                       deferrals, reports pending, batch jobs and rows by state, receiver\n"
+	"                       deliveries) in the Prometheus text format, for node_exporter's\n"
+	"                       textfile collector\n"
+	"  --output FILE        write to FILE through a temporary file renamed over it (a reader\n"
+	"                       never sees half of it), mode 644; written when unhealthy too\n";
+
+/* `--format prometheus`: the families of metrics.c, to stdout or atomically to output. */
+static sg_status print_prometheus(sg_store *store, const char *output)
+{
+	g_autoptr(GString) text = g_string_new(NULL);
+	g_autoptr(GError) ge = NULL;
+	g_autofree char *err = NULL;
+	sg_status st = sg_metrics_prometheus(store, text, &err);
+
+	if (st != SG_OK)
+		return sg_cmd_fail(st, err);
+	if (!output) {
+		fputs(text->str, stdout);
+		return SG_OK;
+	}
+	if (!g_file_set_contents_full(output, text->str, (gssize)text->len,
+				      G_FILE_SET_CONTENTS_CONSISTENT, 0644, &ge)) {
+		log_error("--output %s: %s", output, ge->message);
+		return SG_EIO;
+	}
+	return SG_OK;
+}
 
 /* The outcomes in the order an operator reads them. */
 static const char *const outcomes[] = { "applied", "partial", "failed", "rejected",
@@ -22,8 +51,9 @@ static long count_of(GHashTable *by, const char *outcome)
 
 sg_status cmd_status(sg_ctx *ctx, int argc, char **argv)
 {
-	const char *format = "text";
-	const sg_opt opts[] = { { "format", .value = &format }, { NULL } };
+	const char *format = "text", *output = NULL;
+	const sg_opt opts[] = { { "format", .value = &format }, { "output", 'o', .value = &output },
+				{ NULL } };
 	g_autofree char *err = NULL;
 	g_autofree char *last = NULL;
 	sg_store_status s = { 0 };
@@ -32,21 +62,32 @@ sg_status cmd_status(sg_ctx *ctx, int argc, char **argv)
 
 	if (!sg_cmd_options(argc, argv, "", opts, usage_text, &st))
 		return st;
-	if (argc != optind || !sg_cmd_format_ok("status", format, "text", "json"))
+	bool prom = strcmp(format, "prometheus") == 0;
+	if (argc != optind || (!prom && !sg_cmd_format_ok("status", format, "text", "json")))
 		return sg_cmd_usage(usage_text, SG_EUSAGE);
+	if (output && !prom) {
+		log_error("status: --output goes with --format prometheus");
+		return sg_cmd_usage(usage_text, SG_EUSAGE);
+	}
 
 	st = sg_ctx_store(ctx, &store);
 	if (st != SG_OK)
 		return st;
 	st = sg_store_status_get(store, &s, &err);
+	if (st == SG_OK && prom)
+		st = print_prometheus(store, output);
 	sg_store_close(store);
-	if (st != SG_OK)
+	if (st != SG_OK) {
+		sg_store_status_clear(&s);
 		return sg_cmd_fail(st, err);
+	}
 
 	bool failed = s.last_poll_outcome && strcmp(s.last_poll_outcome, "failed") == 0;
 	last = s.last_poll ? sg_iso_time(s.last_poll) : NULL;
 
-	if (strcmp(format, "json") == 0) {
+	if (prom) {
+		/* printed above, while the store was open */
+	} else if (strcmp(format, "json") == 0) {
 		cJSON *o = cJSON_CreateObject();
 		cJSON *by = cJSON_CreateObject();
 		if (last)

@@ -788,3 +788,72 @@ out:
 		explicit_bzero(text, len);
 	return st;
 }
+
+/* "scheme://user:pass@host/…" with the user info replaced: a password never reaches output. */
+static char *masked_url(const char *url)
+{
+	const char *p = strstr(url, "://");
+	const char *at, *end;
+
+	if (!p)
+		return g_strdup(url);
+	p += 3;
+	end = p + strcspn(p, "/?#");
+	at = memchr(p, '@', (size_t)(end - p));
+	if (!at)
+		return g_strdup(url);
+	return g_strdup_printf("%.*s***@%s", (int)(p - url), url, at + 1);
+}
+
+void sg_config_each(const sg_config *c, sg_config_each_fn fn, void *ud)
+{
+	for (const struct groupdef *g = groups; g->name; g++) {
+		for (const struct keydef *k = g->keys; k->key; k++) {
+			g_autofree char *v = NULL;
+			switch (k->kind) {
+			case K_STR:
+			case K_ADDR:
+			case K_PATH:
+			case K_LANG: {
+				const char *s = *FIELD(c, k->off, char *);
+				v = s ? g_strdup(s) : NULL;
+				break;
+			}
+			case K_URL: {
+				const char *s = *FIELD(c, k->off, char *);
+				v = s ? masked_url(s) : NULL;
+				break;
+			}
+			case K_INT:
+				v = g_strdup_printf("%d", *FIELD(c, k->off, int));
+				break;
+			case K_LONG:
+				v = g_strdup_printf("%ld", *FIELD(c, k->off, long));
+				break;
+			case K_SIZE:
+			case K_DUR:
+				v = g_strdup_printf("%" G_GINT64_FORMAT "%s", *FIELD(c, k->off, gint64),
+						    k->kind == K_DUR ? "s" : "");
+				break;
+			case K_BOOL:
+				v = g_strdup(*FIELD(c, k->off, bool) ? "true" : "false");
+				break;
+			case K_TLS:
+				/* sg_tls.off: "tls = off" */
+				v = g_strdup(*FIELD(c, k->off, bool) ? "off" : "on");
+				break;
+			case K_TYPES: {
+				char **t = *FIELD(c, k->off, char **);
+				v = t ? g_strjoinv(", ", t) : NULL;
+				break;
+			}
+			case K_SECRET:
+				fn(ud, g->name, k->key, *FIELD(c, k->off, char *) ? "(set)" : NULL, true);
+				continue;
+			case K_SECRET_FILE:
+				continue; /* the same field as its plain form, listed there */
+			}
+			fn(ud, g->name, k->key, v, false);
+		}
+	}
+}

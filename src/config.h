@@ -85,3 +85,14 @@ sg_status sg_config_load(const char *path, sg_config **out, char **err);
 sg_config *sg_config_defaults(void);
 void sg_config_free(sg_config *cfg);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(sg_config, sg_config_free)
+
+/*
+ * The effective settings, for `stockgate config check`: fn is called once a key of every
+ * section, in the order of stockgate.conf(5), with its value as text (defaults included; NULL
+ * when unset). A secret is never passed: for it value is "(set)" or NULL, and secret is true;
+ * the *_file form of a secret is not listed apart (its path is not kept). User info in a URL is
+ * masked.
+ */
+typedef void (*sg_config_each_fn)(void *ud, const char *section, const char *key,
+				  const char *value, bool secret);
+void sg_config_each(const sg_config *cfg, sg_config_each_fn fn, void *ud);

@@ -30,6 +30,8 @@ static const struct command {
 	{ "batch", cmd_batch, NEEDS_CONFIG | CONNECTS, "run a vin or frame lookup over a CSV list" },
 	{ "status", cmd_status, NEEDS_CONFIG, "last poll, messages by outcome, pending work" },
 	{ "mirror", cmd_mirror, NEEDS_CONFIG | CONNECTS, "check the dealer REST API (mirror ping)" },
+	/* config loads the file itself: its errors are its output. */
+	{ "config", cmd_config, 0, "check the configuration and, with --connect, every peer" },
 };
 
 static void usage(FILE *f)
