@@ -9,7 +9,8 @@
 static const char usage_text[] =
 	"usage: stockgate status [--format text|json]\n"
 	"The last poll and its outcome, messages by outcome, pending deferrals, reports and batch\n"
-	"jobs. Exit 0 healthy, 69 when the last poll failed.\n";
+	"jobs, and the VIN reports `serve` received for no row (kept in the deliveries table).\n"
+	"Exit 0 healthy, 69 when the last poll failed.\n";
 
 /* The outcomes in the order an operator reads them. */
 static const char *const outcomes[] = { "applied", "partial", "failed", "rejected",
@@ -67,6 +68,7 @@ sg_status cmd_status(sg_ctx *ctx, int argc, char **argv)
 		cJSON_AddNumberToObject(o, "deferred", s.deferred);
 		cJSON_AddNumberToObject(o, "reports_pending", s.reports_pending);
 		cJSON_AddNumberToObject(o, "jobs_pending", s.jobs_pending);
+		cJSON_AddNumberToObject(o, "deliveries_unknown", s.deliveries_unknown);
 		cJSON_AddBoolToObject(o, "healthy", !failed);
 		char *text = cJSON_PrintUnformatted(o);
 		printf("%s\n", text);
@@ -86,6 +88,7 @@ sg_status cmd_status(sg_ctx *ctx, int argc, char **argv)
 		printf("deferred:         %ld\n", s.deferred);
 		printf("reports pending:  %ld\n", s.reports_pending);
 		printf("jobs pending:     %ld\n", s.jobs_pending);
+		printf("unknown reports:  %ld\n", s.deliveries_unknown);
 	}
 	sg_store_status_clear(&s);
 	if (failed) {

@@ -30,6 +30,7 @@ static const struct command {
 	{ "batch", cmd_batch, NEEDS_CONFIG | CONNECTS, "run a vin or frame lookup over a CSV list" },
 	{ "status", cmd_status, NEEDS_CONFIG, "last poll, messages by outcome, pending work" },
 	{ "mirror", cmd_mirror, NEEDS_CONFIG | CONNECTS, "check the dealer REST API (mirror ping)" },
+	{ "serve", cmd_serve, NEEDS_CONFIG, "receive the VIN service's report deliveries (HTTP)" },
 };
 
 static void usage(FILE *f)

@@ -90,6 +90,12 @@ static const struct {
      "  report_state TEXT NOT NULL DEFAULT 'none', report_path TEXT,"
      "  attempts INTEGER NOT NULL DEFAULT 0, finished INTEGER NOT NULL DEFAULT 0);",
      NULL},
+    /* the VIN service's deliveries that matched no journal row (`serve`), kept for the
+     * operator: one row a distinct body, so a repeated delivery adds nothing */
+    {"CREATE TABLE deliveries ("
+     "  id INTEGER PRIMARY KEY, received INTEGER NOT NULL, body_sha256 TEXT NOT NULL UNIQUE,"
+     "  delivery_id TEXT, vin TEXT, status TEXT, url TEXT, file TEXT);",
+     NULL},
 };
 
 /* How many poll records `status` history keeps. */
@@ -1260,6 +1266,9 @@ sg_status sg_store_status_get(sg_store *st, sg_store_status *out, char **err)
 			     &n, err)))
 		return ret;
 	out->reports_pending = (long)n;
+	if ((ret = query_int(st, "SELECT count(*) FROM deliveries", &n, err)))
+		return ret;
+	out->deliveries_unknown = (long)n;
 	if ((ret = query_int(st, "SELECT count(*) FROM jobs WHERE state IN ('pending', 'running')",
 			     &n, err)))
 		return ret;
