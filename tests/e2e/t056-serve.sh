@@ -1,0 +1,187 @@
+#!/bin/bash
+# t056-serve.sh: `stockgate serve` receives the VIN service's deliveries: every form files its
+# report with its row, repeats and unknown ids are harmless, a crash before the answer is
+# healed by the service's retry, hostile requests are answered and leave nothing, a slow peer is
+# cut, and poll runs beside it on the same db for the whole scenario.
+. "$(dirname "$0")/../lib.sh"
+
+TOKEN=SGCANARYvin0123456789
+SECRET=SGCANARYsecret0123456789abcdef0123456789
+PORT=$(free_port) SPORT=$(free_port)
+CB=http://127.0.0.1:$SPORT/vin/$SECRET
+sg_bg $PY "$SG_TOP/tests/servers/vin_server.py" "$PORT" --token "$TOKEN" --callback "$CB"
+wait_port "$PORT" || { notok "vin emulator started"; done_testing; exit 1; }
+URL=http://127.0.0.1:$PORT
+printf '%s\n' "$SECRET" >"$T/secret"; chmod 600 "$T/secret"
+mkdir -p "$T/Maildir/new" "$T/Maildir/cur" "$T/Maildir/tmp"
+write_config <<EOF2
+[source]
+url = maildir:$T/Maildir
+poll_interval = 1
+
+[vin]
+url = $URL/api/processing_queue
+token = $TOKEN
+tls = off
+callback_secret_file = $T/secret
+report_wait = 1h
+
+[serve]
+listen = 127.0.0.1:$SPORT
+timeout = 2
+EOF2
+deliver() { curl -s -X POST -d "$1" "$URL/_deliver"; }
+reports() { find "$T/reports" -type f 2>/dev/null | wc -l; }
+unknown() { sg status --format json | jq -r .deliveries_unknown; }
+start_serve() {
+	"$STOCKGATE" -c "$CONF" serve 2>>"$T/serve.log" & SERVE_PID=$!
+	_pids+=($SERVE_PID)
+	wait_port "$SPORT"
+}
+# A list of N rows of distinct VINs (SEED N FILE).
+make_list() {
+	$PY - "$1" "$2" "$3" <<'PY'
+import random, sys
+rnd = random.Random(int(sys.argv[1]))
+chars = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"
+with open(sys.argv[3], "w") as f:
+    f.write("vin,check_type,brand,language\n")
+    for i in range(int(sys.argv[2])):
+        f.write("WBA" + "".join(rnd.choice(chars) for _ in range(14)) + ",check_data_bmw_full,BMW,ru\n")
+PY
+}
+
+# poll runs beside serve on the same state db for the whole scenario.
+"$STOCKGATE" -c "$CONF" poll --daemon >/dev/null 2>"$T/poll.log" & POLL_PID=$!
+_pids+=($POLL_PID)
+start_serve || { notok "serve started"; done_testing; exit 1; }
+
+# 0. The URL to give the service.
+is "$(sg serve --print-url)" "http://127.0.0.1:$SPORT/vin/$SECRET" "--print-url prints the delivery URL"
+
+# 1. A CLI list: queued rows are pending until their reports come, in every form.
+make_list 1 5 "$T/a.csv"
+sg batch vin "$T/a.csv" >"$T/a1.out" 2>"$T/a1.err"; rc=$?
+is "$rc" 75 "queued rows: exit 75 (pending)"
+is "$(grep -c ',pending,waiting for the report' "$T/a1.out")" 5 "every row is pending, waiting for its report"
+like "$(sed -n 2p "$T/a1.out")" ',pending,[^,]*,1,' "the queue's id is filled"
+sg batch vin "$T/a.csv" --wait --poll-interval 0.1 -o "$T/a2.out" 2>"$T/a2.err" & WAIT_PID=$!
+d=$(deliver '{"form":"cycle"}')
+is "$(jf "$d" .delivered)" 5 "the service delivered 5 reports (JSON, form, multipart, nested, JSON string)"
+wait $WAIT_PID; rc=$?
+is "$rc" 0 "batch vin --wait ends when every report arrived: exit 0"
+is "$(grep -c ',ok,' "$T/a2.out")" 5 "every row is ok"
+is "$(cut -d, -f9 "$T/a2.out" | tail -n +2 | sort -u)" ok "report_status ok"
+like "$(sed -n 2p "$T/a2.out")" 'https://reports.example/1.pdf' "report_url is kept"
+row=$(grep ',ok,,3,' "$T/a2.out" | head -1)
+file=$(printf '%s' "$row" | cut -d, -f11)
+vin=$(printf '%s' "$row" | cut -d, -f1)
+line=$(grep -n "^$vin," "$T/a.csv" | cut -d: -f1)
+like "$file" "^$T/reports/[0-9a-f]{16}/$line-$vin\\.pdf\$" "the multipart report is filed as reports/JOB/ROW-VIN.pdf"
+check "the filed report is the service's PDF" grep -q "Report 3 for $vin" "$file"
+is "$(reports)" 1 "one report file (the other forms gave a link)"
+sg batch vin "$T/a.csv" >"$T/a3.out" 2>/dev/null; rc=$?
+is "$rc" 0 "a re-run exits 0"
+check "a re-run prints the arrived reports" cmp -s "$T/a2.out" "$T/a3.out"
+
+# 2. Repeated deliveries are harmless.
+d=$(deliver '{"again":true,"repeat":2,"form":"multipart"}')
+is "$(jf "$d" '.codes | map(select(. == 200)) | length')" 10 "repeats are answered 200"
+is "$(reports)" 1 "no second file"
+sg batch vin "$T/a.csv" >"$T/a4.out" 2>/dev/null
+check "the rows are unchanged" cmp -s "$T/a2.out" "$T/a4.out"
+
+# 3. Ids nobody asked for: 200, kept for the operator, once each.
+d=$(deliver '{"unknown":2,"form":"json"}')
+is "$(jf "$d" .delivered)" 2 "unknown ids are answered 2xx"
+is "$(unknown)" 2 "status counts 2 unknown deliveries"
+deliver '{"unknown":2,"form":"json"}' >/dev/null
+is "$(unknown)" 2 "the same unknown deliveries again add nothing"
+like "$(sg status)" 'unknown reports: +2' "status (text) shows them"
+
+# 4. A failed report comes as a callback with an error status.
+make_list 2 2 "$T/b.csv"
+sg batch vin "$T/b.csv" >/dev/null 2>&1
+deliver '{"status":"error","form":"form"}' >/dev/null
+sg batch vin "$T/b.csv" >"$T/b.out" 2>/dev/null; rc=$?
+is "$rc" 65 "rows with a failed report: exit 65"
+is "$(grep -c ',failed,the service reported a failure' "$T/b.out")" 2 "both rows are failed with the service's reason"
+
+# 5. serve killed between filing and answering: the service's retry files the report once.
+kill -TERM $SERVE_PID; wait $SERVE_PID; rc=$?
+is "$rc" 0 "SIGTERM: serve exits 0"
+SG_CRASH=serve-before-answer "$STOCKGATE" -c "$CONF" serve 2>>"$T/serve.log" & SERVE_PID=$!
+_pids+=($SERVE_PID)
+wait_port "$SPORT"
+make_list 3 1 "$T/c.csv"
+sg batch vin "$T/c.csv" >/dev/null 2>&1
+d=$(deliver '{"form":"multipart"}')
+is "$(jf "$d" .failed)" 1 "the delivery got no answer (serve died)"
+wait $SERVE_PID; rc=$?
+is "$rc" 137 "serve was killed at serve-before-answer"
+start_serve
+d=$(deliver '{"form":"multipart"}')
+is "$(jf "$d" .delivered)" 1 "the service's retry is answered 200"
+sg batch vin "$T/c.csv" >"$T/c.out" 2>/dev/null; rc=$?
+is "$rc" 0 "the row is ok"
+is "$(reports)" 2 "its report is filed once"
+is "$(find "$T/reports" -name '.*' | wc -l)" 0 "no temporary file is left"
+
+# 6. Hostile requests: each answered, nothing left behind.
+before_files=$(reports) before_unknown=$(unknown)
+is "$(curl -s -o /dev/null -w '%{http_code}' -d '{"id":"1","status":"ok"}' "http://127.0.0.1:$SPORT/vin/wrong$SECRET")" 404 "a wrong secret: 404"
+is "$(curl -s -o /dev/null -w '%{http_code}' -d '{"id":"1"}' "http://127.0.0.1:$SPORT/vin/")" 404 "no secret: 404"
+unlike "$(cat "$T/serve.log")" "$SECRET" "the secret is never logged"
+head -c 30000000 /dev/zero >"$T/big"
+is "$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' --data-binary @"$T/big" "$CB")" 413 "a 30 MB body: 413"
+rm -f "$T/big"
+is "$(curl -s -w ' %{http_code}' -H 'Content-Type: multipart/form-data; boundary=zz' \
+	--data-binary $'--zz\r\nContent-Disposition: form-data; name="id"\r\n\r\n1' "$CB")" \
+	'{"ok":false,"error":"bad_multipart"} 400' "a malformed multipart: 400 bad_multipart"
+is "$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' -d '{"status":"ok"' "$CB")" 400 "malformed JSON: 400"
+is "$(curl -s -o /dev/null -w '%{http_code}' -X PUT -d x "$CB")" 405 "PUT: 405"
+is "$(reports) $(unknown)" "$before_files $before_unknown" "none of these stored anything"
+make_list 4 1 "$T/e.csv"
+sg batch vin "$T/e.csv" >/dev/null 2>&1
+d=$(deliver '{"form":"multipart","filename":"../../etc/passwd"}')
+is "$(jf "$d" .delivered)" 1 "a report named ../../etc/passwd is answered 200"
+sg batch vin "$T/e.csv" >"$T/e.out" 2>/dev/null
+like "$(cut -d, -f11 "$T/e.out" | tail -1)" "^$T/reports/[0-9a-f]{16}/2-WBA[A-Z0-9]{14}\\.pdf\$" "it is filed under the row's own name"
+is "$(find "$T" -name passwd | wc -l)" 0 "no file named after the request"
+
+# 7. A slow peer (one byte a second) does not hold the receiver and is cut after [serve] timeout.
+$PY - "$SPORT" "$SECRET" "$T/slow" <<'PY' & SLOW=$!
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+req = ("POST /vin/%s HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n" % sys.argv[2]).encode()
+s.send(req[:1])
+open(sys.argv[3] + ".connected", "w").close()
+t0 = time.monotonic()
+for b in req[1:] + b"x" * 100:
+    time.sleep(1)
+    try:
+        s.send(bytes([b]))
+        if s.recv(1, socket.MSG_DONTWAIT) == b"":
+            break
+    except BlockingIOError:
+        pass
+    except OSError:
+        break
+open(sys.argv[3], "w").write("%d\n" % (time.monotonic() - t0))
+PY
+for i in $(seq 100); do [ -e "$T/slow.connected" ] && break; sleep 0.1; done
+is "$(curl -s -o /dev/null -w '%{http_code}' -d '{"id":"none-1","status":"ok"}' -H 'Content-Type: application/json' "$CB")" 200 \
+	"another delivery is served while the slow peer is connected"
+wait $SLOW
+cut_after=$(cat "$T/slow" 2>/dev/null || echo none)
+check "the slow peer is cut after the timeout (2s), not after its 160 bytes ($cut_after s)" \
+	test "$cut_after" != none -a "$cut_after" -ge 1 -a "$cut_after" -lt 60
+
+# 8. poll and serve shared the db all along.
+check "poll is still running" kill -0 $POLL_PID
+kill -TERM $POLL_PID; wait $POLL_PID
+kill -TERM $SERVE_PID; wait $SERVE_PID; rc=$?
+is "$rc" 0 "serve stops on SIGTERM with exit 0"
+unlike "$(cat "$T/serve.log" "$T/poll.log")" 'database is locked|busy' "no 'database is locked' in poll's or serve's log"
+unlike "$(cat "$T/serve.log" "$T/a1.err" "$T/a2.err")" "$TOKEN" "the token is never logged"
+done_testing
