@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <sqlite3.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "batch.h"
 #include "delivery.h"
@@ -698,4 +699,33 @@ fail:
 	/* A file renamed into place for a row whose update did not commit is written again by
 	 * the service's retry, under the same name. */
 	return st;
+}
+
+GPtrArray *sg_batch_vin_report_files(const sg_config *cfg, sg_store *store, const char *input_sha256)
+{
+	sqlite3 *db = sg_store_db(store);
+	sqlite3_stmt *s = NULL;
+	GPtrArray *files = g_ptr_array_new_with_free_func(g_free);
+	gint64 total = 0;
+
+	if (sqlite3_prepare_v2(db,
+			       "SELECT json_extract(answer, '$.report_file') FROM journal WHERE "
+			       "kind = 'vin' AND input_sha256 = ?1 AND state = 'ok' AND "
+			       "json_valid(answer) ORDER BY row", -1, &s, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(s, 1, input_sha256, -1, SQLITE_STATIC);
+		while (sqlite3_step(s) == SQLITE_ROW) {
+			const char *f = (const char *)sqlite3_column_text(s, 0);
+			struct stat sb;
+			if (f == NULL || *f == 0 || stat(f, &sb) != 0)
+				continue;
+			/* Within the cap in row order; the rest are named in the CSV. */
+			if (total + sb.st_size > cfg->report.max_attachment_size)
+				continue;
+			total += sb.st_size;
+			g_ptr_array_add(files, g_strdup(f));
+		}
+	}
+	sqlite3_finalize(s);
+	g_ptr_array_add(files, NULL);
+	return files;
 }

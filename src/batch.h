@@ -186,6 +186,9 @@ struct sg_delivery_s;
 sg_status sg_batch_vin_deliver(const sg_config *cfg, sg_store *st,
 			       const struct sg_delivery_s *d, const char *body_sha256,
 			       sg_vin_delivered *what, char **file, char **err);
+/* The report files of a list's ok rows, in row order, as many as fit in [report]
+ * max_attachment_size in all; NULL-terminated (g_ptr_array_unref). */
+GPtrArray *sg_batch_vin_report_files(const sg_config *cfg, sg_store *st, const char *input_sha256);
 /* <directory of [store] path>/reports; g_free. */
 char *sg_batch_vin_reports_dir(const sg_config *cfg);
 

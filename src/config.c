@@ -80,6 +80,7 @@ static const struct keydef report_keys[] = {
 	{ "language", K_LANG, F(report.language), 0, 0 },
 	{ "bcc", K_ADDR, F(report.bcc), 0, 0 },
 	{ "timeout", K_INT, F(report.timeout), 1, 3600 },
+	{ "max_attachment_size", K_SIZE, F(report.max_attachment_size), 0, 0 },
 	TLS_KEYS(report),
 	{ NULL, 0, 0, 0, 0 },
 };
@@ -213,6 +214,7 @@ sg_config *sg_config_defaults(void)
 	c->limits.max_header_size = 64 * 1024;
 	c->limits.parse_cpu_seconds = 10;
 	c->vin.report_wait = 48 * 3600;
+	c->report.max_attachment_size = 10 * 1024 * 1024;
 	c->serve.listen = g_strdup("127.0.0.1:8025");
 	c->serve.max_body = 25 * 1024 * 1024;
 	c->serve.max_connections = 64;

@@ -38,6 +38,8 @@ typedef struct {
 		char *bcc;      /* NULL when none */
 		int timeout;    /* seconds, default 60: connect and the longest stall; a whole
 		                 * delivery may take 5x */
+		gint64 max_attachment_size; /* bytes of VIN reports attached to a results mail in
+		                             * all, default 10M; beyond, the CSV names them */
 		sg_tls tls;
 	} report;
 
