@@ -554,6 +554,27 @@ static sg_status write_report(const char *dir, const char *name, const sg_delive
 	return SG_OK;
 }
 
+/* The VIN of a waiting row's answer, checked, or "VIN". */
+static char *answer_vin(const char *answer)
+{
+	cJSON *was = cJSON_Parse(answer);
+	cJSON *vin = cJSON_GetObjectItemCaseSensitive(was, "vin");
+	char *v = g_strdup(cJSON_IsString(vin) && vin_plain(vin->valuestring) ? vin->valuestring
+									   : "VIN");
+	cJSON_Delete(was);
+	return v;
+}
+
+/* Where a row's report goes: reports/<16 digits of the list's SHA-256>/<row>-<VIN>.<ext>; the
+ * name comes from the journal, never from the request. */
+static void report_place(const char *reports, const char *sha, gint64 line, const char *answer,
+			 const char *ext, char **dir, char **name)
+{
+	g_autofree char *v = answer_vin(answer);
+	*dir = g_strdup_printf("%s/%.16s", reports, sha);
+	*name = g_strdup_printf("%" G_GINT64_FORMAT "-%s.%s", line, v, ext);
+}
+
 static void add_opt(cJSON *o, const char *k, const char *v)
 {
 	cJSON_AddStringToObject(o, k, v ? v : "");
@@ -574,8 +595,25 @@ sg_status sg_batch_vin_deliver(const sg_config *cfg, sg_store *store, const sg_d
 	*what = SG_VIN_UNKNOWN;
 	*file = NULL;
 	reports = sg_batch_vin_reports_dir(cfg);
-	/* IMMEDIATE: the write lock now, so the row read is the row written (a CLI re-run or a
-	 * poll may journal beside us). */
+	/* The report file is written (and fsynced) before the write lock is taken, so that
+	 * deliveries filed at once share the disk and queue only for their commits. A file whose
+	 * row turns out not to be waiting any more was a repeat: same name, same bytes. */
+	if (d->file && !d->failed) {
+		rc = find_row(db, d, &sha, &line, &state, &answer);
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+			return db_err(db, rc, err);
+		if (rc == SQLITE_ROW && strcmp(state, "waiting") == 0) {
+			g_autofree char *dir = NULL, *name = NULL;
+			report_place(reports, sha, line, answer, d->file_ext, &dir, &name);
+			if ((st = write_report(dir, name, d, &path, err)) != SG_OK)
+				return st;
+		}
+		g_clear_pointer(&sha, g_free);
+		g_clear_pointer(&state, g_free);
+		g_clear_pointer(&answer, g_free);
+	}
+	/* IMMEDIATE: the write lock now, so the row read is the row written (a CLI re-run, a poll
+	 * or another delivery may journal beside us). */
 	if ((rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL)) != SQLITE_OK)
 		return db_err(db, rc, err);
 	rc = find_row(db, d, &sha, &line, &state, &answer);
@@ -608,6 +646,7 @@ sg_status sg_batch_vin_deliver(const sg_config *cfg, sg_store *store, const sg_d
 			st = db_err(db, rc, err);
 			goto fail;
 		}
+		g_clear_pointer(&path, g_free);
 		if (sqlite3_changes(db) == 0) {
 			*what = SG_VIN_REPEAT;
 		} else if (d->file) {
@@ -632,13 +671,12 @@ sg_status sg_batch_vin_deliver(const sg_config *cfg, sg_store *store, const sg_d
 	} else if (strcmp(state, "waiting") != 0) {
 		/* Filed before, or the row ended otherwise: a repeat changes nothing. */
 		*what = SG_VIN_REPEAT;
+		g_clear_pointer(&path, g_free);
 	} else {
 		cJSON *was = cJSON_Parse(answer), *res = cJSON_CreateObject();
-		cJSON *vin = cJSON_GetObjectItemCaseSensitive(was, "vin");
 		cJSON *id = cJSON_GetObjectItemCaseSensitive(was, "id");
 		cJSON *msg = cJSON_GetObjectItemCaseSensitive(was, "message");
-		const char *v = cJSON_IsString(vin) && vin_plain(vin->valuestring) ? vin->valuestring
-										  : "VIN";
+		g_autofree char *v = answer_vin(answer);
 		char *txt;
 
 		add_opt(res, "id", cJSON_IsString(id) ? id->valuestring : d->id);
@@ -653,14 +691,17 @@ sg_status sg_batch_vin_deliver(const sg_config *cfg, sg_store *store, const sg_d
 			*what = SG_VIN_FAILED;
 		} else {
 			if (d->file) {
-				/* The name comes from the journal (row, VIN), never the request. */
-				g_autofree char *dir = g_strdup_printf("%s/%.16s", reports, sha);
-				g_autofree char *name = g_strdup_printf("%" G_GINT64_FORMAT "-%s.%s",
-									line, v, d->file_ext);
-				if ((st = write_report(dir, name, d, &path, err)) != SG_OK) {
-					cJSON_Delete(was);
-					cJSON_Delete(res);
-					goto fail;
+				g_autofree char *dir = NULL, *name = NULL, *want = NULL;
+				report_place(reports, sha, line, answer, d->file_ext, &dir, &name);
+				want = g_build_filename(dir, name, NULL);
+				/* Written above, unless the match moved to another row meanwhile. */
+				if (path == NULL || strcmp(path, want) != 0) {
+					g_clear_pointer(&path, g_free);
+					if ((st = write_report(dir, name, d, &path, err)) != SG_OK) {
+						cJSON_Delete(was);
+						cJSON_Delete(res);
+						goto fail;
+					}
 				}
 			}
 			add_opt(res, "report_file", path);

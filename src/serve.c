@@ -26,7 +26,6 @@
 
 typedef struct {
 	const sg_config *cfg;
-	sg_store *store;
 	char *secret_sha; /* SHA-256 of the path secret: compared in constant time */
 	GMutex lock;      /* conns */
 	GHashTable *conns; /* fd → start (monotonic µs), GINT_TO_POINTER / gint64 * */
@@ -40,6 +39,22 @@ typedef struct {
 } request;
 
 static int sig_pipe[2] = { -1, -1 };
+
+/* Receiver threads: a delivery's fsyncs (its file, then its commit) overlap with the others'. */
+#define SERVE_THREADS 4
+
+/* Each receiver thread has its own connection to the state db (SQLite connections are not
+ * shared between threads here), closed when the thread ends. */
+static GPrivate thread_store = G_PRIVATE_INIT((GDestroyNotify)sg_store_close);
+
+static sg_store *store_of_thread(const server *s, char **err)
+{
+	sg_store *st = g_private_get(&thread_store);
+
+	if (st == NULL && sg_store_open(s->cfg->store.path, &st, err) == SG_OK)
+		g_private_set(&thread_store, st);
+	return st;
+}
 
 static void on_signal(int sig)
 {
@@ -147,8 +162,10 @@ static enum MHD_Result deliver(server *s, struct MHD_Connection *c, request *rq)
 	g_checksum_update(sum, (const guchar *)query->str, (gssize)query->len);
 	g_checksum_update(sum, (const guchar *)"\n", 1);
 	g_checksum_update(sum, rq->body->data, rq->body->len - 1);
-	st = sg_batch_vin_deliver(s->cfg, s->store, &d, g_checksum_get_string(sum), &what, &file,
-				  &err);
+	sg_store *store = store_of_thread(s, &err);
+	st = store ? sg_batch_vin_deliver(s->cfg, store, &d, g_checksum_get_string(sum), &what,
+					  &file, &err)
+		   : SG_EIO;
 	if (st != SG_OK) {
 		/* Not answered 2xx: the service delivers again later, nothing is lost. */
 		log_error("serve: %s: delivery id %s not filed (503): %s", who, d.id ? d.id : "-",
@@ -357,7 +374,7 @@ char *sg_serve_url(const sg_config *cfg, char **err)
 
 sg_status sg_serve_run(const sg_config *cfg, sg_store *store, char **err)
 {
-	server s = { .cfg = cfg, .store = store };
+	server s = { .cfg = cfg };
 	struct MHD_Daemon *d = NULL;
 	struct sigaction sa = { .sa_handler = on_signal }, old_int, old_term, ign = {
 		.sa_handler = SIG_IGN };
@@ -381,6 +398,7 @@ sg_status sg_serve_run(const sg_config *cfg, sg_store *store, char **err)
 	d = MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC |
 				     MHD_USE_ERROR_LOG,
 			     0, NULL, NULL, on_request, &s,
+			     MHD_OPTION_THREAD_POOL_SIZE, (unsigned)SERVE_THREADS,
 			     MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->serve.max_connections,
 			     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->serve.timeout,
 			     MHD_OPTION_NOTIFY_COMPLETED, on_completed, &s,

@@ -10,8 +10,9 @@
  * connection open longer than [serve] timeout in all (a slow peer) is cut; at most
  * [serve] max_connections at once. On a signal: no new connection, the requests in flight
  * finish, then SG_OK. Returns SG_ECONFIG (no secret, a bad listen address), SG_EUNAVAIL (the
- * address cannot be bound), SG_EINTERNAL (the HTTP library failed to start). The store is used
- * from the receiver's one thread only.
+ * address cannot be bound), SG_EINTERNAL (the HTTP library failed to start). store is the
+ * caller's open store (opening it brought the schema up to date); each receiver thread opens
+ * its own connection to the same db.
  */
 sg_status sg_serve_run(const sg_config *cfg, sg_store *store, char **err);
 
