@@ -204,6 +204,26 @@ sg batch vin "$T/e.csv" >"$T/e.out" 2>/dev/null
 like "$(cut -d, -f11 "$T/e.out" | tail -1)" "^$T/reports/[0-9a-f]{16}/2-WBA[A-Z0-9]{14}\\.pdf\$" "it is filed under the row's own name"
 is "$(find "$T" -name passwd | wc -l)" 0 "no file named after the request"
 
+# 6b. A row whose report never comes is unknown (no_report) after report_wait, never sent again.
+make_list 6 1 "$T/f.csv"
+sg batch vin "$T/f.csv" >/dev/null 2>&1
+later=$(( $(date +%s) + 7200 ))
+before=$(charged)
+SG_NOW=$later sg batch vin "$T/f.csv" >"$T/f.out" 2>/dev/null; rc=$?
+is "$rc" 75 "past report_wait: exit 75"
+like "$(sed -n 2p "$T/f.out")" ',unknown,no_report' "the row is unknown with no_report"
+SG_NOW=$later sg batch vin "$T/f.csv" --wait --poll-interval 0.1 >/dev/null 2>&1; rc=$?
+is "$rc" 75 "--wait ends at once when report_wait has passed"
+is "$(charged)" "$before" "the row is never sent again"
+
+# 6c. The secret is the only authentication: a short one stops start-up.
+printf 'short-secret\n' >"$T/short"; chmod 600 "$T/short"
+sed "s|^callback_secret_file = .*|callback_secret_file = $T/short|" "$CONF" >"$T/short.conf"; chmod 600 "$T/short.conf"
+"$STOCKGATE" -c "$T/short.conf" serve 2>"$T/short.err"; rc=$?
+is "$rc" 78 "a secret of 12 characters: exit 78"
+like "$(cat "$T/short.err")" 'callback_secret_file.*at least 32' "the message names the setting and the minimum"
+unlike "$(cat "$T/short.err")" 'short-secret' "and does not quote the secret"
+
 # 7. A slow peer (one byte a second) does not hold the receiver and is cut after [serve] timeout.
 $PY - "$SPORT" "$SECRET" "$T/slow" <<'PY' & SLOW=$!
 import socket, sys, time
