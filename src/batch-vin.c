@@ -624,49 +624,39 @@ sg_status sg_batch_vin_deliver(const sg_config *cfg, sg_store *store, const sg_d
 
 	if (rc == SQLITE_DONE) {
 		/* Nobody asked for it (or its list's journal is gone): kept for the operator, the
-		 * file too, once a distinct body. */
+		 * file too, once a distinct body (the file is named by the body's hash, so a
+		 * repeat writes the same bytes under the same name). */
+		g_clear_pointer(&path, g_free);
+		if (d->file) {
+			g_autofree char *dir = g_build_filename(reports, "unmatched", NULL);
+			g_autofree char *name = g_strdup_printf("%.16s.%s", body_sha256, d->file_ext);
+			if ((st = write_report(dir, name, d, &path, err)) != SG_OK)
+				goto fail;
+		}
 		rc = sqlite3_prepare_v2(db,
 					"INSERT OR IGNORE INTO deliveries (received, body_sha256, "
-					"delivery_id, vin, status, url) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+					"delivery_id, vin, status, url, file) "
+					"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
 					-1, &s, NULL);
-		if (rc != SQLITE_OK) {
-			st = db_err(db, rc, err);
-			goto fail;
+		if (rc == SQLITE_OK) {
+			sqlite3_bind_int64(s, 1, sg_now());
+			sqlite3_bind_text(s, 2, body_sha256, -1, SQLITE_STATIC);
+			sqlite3_bind_text(s, 3, d->id, -1, SQLITE_STATIC);
+			sqlite3_bind_text(s, 4, d->vin, -1, SQLITE_STATIC);
+			sqlite3_bind_text(s, 5, d->status, -1, SQLITE_STATIC);
+			sqlite3_bind_text(s, 6, d->url, -1, SQLITE_STATIC);
+			sqlite3_bind_text(s, 7, path, -1, SQLITE_STATIC);
+			rc = sqlite3_step(s);
 		}
-		sqlite3_bind_int64(s, 1, sg_now());
-		sqlite3_bind_text(s, 2, body_sha256, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 3, d->id, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 4, d->vin, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 5, d->status, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 6, d->url, -1, SQLITE_STATIC);
-		rc = sqlite3_step(s);
 		sqlite3_finalize(s);
 		s = NULL;
 		if (rc != SQLITE_DONE) {
 			st = db_err(db, rc, err);
 			goto fail;
 		}
-		g_clear_pointer(&path, g_free);
 		if (sqlite3_changes(db) == 0) {
 			*what = SG_VIN_REPEAT;
-		} else if (d->file) {
-			g_autofree char *dir = g_build_filename(reports, "unmatched", NULL);
-			g_autofree char *name = g_strdup_printf("%.16s.%s", body_sha256, d->file_ext);
-			if ((st = write_report(dir, name, d, &path, err)) != SG_OK)
-				goto fail;
-			rc = sqlite3_prepare_v2(db, "UPDATE deliveries SET file = ?1 WHERE "
-						"body_sha256 = ?2", -1, &s, NULL);
-			if (rc == SQLITE_OK) {
-				sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC);
-				sqlite3_bind_text(s, 2, body_sha256, -1, SQLITE_STATIC);
-				rc = sqlite3_step(s);
-			}
-			sqlite3_finalize(s);
-			s = NULL;
-			if (rc != SQLITE_DONE) {
-				st = db_err(db, rc, err);
-				goto fail;
-			}
+			g_clear_pointer(&path, g_free);
 		}
 	} else if (strcmp(state, "waiting") != 0) {
 		/* Filed before, or the row ended otherwise: a repeat changes nothing. */
