@@ -28,9 +28,16 @@ typedef struct {
 	const sg_config *cfg;
 	char *secret_sha; /* SHA-256 of the path secret: compared in constant time */
 	GMutex lock;      /* conns */
-	GHashTable *conns; /* fd → start (monotonic µs), GINT_TO_POINTER / gint64 * */
+	GHashTable *conns; /* fd → conn_entry * */
 	gint inflight;    /* requests begun and not completed */
 } server;
+
+/* An open connection as the accept loop knows it. */
+typedef struct {
+	gint64 start;                /* monotonic µs of the accept; G_MAXINT64 once cut */
+	struct MHD_Connection *conn; /* set when the library starts it: a close notice for an
+	                              * older connection on a reused fd leaves this one alone */
+} conn_entry;
 
 typedef struct {
 	GByteArray *body;
@@ -258,14 +265,17 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
 {
 	server *s = cls;
 	const union MHD_ConnectionInfo *ci;
+	conn_entry *e;
 
-	if (toe != MHD_CONNECTION_NOTIFY_CLOSED)
-		return;
 	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
 	if (ci == NULL)
 		return;
 	g_mutex_lock(&s->lock);
-	g_hash_table_remove(s->conns, GINT_TO_POINTER(ci->connect_fd));
+	e = g_hash_table_lookup(s->conns, GINT_TO_POINTER(ci->connect_fd));
+	if (e && toe == MHD_CONNECTION_NOTIFY_STARTED && e->conn == NULL)
+		e->conn = c;
+	else if (e && toe == MHD_CONNECTION_NOTIFY_CLOSED && e->conn == c)
+		g_hash_table_remove(s->conns, GINT_TO_POINTER(ci->connect_fd));
 	g_mutex_unlock(&s->lock);
 }
 
@@ -345,12 +355,12 @@ static void cut_slow(server *s)
 	g_mutex_lock(&s->lock);
 	g_hash_table_iter_init(&it, s->conns);
 	while (g_hash_table_iter_next(&it, &k, &v)) {
-		gint64 *start = v;
-		if (*start != G_MAXINT64 && now - *start > limit) {
+		conn_entry *e = v;
+		if (e->start != G_MAXINT64 && now - e->start > limit) {
 			log_warnx("serve: a connection open for more than %ds ([serve] timeout) is "
 				  "cut", s->cfg->serve.timeout);
 			shutdown(GPOINTER_TO_INT(k), SHUT_RDWR);
-			*start = G_MAXINT64;
+			e->start = G_MAXINT64;
 		}
 	}
 	g_mutex_unlock(&s->lock);
@@ -435,10 +445,10 @@ sg_status sg_serve_run(const sg_config *cfg, sg_store *store, char **err)
 			socklen_t sl = sizeof(ss);
 			int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC | SOCK_NONBLOCK);
 			if (fd >= 0) {
-				gint64 *start = g_new(gint64, 1);
-				*start = g_get_monotonic_time();
+				conn_entry *e = g_new0(conn_entry, 1);
+				e->start = g_get_monotonic_time();
 				g_mutex_lock(&s.lock);
-				g_hash_table_replace(s.conns, GINT_TO_POINTER(fd), start);
+				g_hash_table_replace(s.conns, GINT_TO_POINTER(fd), e);
 				g_mutex_unlock(&s.lock);
 				if (MHD_add_connection(d, fd, (struct sockaddr *)&ss, sl) != MHD_YES) {
 					/* Over the connection limit: the library closed it. */
