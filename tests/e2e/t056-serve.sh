@@ -162,6 +162,15 @@ sg batch vin "$T/b.csv" >"$T/b.out" 2>/dev/null; rc=$?
 is "$rc" 65 "rows with a failed report: exit 65"
 is "$(grep -c ',failed,the service reported a failure' "$T/b.out")" 2 "both rows are failed with the service's reason"
 
+# 4b. A delivery as a GET with a query.
+make_list 7 1 "$T/g.csv"
+sg batch vin "$T/g.csv" >/dev/null 2>&1
+d=$(deliver '{"form":"get"}')
+is "$(jf "$d" .delivered)" 1 "a GET delivery is answered 200"
+sg batch vin "$T/g.csv" >"$T/g.out" 2>/dev/null; rc=$?
+is "$rc" 0 "its row is ok"
+like "$(sed -n 2p "$T/g.out")" ',ok,.*,ok,https://reports.example/[0-9]+\.pdf,$' "with the link it gave"
+
 # 5. serve killed between filing and answering: the service's retry files the report once.
 kill -TERM $SERVE_PID; wait $SERVE_PID; rc=$?
 is "$rc" 0 "SIGTERM: serve exits 0"
