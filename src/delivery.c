@@ -1,5 +1,6 @@
 /* delivery.c: reads one delivery of the VIN service (a result POST) from its bytes, whatever its form. */
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <string.h>
 
 #include "delivery.h"
@@ -75,7 +76,9 @@ static bool read_json_object(reader *r, const cJSON *o)
 			put(r, m->string, m->valuestring, strlen(m->valuestring));
 		} else if (cJSON_IsNumber(m)) {
 			char buf[G_ASCII_DTOSTR_BUF_SIZE];
-			if (m->valuedouble == (double)(long long)m->valuedouble)
+			/* A whole number prints as one ("12", as the queue's id was kept); the
+			 * range check first, as a cast of a larger double is undefined. */
+			if (fabs(m->valuedouble) < 1e15 && m->valuedouble == floor(m->valuedouble))
 				g_snprintf(buf, sizeof(buf), "%lld", (long long)m->valuedouble);
 			else
 				g_ascii_dtostr(buf, sizeof(buf), m->valuedouble);
