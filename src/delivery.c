@@ -383,7 +383,7 @@ sg_status sg_delivery_parse(const char *content_type, const char *query, const c
 		if (g_str_has_prefix(ctype, "application/json") || g_str_has_suffix(ctype, "+json"))
 			ok = read_json(&r, body, len);
 		else if (g_str_has_prefix(ctype, "application/x-www-form-urlencoded"))
-			ok = read_form(&r, body, len);
+			ok = read_text(&r, body, len); /* JSON sent with a form's label is JSON */
 		else if (g_str_has_prefix(ctype, "multipart/form-data"))
 			ok = read_multipart(&r, content_type, body, len, &file, &file_len);
 		else if (*ctype == 0 || g_str_has_prefix(ctype, "text/plain"))

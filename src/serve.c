@@ -391,6 +391,7 @@ sg_status sg_serve_run(const sg_config *cfg, sg_store *store, char **err)
 	sg_status st = SG_OK;
 	int lfd;
 	gint64 stop_by;
+	unsigned pool = (unsigned)MIN(SERVE_THREADS, cfg->serve.max_connections);
 
 	if (cfg->vin.callback_secret == NULL)
 		return sg_fail(err, SG_ECONFIG, "[vin] callback_secret_file is not set: the secret "
@@ -408,12 +409,14 @@ sg_status sg_serve_run(const sg_config *cfg, sg_store *store, char **err)
 	d = MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC |
 				     MHD_USE_ERROR_LOG,
 			     0, NULL, NULL, on_request, &s,
-			     MHD_OPTION_THREAD_POOL_SIZE, (unsigned)SERVE_THREADS,
 			     MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->serve.max_connections,
 			     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->serve.timeout,
 			     MHD_OPTION_NOTIFY_COMPLETED, on_completed, &s,
 			     MHD_OPTION_NOTIFY_CONNECTION, on_connection, &s,
 			     MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+			     /* Last, as it may be left out: the library shares the connection
+			      * limit among its threads, and wants no pool of one. */
+			     pool > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, pool,
 			     MHD_OPTION_END);
 	if (d == NULL) {
 		st = sg_fail(err, SG_EINTERNAL, "libmicrohttpd did not start");

@@ -289,6 +289,35 @@ is "$rc" 0 "serve stops on SIGTERM with exit 0"
 sg batch vin "$T/h.csv" >"$T/h.out" 2>/dev/null
 like "$(sed -n 2p "$T/h.out")" ',ok,.*late\.pdf' "and its report is filed"
 
+# 8b. [serve] max_connections: one connection held open, the next is refused; then served.
+sed "s|^timeout = 2|timeout = 30\nmax_connections = 1|" "$CONF" >"$T/one.conf"; chmod 600 "$T/one.conf"
+"$STOCKGATE" -c "$T/one.conf" serve 2>>"$T/serve.log" & SERVE_PID=$!
+_pids+=($SERVE_PID)
+$PY - "$SPORT" "$T/held" <<'PY' & HELD=$!
+import os, socket, sys, time
+# The first connection serve accepts is this one: no wait_port before it (that would be one).
+for i in range(200):
+    try:
+        s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+        break
+    except ConnectionRefusedError:
+        time.sleep(0.05)
+s.send(b"P")
+open(sys.argv[2], "w").close()
+while os.path.exists(sys.argv[2]):
+    time.sleep(0.05)
+PY
+for i in $(seq 100); do [ -e "$T/held" ] && break; sleep 0.1; done
+curl -s -o /dev/null -d '{"id":"none-2"}' -H 'Content-Type: application/json' "$CB"; rc=$?
+check "a connection beyond max_connections is refused (curl $rc)" test "$rc" -ne 0
+rm -f "$T/held"; wait $HELD
+# The receiver learns of the close asynchronously: try until it has (at most 10 s).
+served() { [ "$(curl -s -o /dev/null -w '%{http_code}' -d '{"id":"none-2"}' -H 'Content-Type: application/json' "$CB")" = 200 ]; }
+for i in $(seq 100); do served && break; sleep 0.1; done
+check "once it closed, the next is served" served
+like "$(cat "$T/serve.log")" 'max_connections \(1\) are open' "the refusal is logged"
+kill -TERM $SERVE_PID; wait $SERVE_PID
+
 # 9. poll and serve shared the db all along.
 check "poll is still running" kill -0 $POLL_PID
 kill -TERM $POLL_PID; wait $POLL_PID
