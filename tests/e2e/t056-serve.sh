@@ -30,6 +30,8 @@ report_wait = 1h
 listen = 127.0.0.1:$SPORT
 timeout = 2
 EOF2
+# Room for two of the emulator's reports (about 475 bytes each) in a results mail.
+sed -i '/^\[report\]/a max_attachment_size = 1000' "$CONF"
 deliver() { curl -s -X POST -d "$1" "$URL/_deliver"; }
 reports() { find "$T/reports" -type f 2>/dev/null | wc -l; }
 unknown() { sg status --format json | jq -r .deliveries_unknown; }
@@ -136,8 +138,18 @@ d=$(deliver '{"form":"multipart"}')
 is "$(jf "$d" .delivered)" 3 "the service delivers the 3 reports"
 check "the results mail goes once every report is filed" wait_for outbox_ge 2
 res=$(ls -t "$OUTBOX"/*.eml | head -1)
-is "$(attachments "$res" | grep -c ' application/pdf ')" 3 "the 3 reports are attached as PDF"
+is "$(attachments "$res" | grep -c ' application/pdf ')" 2 "two reports are attached as PDF ([report] max_attachment_size)"
 is "$(attachments "$res" | grep -c '^m-results.csv ')" 1 "with the results list"
+$PY - "$res" >"$T/m-results.csv" <<'PY'
+import sys, email, email.policy
+m = email.message_from_binary_file(open(sys.argv[1], "rb"), policy=email.policy.default)
+for p in m.iter_attachments():
+    if p.get_filename() == "m-results.csv":
+        sys.stdout.buffer.write(p.get_payload(decode=True))
+PY
+is "$(tail -n +2 "$T/m-results.csv" | cut -d, -f5 | tr '\n' ' ')" "ok ok ok " "every row of the mailed list is ok"
+third=$(tail -n +2 "$T/m-results.csv" | cut -d, -f11 | while read -r f; do b=$(basename "$f"); attachments "$res" | grep -q "^$b " || echo "$f"; done)
+check "the report beyond the cap is named in the list ($third)" test -f "$third"
 is "$(reports)" 4 "the reports are filed as well"
 
 # 2. Repeated deliveries are harmless.
