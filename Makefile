@@ -3,7 +3,7 @@ PREFIX   ?= /usr/local
 DESTDIR  ?=
 BUILD    ?= build
 CC       ?= cc
-PKGS      = gmime-3.0 libcurl sqlite3 libcjson libxml-2.0
+PKGS      = gmime-3.0 libcurl sqlite3 libcjson libxml-2.0 libmicrohttpd
 SANITIZE ?=
 WERROR   ?=
 

@@ -175,4 +175,6 @@ BUILD=${BUILD:-build} "$(dirname "$0")/batch-vin.sh" 2>&1 | sed 's/^/(d) /' || t
 # (e) rental throughput: 1,000 rows over 250 contracts of 4 commands at concurrency 16, 100 ms
 # latency, over the ideal the per-contract order allows (target <= 1.3).
 BUILD=${BUILD:-build} "$(dirname "$0")/batch-rental.sh" 2>&1 | sed 's/^/(e) /' || true
+# (f) the receiver: `stockgate serve` against a bare libmicrohttpd handler (the floor).
+BUILD=$BUILD "$(dirname "$0")/serve.sh" 2>&1 | sed 's/^/(f) /' || true
 exit 0

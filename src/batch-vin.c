@@ -1,10 +1,15 @@
-/* batch-vin.c: batch kind `vin`: VIN history reports of seed 000 (processing_queue, get_balance). */
+/* batch-vin.c: batch kind `vin`: VIN history reports of seed 000 (processing_queue, get_balance, deliveries). */
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
+#include <errno.h>
+#include <sqlite3.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "batch.h"
+#include "delivery.h"
 #include "log.h"
+#include "util.h"
 
 enum { C_VIN, C_TYPE, C_BRAND, C_LANG, C_TELEGRAM, C_CLIENT_EMAIL, C_YOUR_EMAIL, C_N };
 
@@ -27,7 +32,8 @@ static const sg_batch_column vin_columns[] = {
 	{ "your_email", a_ye, false },
 };
 
-static const char *const vin_results[] = { "id", "message", NULL };
+static const char *const vin_results[] = { "id", "message", "report_status", "report_url",
+					    "report_file", NULL };
 
 /* The report languages, as the service names them, with what users type for them. */
 static const struct { const char *name; const char *const codes[4]; } languages[] = {
@@ -261,6 +267,8 @@ static char *vin_validate(char **vals, const char **warning)
 
 typedef struct {
 	const char *url, *token;
+	bool waits;         /* a receiver is configured: a queued row waits for its report */
+	gint64 report_wait; /* seconds */
 } vin_state;
 
 static sg_status vin_open(const sg_config *cfg, sg_batch_conn *conn, char **err)
@@ -276,6 +284,8 @@ static sg_status vin_open(const sg_config *cfg, sg_batch_conn *conn, char **err)
 	s = g_new0(vin_state, 1);
 	s->url = cfg->vin.url;
 	s->token = cfg->vin.token;
+	s->waits = cfg->vin.callback_secret != NULL;
+	s->report_wait = cfg->vin.report_wait;
 	conn->section = "vin";
 	conn->url = cfg->vin.url;
 	conn->tls = &cfg->vin.tls;
@@ -334,6 +344,7 @@ static char *json_text(const cJSON *v)
 
 static sg_step vin_answer(void *state, sg_batch_row *row, long http, const char *body, size_t len)
 {
+	vin_state *vs = state;
 	cJSON *j = cJSON_ParseWithLength(body, len);
 	cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
 	cJSON *st = cJSON_GetObjectItemCaseSensitive(j, "status");
@@ -363,15 +374,22 @@ static sg_step vin_answer(void *state, sg_batch_row *row, long http, const char 
 	g_autofree char *idt = json_text(id), *msgt = json_text(msg);
 	cJSON_AddStringToObject(res, "id", idt ? idt : "");
 	cJSON_AddStringToObject(res, "message", msgt ? msgt : "");
+	if (vs->waits) {
+		/* The report comes later by POST to `serve`, which finds the row by this id (or
+		 * the VIN); until wait_until the row is pending, then unknown (no_report). */
+		cJSON_AddStringToObject(res, "vin", row->vals[C_VIN]);
+		cJSON_AddNumberToObject(res, "wait_until", (double)(sg_now() + vs->report_wait));
+	}
 	char *txt = cJSON_PrintUnformatted(res);
 	g_free(row->state);
 	g_free(row->answer);
-	row->state = g_strdup("ok");
+	row->state = g_strdup(vs->waits ? "waiting" : "ok");
 	row->answer = g_strdup(txt);
 	cJSON_free(txt);
 	cJSON_Delete(res);
 	cJSON_Delete(j);
-	return SG_STEP_DONE;
+	/* WAIT: the engine asks next(), which has nothing to call for a waiting row. */
+	return vs->waits ? SG_STEP_WAIT : SG_STEP_DONE;
 }
 
 const sg_batch_kind sg_batch_vin = {
@@ -453,4 +471,292 @@ sg_status sg_batch_vin_balance(const sg_config *cfg, char **balance, char **err)
 	*balance = cJSON_IsNumber(b) ? g_strdup_printf("%g", b->valuedouble) : json_text(b);
 	cJSON_Delete(j);
 	return SG_OK;
+}
+
+/* ---- deliveries: the report comes back (`stockgate serve`) ------------------------------- */
+
+char *sg_batch_vin_reports_dir(const sg_config *cfg)
+{
+	g_autofree char *dir = g_path_get_dirname(cfg->store.path);
+	return g_build_filename(dir, "reports", NULL);
+}
+
+/* A VIN as the journal keeps it: 17 Latin capitals and digits. */
+static bool vin_plain(const char *v)
+{
+	if (v == NULL || strlen(v) != 17)
+		return false;
+	for (const char *p = v; *p; p++)
+		if (!g_ascii_isupper(*p) && !g_ascii_isdigit(*p))
+			return false;
+	return true;
+}
+
+static sg_status db_err(sqlite3 *db, int rc, char **err)
+{
+	/* Busy: the poller holds the write lock longer than the busy timeout; the service
+	 * retries a delivery that is not answered 2xx. */
+	if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
+		return sg_fail(err, SG_ETEMP, "state db busy: %s", sqlite3_errmsg(db));
+	return sg_fail(err, SG_EIO, "state db: %s", sqlite3_errmsg(db));
+}
+
+/* The waiting-or-done journal row of a delivery: by the queue's id, else by the VIN among the
+ * rows still waiting (the most recent). */
+static int find_row(sqlite3 *db, const sg_delivery *d, char **sha, gint64 *line, char **state,
+		    char **answer)
+{
+	static const char *const by_id =
+		"SELECT input_sha256, row, state, answer FROM journal WHERE kind = 'vin' AND "
+		"CASE WHEN json_valid(answer) THEN json_extract(answer, '$.id') END = ?1 "
+		"ORDER BY state = 'waiting' DESC, sent_at DESC LIMIT 1";
+	static const char *const by_vin =
+		"SELECT input_sha256, row, state, answer FROM journal WHERE kind = 'vin' AND "
+		"state = 'waiting' AND "
+		"CASE WHEN json_valid(answer) THEN json_extract(answer, '$.vin') END = ?1 "
+		"ORDER BY sent_at DESC LIMIT 1";
+	int rc = SQLITE_DONE;
+
+	for (int pass = 0; pass < 2 && rc == SQLITE_DONE; pass++) {
+		const char *key = pass == 0 ? d->id : d->vin;
+		sqlite3_stmt *s = NULL;
+		if (key == NULL || (pass == 1 && !vin_plain(key)))
+			continue;
+		rc = sqlite3_prepare_v2(db, pass == 0 ? by_id : by_vin, -1, &s, NULL);
+		if (rc != SQLITE_OK)
+			return rc;
+		sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+		rc = sqlite3_step(s);
+		if (rc == SQLITE_ROW) {
+			*sha = g_strdup((const char *)sqlite3_column_text(s, 0));
+			*line = sqlite3_column_int64(s, 1);
+			*state = g_strdup((const char *)sqlite3_column_text(s, 2));
+			*answer = g_strdup((const char *)sqlite3_column_text(s, 3));
+		}
+		sqlite3_finalize(s);
+	}
+	return rc;
+}
+
+/* Writes the report file under dir/name (temp, fsync, rename, fsync of the directory). */
+static sg_status write_report(const char *dir, const char *name, const sg_delivery *d,
+			      char **path, char **err)
+{
+	g_autofree char *e = NULL;
+
+	if (g_mkdir_with_parents(dir, 0750) != 0)
+		return sg_fail(err, SG_EIO, "%s: cannot create: %s", dir, g_strerror(errno));
+	*path = g_build_filename(dir, name, NULL);
+	if (!sg_write_atomic(*path, d->file, d->file_len, 0640, &e)) {
+		g_clear_pointer(path, g_free);
+		return sg_fail(err, SG_EIO, "%s", e);
+	}
+	return SG_OK;
+}
+
+/* The VIN of a waiting row's answer, checked, or "VIN". */
+static char *answer_vin(const char *answer)
+{
+	cJSON *was = cJSON_Parse(answer);
+	cJSON *vin = cJSON_GetObjectItemCaseSensitive(was, "vin");
+	char *v = g_strdup(cJSON_IsString(vin) && vin_plain(vin->valuestring) ? vin->valuestring
+									   : "VIN");
+	cJSON_Delete(was);
+	return v;
+}
+
+/* Where a row's report goes: reports/<16 digits of the list's SHA-256>/<row>-<VIN>.<ext>; the
+ * name comes from the journal, never from the request. */
+static void report_place(const char *reports, const char *sha, gint64 line, const char *answer,
+			 const char *ext, char **dir, char **name)
+{
+	g_autofree char *v = answer_vin(answer);
+	*dir = g_strdup_printf("%s/%.16s", reports, sha);
+	*name = g_strdup_printf("%" G_GINT64_FORMAT "-%s.%s", line, v, ext);
+}
+
+static void add_opt(cJSON *o, const char *k, const char *v)
+{
+	cJSON_AddStringToObject(o, k, v ? v : "");
+}
+
+sg_status sg_batch_vin_deliver(const sg_config *cfg, sg_store *store, const sg_delivery *d,
+			       const char *body_sha256, sg_vin_delivered *what, char **file,
+			       char **err)
+{
+	sqlite3 *db = sg_store_db(store);
+	g_autofree char *sha = NULL, *state = NULL, *answer = NULL, *reports = NULL;
+	g_autofree char *path = NULL;
+	gint64 line = 0;
+	sg_status st = SG_OK;
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	*what = SG_VIN_UNKNOWN;
+	*file = NULL;
+	reports = sg_batch_vin_reports_dir(cfg);
+	/* The report file is written (and fsynced) before the write lock is taken, so that
+	 * deliveries filed at once share the disk and queue only for their commits. A file whose
+	 * row turns out not to be waiting any more was a repeat: same name, same bytes. */
+	if (d->file && !d->failed) {
+		rc = find_row(db, d, &sha, &line, &state, &answer);
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+			return db_err(db, rc, err);
+		if (rc == SQLITE_ROW && strcmp(state, "waiting") == 0) {
+			g_autofree char *dir = NULL, *name = NULL;
+			report_place(reports, sha, line, answer, d->file_ext, &dir, &name);
+			if ((st = write_report(dir, name, d, &path, err)) != SG_OK)
+				return st;
+		}
+		g_clear_pointer(&sha, g_free);
+		g_clear_pointer(&state, g_free);
+		g_clear_pointer(&answer, g_free);
+	}
+	/* IMMEDIATE: the write lock now, so the row read is the row written (a CLI re-run, a poll
+	 * or another delivery may journal beside us). */
+	if ((rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL)) != SQLITE_OK)
+		return db_err(db, rc, err);
+	rc = find_row(db, d, &sha, &line, &state, &answer);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		st = db_err(db, rc, err);
+		goto fail;
+	}
+
+	if (rc == SQLITE_DONE) {
+		/* Nobody asked for it (or its list's journal is gone): kept for the operator, the
+		 * file too, once a distinct body (the file is named by the body's hash, so a
+		 * repeat writes the same bytes under the same name). */
+		g_clear_pointer(&path, g_free);
+		if (d->file) {
+			g_autofree char *dir = g_build_filename(reports, "unmatched", NULL);
+			g_autofree char *name = g_strdup_printf("%.16s.%s", body_sha256, d->file_ext);
+			if ((st = write_report(dir, name, d, &path, err)) != SG_OK)
+				goto fail;
+		}
+		rc = sqlite3_prepare_v2(db,
+					"INSERT OR IGNORE INTO deliveries (received, body_sha256, "
+					"delivery_id, vin, status, url, file) "
+					"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+					-1, &s, NULL);
+		if (rc == SQLITE_OK) {
+			sqlite3_bind_int64(s, 1, sg_now());
+			sqlite3_bind_text(s, 2, body_sha256, -1, SQLITE_STATIC);
+			sqlite3_bind_text(s, 3, d->id, -1, SQLITE_STATIC);
+			sqlite3_bind_text(s, 4, d->vin, -1, SQLITE_STATIC);
+			sqlite3_bind_text(s, 5, d->status, -1, SQLITE_STATIC);
+			sqlite3_bind_text(s, 6, d->url, -1, SQLITE_STATIC);
+			sqlite3_bind_text(s, 7, path, -1, SQLITE_STATIC);
+			rc = sqlite3_step(s);
+		}
+		sqlite3_finalize(s);
+		s = NULL;
+		if (rc != SQLITE_DONE) {
+			st = db_err(db, rc, err);
+			goto fail;
+		}
+		if (sqlite3_changes(db) == 0) {
+			*what = SG_VIN_REPEAT;
+			g_clear_pointer(&path, g_free);
+		}
+	} else if (strcmp(state, "waiting") != 0) {
+		/* Filed before, or the row ended otherwise: a repeat changes nothing. */
+		*what = SG_VIN_REPEAT;
+		g_clear_pointer(&path, g_free);
+	} else {
+		cJSON *was = cJSON_Parse(answer), *res = cJSON_CreateObject();
+		cJSON *id = cJSON_GetObjectItemCaseSensitive(was, "id");
+		cJSON *msg = cJSON_GetObjectItemCaseSensitive(was, "message");
+		g_autofree char *v = answer_vin(answer);
+		char *txt;
+
+		add_opt(res, "id", cJSON_IsString(id) ? id->valuestring : d->id);
+		add_opt(res, "message", cJSON_IsString(msg) ? msg->valuestring : NULL);
+		add_opt(res, "vin", v);
+		add_opt(res, "report_status", d->status ? d->status : d->failed ? "error" : "ok");
+		add_opt(res, "report_url", d->url);
+		if (d->failed) {
+			g_autofree char *e = g_strdup_printf("the service reported a failure: %s",
+							     d->error ? d->error : d->status);
+			add_opt(res, "error", e);
+			*what = SG_VIN_FAILED;
+		} else {
+			if (d->file) {
+				g_autofree char *dir = NULL, *name = NULL, *want = NULL;
+				report_place(reports, sha, line, answer, d->file_ext, &dir, &name);
+				want = g_build_filename(dir, name, NULL);
+				/* Written above, unless the match moved to another row meanwhile. */
+				if (path == NULL || strcmp(path, want) != 0) {
+					g_clear_pointer(&path, g_free);
+					if ((st = write_report(dir, name, d, &path, err)) != SG_OK) {
+						cJSON_Delete(was);
+						cJSON_Delete(res);
+						goto fail;
+					}
+				}
+			}
+			add_opt(res, "report_file", path);
+			*what = SG_VIN_FILED;
+		}
+		txt = cJSON_PrintUnformatted(res);
+		cJSON_Delete(was);
+		cJSON_Delete(res);
+		rc = sqlite3_prepare_v2(db, "UPDATE journal SET state = ?1, answer = ?2 WHERE "
+					"kind = 'vin' AND input_sha256 = ?3 AND row = ?4",
+					-1, &s, NULL);
+		if (rc == SQLITE_OK) {
+			sqlite3_bind_text(s, 1, *what == SG_VIN_FAILED ? "failed" : "ok", -1,
+					  SQLITE_STATIC);
+			sqlite3_bind_text(s, 2, txt, -1, SQLITE_TRANSIENT);
+			sqlite3_bind_text(s, 3, sha, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(s, 4, line);
+			rc = sqlite3_step(s);
+		}
+		cJSON_free(txt);
+		sqlite3_finalize(s);
+		s = NULL;
+		if (rc != SQLITE_DONE) {
+			st = db_err(db, rc, err);
+			goto fail;
+		}
+	}
+	if ((rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL)) != SQLITE_OK) {
+		st = db_err(db, rc, err);
+		goto fail;
+	}
+	*file = g_steal_pointer(&path);
+	return SG_OK;
+fail:
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	/* A file renamed into place for a row whose update did not commit is written again by
+	 * the service's retry, under the same name. */
+	return st;
+}
+
+GPtrArray *sg_batch_vin_report_files(const sg_config *cfg, sg_store *store, const char *input_sha256)
+{
+	sqlite3 *db = sg_store_db(store);
+	sqlite3_stmt *s = NULL;
+	GPtrArray *files = g_ptr_array_new_with_free_func(g_free);
+	gint64 total = 0;
+
+	if (sqlite3_prepare_v2(db,
+			       "SELECT json_extract(answer, '$.report_file') FROM journal WHERE "
+			       "kind = 'vin' AND input_sha256 = ?1 AND state = 'ok' AND "
+			       "json_valid(answer) ORDER BY row", -1, &s, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(s, 1, input_sha256, -1, SQLITE_STATIC);
+		while (sqlite3_step(s) == SQLITE_ROW) {
+			const char *f = (const char *)sqlite3_column_text(s, 0);
+			struct stat sb;
+			if (f == NULL || *f == 0 || stat(f, &sb) != 0)
+				continue;
+			/* Within the cap in row order; the rest are named in the CSV. */
+			if (total + sb.st_size > cfg->report.max_attachment_size)
+				continue;
+			total += sb.st_size;
+			g_ptr_array_add(files, g_strdup(f));
+		}
+	}
+	sqlite3_finalize(s);
+	g_ptr_array_add(files, NULL);
+	return files;
 }

@@ -1289,6 +1289,19 @@ static sg_row_status row_status(const job *j, const brow *r, const char **error,
 		*error = r->note;
 		return state_is(p, "sent") ? SG_ROW_UNKNOWN : SG_ROW_PENDING;
 	}
+	{
+		/* A row under way with a deadline of its own (a vin row waiting for its report):
+		 * past it, the paid request is unknown and never sent again. */
+		cJSON *until = cJSON_GetObjectItemCaseSensitive(*res, "wait_until");
+		if (cJSON_IsNumber(until)) {
+			if ((double)sg_now() >= until->valuedouble) {
+				*error = "no_report: no report arrived within [vin] report_wait";
+				return SG_ROW_UNKNOWN;
+			}
+			*error = "waiting for the report (stockgate serve files it)";
+			return SG_ROW_PENDING;
+		}
+	}
 	if (j->o->dry_run)
 		*error = r->pub.state ? "under way (dry run)" : "not sent (dry run)";
 	else if (r->pub.state)

@@ -185,6 +185,32 @@ char *sg_batch_summary_line(const char *kind, const sg_batch_summary *sum);
 /* The balance of the vin account (get_balance), as the service gives it; g_free. */
 sg_status sg_batch_vin_balance(const sg_config *cfg, char **balance, char **err);
 
+/* What a delivery of the VIN service did (`stockgate serve`). */
+typedef enum {
+	SG_VIN_FILED,   /* a waiting row is ok now, with its report file when one came */
+	SG_VIN_FAILED,  /* a waiting row is failed: the service reported an error status */
+	SG_VIN_REPEAT,  /* the row (or the unknown delivery) had it already: nothing changed */
+	SG_VIN_UNKNOWN, /* no row waits for it: kept in the deliveries table */
+} sg_vin_delivered;
+
+struct sg_delivery_s;
+/*
+ * Files one parsed delivery (delivery.h) in one transaction: the journal row found by the id
+ * (else by the VIN among rows still waiting, the most recent) gets its result, and the report
+ * file is written first to <state dir>/reports/<input sha256, 16 digits>/<row>-<VIN>.<ext>
+ * (temp, fsync, rename). Unknown deliveries go to the deliveries table (their file to
+ * reports/unmatched/). *file: the path written, or NULL (g_free). SG_ETEMP when the db stays
+ * busy, SG_EIO on a write failure: the caller must not answer 2xx then.
+ */
+sg_status sg_batch_vin_deliver(const sg_config *cfg, sg_store *st,
+			       const struct sg_delivery_s *d, const char *body_sha256,
+			       sg_vin_delivered *what, char **file, char **err);
+/* The report files of a list's ok rows, in row order, as many as fit in [report]
+ * max_attachment_size in all; NULL-terminated (g_ptr_array_unref). */
+GPtrArray *sg_batch_vin_report_files(const sg_config *cfg, sg_store *st, const char *input_sha256);
+/* <directory of [store] path>/reports; g_free. */
+char *sg_batch_vin_reports_dir(const sg_config *cfg);
+
 /* Helpers shared by the kinds and tested on their own. */
 
 /* Maps the Cyrillic look-alikes А В Е К М Н О Р С Т Х У (either case) to Latin capitals,

@@ -16,7 +16,7 @@
 static const char usage_text[] =
 	"usage: stockgate batch vin|frame|rental INPUT.csv [-o OUT] [--concurrency N] [--rate R]\n"
 	"           [--dry-run] [--retry-unknown] [--format csv|json]\n"
-	"           [--max-wait D] [--poll-interval D]   (frame)\n"
+	"           [--max-wait D] [--poll-interval D]   (frame)   [--wait]   (vin)\n"
 	"       stockgate batch vin --balance\n"
 	"       stockgate batch run-jobs [--max-time D]\n"
 	"Looks up every row of a CSV list with the vendor service and writes the list back with the\n"
@@ -37,6 +37,8 @@ static const char usage_text[] =
 	"rental: a row is a contract command (cmd start|update|stop, ra, the seed's parameters;\n"
 	"start_lat/start_lon or start_address, end_* alike). Rows of one ra run in file order,\n"
 	"after a failed one the rest are not sent; a 5xx after a command was sent is unknown.\n"
+	"  --wait                 vin: run until every row's report arrived (stockgate serve files\n"
+	"                         them) or [vin] report_wait passed; looks every --poll-interval\n"
 	"run-jobs advances the jobs accepted by e-mail once (as each poll does) and mails the\n"
 	"results of those that end; exit 0 when none is left under way, 75 otherwise.\n";
 
@@ -143,7 +145,8 @@ static long parse_count(const char *s)
 
 sg_status cmd_batch(sg_ctx *ctx, int argc, char **argv)
 {
-	enum { O_RATE = 256, O_DRY, O_RETRY, O_FORMAT, O_WAIT, O_POLL, O_BAL, O_CONC, O_TIMEOUT };
+	enum { O_RATE = 256, O_DRY, O_RETRY, O_FORMAT, O_WAIT, O_POLL, O_BAL, O_CONC, O_TIMEOUT,
+	       O_UNTIL };
 	static const struct option opts[] = {
 		{ "output", required_argument, NULL, 'o' },
 		{ "concurrency", required_argument, NULL, O_CONC },
@@ -155,13 +158,14 @@ sg_status cmd_batch(sg_ctx *ctx, int argc, char **argv)
 		{ "poll-interval", required_argument, NULL, O_POLL },
 		{ "timeout", required_argument, NULL, O_TIMEOUT },
 		{ "balance", no_argument, NULL, O_BAL },
+		{ "wait", no_argument, NULL, O_UNTIL },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	sg_batch_opts o;
 	sg_batch_summary sum;
 	const sg_batch_kind *kind;
-	bool balance = false;
+	bool balance = false, wait = false;
 	g_autofree char *err = NULL, *line = NULL;
 	sg_store *store = NULL;
 	sg_status st;
@@ -224,6 +228,9 @@ sg_status cmd_batch(sg_ctx *ctx, int argc, char **argv)
 		case O_BAL:
 			balance = true;
 			break;
+		case O_UNTIL:
+			wait = true;
+			break;
 		case 'h':
 			return sg_cmd_usage(usage_text, SG_OK);
 		default:
@@ -262,6 +269,26 @@ sg_status cmd_batch(sg_ctx *ctx, int argc, char **argv)
 
 	if ((st = sg_ctx_store(ctx, &store)) != SG_OK)
 		return st;
+	if (wait && !o.dry_run) {
+		/* The reports arrive through `stockgate serve` into the journal: look again until no
+		 * row is pending (a row past report_wait is unknown, so this ends). The list goes
+		 * out once, at the end. */
+		FILE *devnull = fopen("/dev/null", "w");
+		sg_batch_opts quiet = o;
+		quiet.output = NULL;
+		quiet.out = devnull;
+		quiet.progress = false;
+		while (devnull && (st = sg_batch_run(kind, ctx->cfg, store, &quiet, &sum, &err)) ==
+					  SG_OK &&
+		       sum.pending > 0 && !sum.interrupted && !sum.stopped)
+			g_usleep((gulong)(MAX(o.poll_interval, 0.05) * G_USEC_PER_SEC));
+		if (devnull)
+			fclose(devnull);
+		if (st != SG_OK) {
+			sg_store_close(store);
+			return sg_cmd_fail(st, err);
+		}
+	}
 	st = sg_batch_run(kind, ctx->cfg, store, &o, &sum, &err);
 	sg_store_close(store);
 	if (st != SG_OK)

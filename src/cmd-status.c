@@ -10,7 +10,8 @@
 static const char usage_text[] =
 	"usage: stockgate status [--format text|json|prometheus] [--output FILE]\n"
 	"The last poll and its outcome, messages by outcome, pending deferrals, reports and batch\n"
-	"jobs. Exit 0 healthy, 69 when the last poll failed.\n"
+	"jobs, and the VIN reports `serve` received for no row (kept in the deliveries table).\n"
+	"Exit 0 healthy, 69 when the last poll failed.\n"
 	"  --format prometheus  the same figures (messages by outcome and reason, the last poll,\n"
 	"                       deferrals, reports pending, batch jobs and rows by state, receiver\n"
 	"                       deliveries) in the Prometheus text format, for node_exporter's\n"
@@ -108,6 +109,7 @@ sg_status cmd_status(sg_ctx *ctx, int argc, char **argv)
 		cJSON_AddNumberToObject(o, "deferred", s.deferred);
 		cJSON_AddNumberToObject(o, "reports_pending", s.reports_pending);
 		cJSON_AddNumberToObject(o, "jobs_pending", s.jobs_pending);
+		cJSON_AddNumberToObject(o, "deliveries_unknown", s.deliveries_unknown);
 		cJSON_AddBoolToObject(o, "healthy", !failed);
 		char *text = cJSON_PrintUnformatted(o);
 		printf("%s\n", text);
@@ -127,6 +129,7 @@ sg_status cmd_status(sg_ctx *ctx, int argc, char **argv)
 		printf("deferred:         %ld\n", s.deferred);
 		printf("reports pending:  %ld\n", s.reports_pending);
 		printf("jobs pending:     %ld\n", s.jobs_pending);
+		printf("unknown reports:  %ld\n", s.deliveries_unknown);
 	}
 	sg_store_status_clear(&s);
 	if (failed) {

@@ -33,6 +33,7 @@ sg_status cmd_batch(sg_ctx *ctx, int argc, char **argv);
 sg_status cmd_status(sg_ctx *ctx, int argc, char **argv);
 sg_status cmd_mirror(sg_ctx *ctx, int argc, char **argv);
 sg_status cmd_config(sg_ctx *ctx, int argc, char **argv);
+sg_status cmd_serve(sg_ctx *ctx, int argc, char **argv);
 
 /* Opens the store of ctx->cfg ([store] path); logs and returns the failure. */
 sg_status sg_ctx_store(sg_ctx *ctx, sg_store **out);

@@ -80,6 +80,7 @@ static const struct keydef report_keys[] = {
 	{ "language", K_LANG, F(report.language), 0, 0 },
 	{ "bcc", K_ADDR, F(report.bcc), 0, 0 },
 	{ "timeout", K_INT, F(report.timeout), 1, 3600 },
+	{ "max_attachment_size", K_SIZE, F(report.max_attachment_size), 0, 0 },
 	TLS_KEYS(report),
 	{ NULL, 0, 0, 0, 0 },
 };
@@ -114,6 +115,9 @@ static const struct keydef vin_keys[] = {
 	{ "url", K_URL, F(vin.url), 0, 0 },
 	{ "token", K_SECRET, F(vin.token), 0, 0 },
 	{ "token_file", K_SECRET_FILE, F(vin.token), 0, 0 },
+	{ "callback_secret", K_SECRET, F(vin.callback_secret), 0, 0 },
+	{ "callback_secret_file", K_SECRET_FILE, F(vin.callback_secret), 0, 0 },
+	{ "report_wait", K_DUR, F(vin.report_wait), 0, 0 },
 	TLS_KEYS(vin),
 	{ NULL, 0, 0, 0, 0 },
 };
@@ -141,6 +145,15 @@ static const struct keydef rental_keys[] = {
 	{ NULL, 0, 0, 0, 0 },
 };
 
+static const struct keydef serve_keys[] = {
+	{ "listen", K_STR, F(serve.listen), 0, 0 },
+	{ "public_url", K_STR, F(serve.public_url), 0, 0 },
+	{ "max_body", K_SIZE, F(serve.max_body), 0, 0 },
+	{ "max_connections", K_INT, F(serve.max_connections), 1, 100000 },
+	{ "timeout", K_INT, F(serve.timeout), 1, 3600 },
+	{ NULL, 0, 0, 0, 0 },
+};
+
 static const struct groupdef groups[] = {
 	{ "source", U_SOURCE, F(source.tls), source_keys },
 	{ "report", U_REPORT, F(report.tls), report_keys },
@@ -152,6 +165,7 @@ static const struct groupdef groups[] = {
 	{ "frame", U_HTTP, F(frame.tls), frame_keys },
 	{ "price", U_HTTP, F(price.tls), price_keys },
 	{ "rental", U_HTTP, F(rental.tls), rental_keys },
+	{ "serve", U_NONE, 0, serve_keys },
 	{ NULL, U_NONE, 0, NULL },
 };
 
@@ -200,6 +214,12 @@ sg_config *sg_config_defaults(void)
 	c->limits.max_parts = 100;
 	c->limits.max_header_size = 64 * 1024;
 	c->limits.parse_cpu_seconds = 10;
+	c->vin.report_wait = 48 * 3600;
+	c->report.max_attachment_size = 10 * 1024 * 1024;
+	c->serve.listen = g_strdup("127.0.0.1:8025");
+	c->serve.max_body = 25 * 1024 * 1024;
+	c->serve.max_connections = 64;
+	c->serve.timeout = 60;
 	c->limits.allowed_types = g_strdupv((char **)default_types);
 	for (const struct groupdef *g = groups; g->name; g++)
 		if (g->tls_off)
@@ -248,6 +268,9 @@ void sg_config_free(sg_config *c)
 	g_free(c->security.trusted_authserv_id);
 	g_free(c->vin.url);
 	free_secret(c->vin.token);
+	free_secret(c->vin.callback_secret);
+	g_free(c->serve.listen);
+	g_free(c->serve.public_url);
 	tls_free(&c->vin.tls);
 	g_free(c->frame.url);
 	free_secret(c->frame.key);
@@ -715,7 +738,8 @@ sg_status sg_config_load(const char *path, sg_config **out, char **err)
 		if (!g->name) {
 			add_error(&L, gname, NULL,
 				  "unknown section; the sections are [source], [report], [store], "
-				  "[mirror], [limits], [security], [vin], [frame], [price], [rental]");
+				  "[mirror], [limits], [security], [vin], [frame], [price], [rental], "
+				  "[serve]");
 			continue;
 		}
 		g_auto(GStrv) keys = g_key_file_get_keys(kf, gname, NULL, NULL);
@@ -766,6 +790,20 @@ sg_status sg_config_load(const char *path, sg_config **out, char **err)
 		if (g->urls != U_NONE)
 			check_url(&L, c, g);
 	}
+
+	/* The path secret is the receiver's only authentication (the service signs nothing):
+	 * short enough to guess is refused. */
+	if (c && c->vin.callback_secret && strlen(c->vin.callback_secret) < 32)
+		add_error(&L, "vin",
+			  g_key_file_has_key(kf, "vin", "callback_secret", NULL) ? "callback_secret"
+										 : "callback_secret_file",
+			  "the secret has %zu characters; give at least 32 (e.g. openssl rand -hex 24)",
+			  strlen(c->vin.callback_secret));
+	if (c && c->serve.public_url &&
+	    !(url_has(c->serve.public_url, "https://") || url_has(c->serve.public_url, "http://")))
+		add_error(&L, "serve", "public_url",
+			  "'%s' is not an http(s) URL; write the base URL the service reaches, e.g. "
+			  "https://gw.example.com", c->serve.public_url);
 
 	/* A config that holds a secret must be as private as a secret file (as ssh demands). */
 	if (L.has_inline_secret && (sb.st_mode & 077))

@@ -38,6 +38,8 @@ typedef struct {
 		char *bcc;      /* NULL when none */
 		int timeout;    /* seconds, default 60: connect and the longest stall; a whole
 		                 * delivery may take 5x */
+		gint64 max_attachment_size; /* bytes of VIN reports attached to a results mail in
+		                             * all, default 10M; beyond, the CSV names them */
 		sg_tls tls;
 	} report;
 
@@ -69,10 +71,25 @@ typedef struct {
 	} security;
 
 	/* Vendor APIs for the batch jobs (SPEC 9). Secrets inline or from *_file. */
-	struct { char *url, *token; sg_tls tls; } vin;
+	struct {
+		char *url, *token;
+		char *callback_secret; /* the path secret of `serve` (/vin/SECRET), >= 32 chars, or
+		                        * NULL: no receiver, a row ends ok once queued */
+		gint64 report_wait;    /* seconds a queued row waits for its report, default 48h */
+		sg_tls tls;
+	} vin;
 	struct { char *url, *key; sg_tls tls; } frame;
 	struct { char *url, *s_sn; sg_tls tls; } price;
 	struct { char *url, *login, *password, *time_zone; sg_tls tls; } rental;
+
+	/* The receiver of the VIN service's deliveries (`stockgate serve`). */
+	struct {
+		char *listen;        /* host:port, default 127.0.0.1:8025 */
+		char *public_url;    /* the base URL the vendor reaches (the reverse proxy), or NULL */
+		gint64 max_body;     /* bytes, default 25M: 413 beyond */
+		int max_connections; /* default 64 */
+		int timeout;         /* seconds a connection may take in all, default 60 */
+	} serve;
 } sg_config;
 
 /*

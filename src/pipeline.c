@@ -131,7 +131,8 @@ static sg_status apply_files(sg_pipeline *p, const sg_message *msg, const sg_aut
  * extra_path is set) and writes it to path, in a directory that exists. */
 static sg_status write_report(sg_pipeline *p, const sg_result *r, const char *to,
 			      const char *in_reply_to, const char *extra_name,
-			      const char *extra_path, const char *path, char **err)
+			      const char *extra_path, const char *const *files, const char *path,
+			      char **err)
 {
 	g_autofree char *data = NULL, *msgid = NULL;
 	size_t len = 0;
@@ -144,6 +145,7 @@ static sg_status write_report(sg_pipeline *p, const sg_result *r, const char *to
 		.method = r->method,
 		.extra_name = extra_name,
 		.extra_path = extra_path,
+		.files = files,
 	};
 	sg_status st = sg_report_build(r, &o, &data, &len, &msgid, err);
 
@@ -167,7 +169,7 @@ static sg_status spool_report(sg_pipeline *p, const sg_result *r, const sg_messa
 			       g_strerror(errno));
 	*path = g_strdup_printf("%s/%s.eml", dir, sha);
 	st = write_report(p, r, auth->reply_to, msg ? msg->message_id : NULL, extra_name,
-			  extra_path, *path, err);
+			  extra_path, NULL, *path, err);
 	if (st != SG_OK)
 		g_clear_pointer(path, g_free);
 	return st;
@@ -594,6 +596,14 @@ static sg_status batch_accept(sg_pipeline *p, const sg_source_msg *m, const sg_m
 		   "Задание %" G_GINT64_FORMAT " принято: строк %ld, из них с ошибками %ld (они не "
 		   "отправляются). Результаты придут отдельным письмом, когда задание завершится."),
 		job->id, sum.rows, sum.invalid);
+	if (strcmp(kind->name, "vin") == 0 && cfg->vin.callback_secret) {
+		/* The reports come back through `serve`; the results wait for them. */
+		char *more = g_strconcat(r->detail, tr(cfg, " The reports will follow with the "
+			"results, as the service delivers them.", " Отчёты придут вместе с "
+			"результатами, когда сервис их пришлёт."), NULL);
+		g_free(r->detail);
+		r->detail = more;
+	}
 	log_info("%s: job %" G_GINT64_FORMAT ": %s list %s, %ld rows, for %s", m->id, job->id,
 		 kind->name, a->name, sum.rows, auth->reply_to);
 	return SG_OK;
@@ -909,8 +919,11 @@ static sg_status job_end(sg_pipeline *p, sg_batch_job *job, const char *outcome,
 	if (to && p->transport) {
 		path = g_build_filename(dir, "report.eml", NULL);
 		name = results_name(job->input_name, "results");
-		st = write_report(p, r, to, job->message_id, results ? name : NULL, results, path,
-				  err);
+		/* A VIN list's reports go with its results, up to [report] max_attachment_size. */
+		g_autoptr(GPtrArray) files = results && strcmp(job->kind, "vin") == 0
+			? sg_batch_vin_report_files(p->cfg, p->store, job->input_sha256) : NULL;
+		st = write_report(p, r, to, job->message_id, results ? name : NULL, results,
+				  files ? (const char *const *)files->pdata : NULL, path, err);
 		if (st != SG_OK)
 			return st;
 	}
@@ -975,7 +988,11 @@ static sg_status job_advance(sg_pipeline *p, sg_batch_job *job, double deadline,
 	sg_batch_opts o;
 	sg_batch_summary sum;
 	double left = deadline - (double)g_get_monotonic_time() / 1e6;
-	bool expired = cfg->source.max_defer > 0 && sg_now() - job->created >= cfg->source.max_defer;
+	/* A VIN job waits for its reports up to report_wait, which may exceed max_defer. */
+	gint64 keep = cfg->source.max_defer;
+	if (strcmp(job->kind, "vin") == 0 && cfg->vin.callback_secret)
+		keep = MAX(keep, cfg->vin.report_wait);
+	bool expired = keep > 0 && sg_now() - job->created >= keep;
 	sg_status st;
 
 	if ((st = sg_auth_sender(p->store, job->owner_email, job->kind, &a, err)) != SG_OK)

@@ -658,7 +658,7 @@ sg_status sg_report_build(const sg_result *r, const sg_report_opts *o, char **ou
 	g_mime_part_set_content_encoding(GMIME_PART(tp), l.en ? GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE :
 								GMIME_CONTENT_ENCODING_BASE64);
 
-	if (csv == NULL && extra == NULL) {
+	if (csv == NULL && extra == NULL && (o->files == NULL || o->files[0] == NULL)) {
 		g_mime_message_set_mime_part(msg, GMIME_OBJECT(tp));
 	} else {
 		GMimeMultipart *mp = g_mime_multipart_new_with_subtype("mixed");
@@ -673,6 +673,18 @@ sg_status sg_report_build(const sg_result *r, const sg_report_opts *o, char **ou
 			g_autofree char *name = sg_sanitize_filename(o->extra_name ? o->extra_name :
 										     "results.csv");
 			GMimePart *a = attachment("text", "csv", name, extra, extra_len);
+			g_mime_multipart_add(mp, GMIME_OBJECT(a));
+			g_object_unref(a);
+		}
+		for (size_t i = 0; o->files && o->files[i]; i++) {
+			/* A file stockgate wrote itself (serve's reports), named by its basename. */
+			g_autofree char *data = NULL, *base = g_path_get_basename(o->files[i]);
+			gsize dlen = 0;
+			bool pdf = g_str_has_suffix(base, ".pdf");
+			if (!g_file_get_contents(o->files[i], &data, &dlen, NULL))
+				continue;
+			GMimePart *a = attachment(pdf ? "application" : "text", pdf ? "pdf" : "html",
+						  base, data, dlen);
 			g_mime_multipart_add(mp, GMIME_OBJECT(a));
 			g_object_unref(a);
 		}

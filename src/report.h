@@ -11,6 +11,8 @@ typedef struct {
 	const char *method;      /* for the subject; NULL when unknown */
 	const char *extra_name;  /* an extra attachment (batch results CSV), or NULL */
 	const char *extra_path;
+	const char *const *files; /* more attachments by path (VIN reports: .pdf or .html, named
+	                           * by their basename), NULL-terminated, or NULL */
 } sg_report_opts;
 
 /*

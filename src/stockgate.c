@@ -32,6 +32,7 @@ static const struct command {
 	{ "mirror", cmd_mirror, NEEDS_CONFIG | CONNECTS, "check the dealer REST API (mirror ping)" },
 	/* config loads the file itself: its errors are its output. */
 	{ "config", cmd_config, 0, "check the configuration and, with --connect, every peer" },
+	{ "serve", cmd_serve, NEEDS_CONFIG, "receive the VIN service's report deliveries (HTTP)" },
 };
 
 static void usage(FILE *f)

@@ -90,6 +90,20 @@ static const struct {
      "  report_state TEXT NOT NULL DEFAULT 'none', report_path TEXT,"
      "  attempts INTEGER NOT NULL DEFAULT 0, finished INTEGER NOT NULL DEFAULT 0);",
      NULL},
+    /* the VIN service's deliveries (`serve`): those that matched no journal row, kept for the
+     * operator (one row a distinct body, so a repeated delivery adds nothing), and the vin rows
+     * indexed by the queue's id and, while waiting, by VIN (batch-vin.c's find_row uses these
+     * exact expressions), so that filing a delivery does not read the whole journal */
+    {"CREATE TABLE deliveries ("
+     "  id INTEGER PRIMARY KEY, received INTEGER NOT NULL, body_sha256 TEXT NOT NULL UNIQUE,"
+     "  delivery_id TEXT, vin TEXT, status TEXT, url TEXT, file TEXT);"
+     "CREATE INDEX journal_vin_id ON journal ("
+     "  (CASE WHEN json_valid(answer) THEN json_extract(answer, '$.id') END))"
+     "  WHERE kind = 'vin';"
+     "CREATE INDEX journal_vin_waiting ON journal ("
+     "  (CASE WHEN json_valid(answer) THEN json_extract(answer, '$.vin') END))"
+     "  WHERE kind = 'vin' AND state = 'waiting';",
+     NULL},
 };
 
 /* How many poll records `status` history keeps. */
@@ -1260,6 +1274,9 @@ sg_status sg_store_status_get(sg_store *st, sg_store_status *out, char **err)
 			     &n, err)))
 		return ret;
 	out->reports_pending = (long)n;
+	if ((ret = query_int(st, "SELECT count(*) FROM deliveries", &n, err)))
+		return ret;
+	out->deliveries_unknown = (long)n;
 	if ((ret = query_int(st, "SELECT count(*) FROM jobs WHERE state IN ('pending', 'running')",
 			     &n, err)))
 		return ret;

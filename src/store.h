@@ -160,6 +160,7 @@ typedef struct {
 	GHashTable *by_outcome;  /* outcome → GINT_TO_POINTER(count) */
 	long deferred, reports_pending;
 	long jobs_pending;       /* jobs in state 'pending' or 'running' */
+	long deliveries_unknown; /* VIN reports delivered for no journal row (`serve`) */
 } sg_store_status;
 sg_status sg_store_status_get(sg_store *st, sg_store_status *out, char **err);
 void sg_store_status_clear(sg_store_status *s);

@@ -59,8 +59,8 @@ PY
 unique=$(make_list 1 300 "$T/a.csv")
 sg batch vin "$T/a.csv" --concurrency 8 >"$T/a.out" 2>"$T/a.err"; rc=$?
 is "$rc" 65 "a list with invalid rows exits 65"
-is "$(head -1 "$T/a.out")" "VIN,Тип проверки,Марка,Язык,Комментарий,status,error,id,message" \
-	"output: input columns, then status, error, id, message"
+is "$(head -1 "$T/a.out")" "VIN,Тип проверки,Марка,Язык,Комментарий,status,error,id,message,report_status,report_url,report_file" \
+	"output: input columns, then status, error, id, message, report_status, report_url, report_file"
 is "$(tail -n +2 "$T/a.out" | wc -l)" 300 "one output row per input row"
 is "$(grep -c ',invalid,' "$T/a.out")" 30 "30 invalid rows"
 is "$(grep -c ',ok,' "$T/a.out")" 270 "270 ok rows (duplicates share their first row's answer)"
@@ -165,7 +165,7 @@ printf 'VIN;Тип проверки;Марка;Язык\nWBA5R1C53LA123456;check
 	iconv -f utf-8 -t cp1251 >"$T/c.csv"
 sg batch vin "$T/c.csv" -o "$T/c.out" 2>/dev/null
 check "the output is windows-1251" sh -c "! iconv -f utf-8 -t utf-8 '$T/c.out' >/dev/null 2>&1"
-is "$(iconv -f cp1251 -t utf-8 "$T/c.out" | head -1)" "VIN;Тип проверки;Марка;Язык;status;error;id;message" \
+is "$(iconv -f cp1251 -t utf-8 "$T/c.out" | head -1)" "VIN;Тип проверки;Марка;Язык;status;error;id;message;report_status;report_url;report_file" \
 	"the header in windows-1251 with ';'"
 like "$(iconv -f cp1251 -t utf-8 "$T/c.out" | sed -n 2p)" '^WBA5R1C53LA123456;check_data_bmw_full;БМВ;Русский;ok;' \
 	"the row as written, ok"

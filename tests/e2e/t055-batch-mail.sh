@@ -92,7 +92,7 @@ like "$txt" "Subject: vin: обработано" "results subject"
 like "$txt" "Задание 1 завершено: строк 6: успешно 5, с ошибками в данных 1" "the results report counts the rows"
 like "$txt" "In-Reply-To: <" "the results report is threaded under the request"
 report_part "$res" vins-results.csv >"$T/r1.csv"
-is "$(head -1 "$T/r1.csv")" "VIN,Тип проверки,Марка,Язык,Комментарий,status,error,id,message" \
+is "$(head -1 "$T/r1.csv")" "VIN,Тип проверки,Марка,Язык,Комментарий,status,error,id,message,report_status,report_url,report_file" \
 	"results.csv: the list's columns, then status, error, id, message"
 is "$(tail -n +2 "$T/r1.csv" | cut -d, -f6 | tr '\n' ' ')" "ok ok ok invalid ok ok " "row statuses"
 like "$(sed -n 6p "$T/r1.csv")" ',ok,same as row 3,' "the repeated row shares its first row's answer"
@@ -171,7 +171,7 @@ is "$rc" 0 "poll exits 0"
 is "$(jf "$rec" '[.source, .outcome] | join(" ")')" "maildir:1.eml applied" "poll: the message is applied"
 is "$(outbox_count)" $((n0 + 2)) "poll: acknowledgement and results in one pass"
 report_part "$(newest)" poll-results.csv >"$T/r2.csv"
-is "$(head -1 "$T/r2.csv")" "vin;check_type;brand;language;status;error;id;message" "results keep the list's ';'"
+is "$(head -1 "$T/r2.csv")" "vin;check_type;brand;language;status;error;id;message;report_status;report_url;report_file" "results keep the list's ';'"
 is "$(grep -c ';ok;' "$T/r2.csv")" 40 "every row ok"
 is "$(( $(vstats | jq -r .charged) - c0 ))" 40 "40 VINs charged once each"
 check "the message is moved to .Processed" test -n "$(ls "$MAIL/.Processed/new" 2>/dev/null)"
@@ -266,7 +266,7 @@ is "$(jf "$rec" '[.outcome, .files[0].encoding, .files[0].delimiter, .files[0].r
 sg batch run-jobs 2>/dev/null
 report_part "$(newest)" vin-list-results.csv >"$T/r5.csv"
 check "the results are windows-1251" sh -c "! iconv -f utf-8 -t utf-8 '$T/r5.csv' >/dev/null 2>&1"
-is "$(iconv -f cp1251 -t utf-8 "$T/r5.csv" | head -1)" "VIN;Тип проверки;Марка;Язык;Клиент;status;error;id;message" \
+is "$(iconv -f cp1251 -t utf-8 "$T/r5.csv" | head -1)" "VIN;Тип проверки;Марка;Язык;Клиент;status;error;id;message;report_status;report_url;report_file" \
 	"the results header in windows-1251 with ';'"
 is "$(iconv -f cp1251 -t utf-8 "$T/r5.csv" | tail -n +2 | cut -d';' -f1,5,6 | tr '\n' ' ')" \
 	"WBA5R1C53LA123456;Иванов;ok XTA210990Y2765432;Петров;ok WBA5R1C5OLA123456;Сидоров;invalid " \

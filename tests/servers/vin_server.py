@@ -2,6 +2,7 @@
 """vin_server.py: an emulator of the VIN report service of seed 000 (processing_queue, get_balance).
 
 usage: vin_server.py PORT [--token T] [--balance N] [--price N] [--latency S]
+                           [--callback URL] [--delay S]
 
 POST any path with a JSON body {token, vin, check_type, car_brand, report_language, [telegram_id,
 client_email, your_email]}: 200 {"status":"ok","id":N,"message":...} when accepted (charged),
@@ -14,16 +15,27 @@ Test hooks (shared with frame_server.py):
   POST /_control  JSON {"fault": "429"|"500"|"503"|"401"|"hang"|"drop"|"drop_after"|"none",
                   "count": N (-1: until changed), "retry_after": "2" or an HTTP-date,
                   "latency": S, "redirect": URL}
+  POST /_deliver  JSON {"callback": URL, "form": "json"|"form"|"multipart"|"nested"|
+                  "jsonstring"|"get"|"cycle" (default: one after the other), "status": "ok"|
+                  "error", "repeat": N (each delivery sent N times), "unknown": N (also N
+                  deliveries for ids nobody asked for), "filename": NAME (of the multipart
+                  file), "again": true (the delivered ones too)}: delivers now, synchronously,
+                  every accepted request whose result did not get a 2xx yet (a delivery that
+                  failed is retried by the next /_deliver, as the service retries); answers
+                  {"delivered": N, "failed": N, "codes": [...]}.
+With --delay S the results also go by themselves S seconds after acceptance, retried each
+second until a 2xx (a real service's behaviour; the tests use /_deliver, which does not race).
 Faults apply to the service's requests, not to the hooks. "drop" closes the connection before
 doing anything; "drop_after" charges first, then closes (an ambiguous outcome).
 """
+import http.client
 import json
 import socket
 import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 LANGS = ["Русский", "Английский", "Польский", "Румынский", "Французский", "Немецкий"]
 VAG = ["Audi", "SKODA", "SEAT", "Volkswagen"]
@@ -58,6 +70,10 @@ class State:
         self.log = []
         self.secrets_seen_in_path = 0
         self.extra = {}
+        self.accepted = []  # [{"id", "vin", "delivered"}] of the vin service
+        self.callback = None
+        self.delay = None
+        self.form_i = 0
 
     def take_fault(self):
         """The fault for this request, consuming one of its count."""
@@ -132,6 +148,9 @@ class Handler(BaseHTTPRequestHandler):
                     if k.startswith("set_"):
                         setattr(st, k[4:], v)
             self.reply(200, {"ok": True})
+            return True
+        if path == "/_deliver" and method == "POST":
+            self.reply(200, deliver_now(st, json.loads(body or b"{}")))
             return True
         return False
 
@@ -222,6 +241,8 @@ class VinHandler(Handler):
                 key = vin + "/" + ct
                 st.per_item[key] = st.per_item.get(key, 0) + 1
                 rid = st.charged
+                st.accepted.append({"id": rid, "vin": vin, "delivered": False,
+                                    "at": time.time()})
         if refuse:
             self.reply(402, {"error": "Недостаточно средств на балансе"})
             return
@@ -229,6 +250,114 @@ class VinHandler(Handler):
             self.drop()
             return
         self.reply(200, {"status": "ok", "id": rid, "message": "Запрос принят в очередь"})
+
+
+FORMS = ["json", "form", "multipart", "nested", "jsonstring"]
+
+
+def report_pdf(rid, vin):
+    """A small, well-formed PDF naming the request."""
+    text = "Report %s for %s" % (rid, vin)
+    objs = [b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 300 100] /Contents 4 0 R >>"]
+    stream = ("BT /F1 12 Tf 10 50 Td (%s) Tj ET" % text).encode()
+    objs.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
+    out, offs = b"%PDF-1.4\n", []
+    for i, o in enumerate(objs):
+        offs.append(len(out))
+        out += b"%d 0 obj\n" % (i + 1) + o + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1)
+    for o in offs:
+        out += b"%010d 00000 n \n" % o
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
+    return out
+
+
+def delivery_request(item, form, status, filename):
+    """(method, path suffix, headers, body) of one delivery in one of the forms seen."""
+    rid, vin = item["id"], item["vin"]
+    url = "https://reports.example/%s.pdf" % rid
+    fields = {"status": status, "vin": vin, "url": url}
+    if status != "ok":
+        fields["error"] = "Отчёт не найден у дилера"
+    if form == "json":
+        return "POST", "", {"Content-Type": "application/json"}, json.dumps(dict(id=rid, **fields)).encode()
+    if form == "form":
+        return "POST", "", {"Content-Type": "application/x-www-form-urlencoded"}, urlencode(dict(uid=rid, **fields)).encode()
+    if form == "nested":
+        return "POST", "", {"Content-Type": "application/json"}, json.dumps({"ok": True, "data": dict(order_uiid=str(rid), **fields)}).encode()
+    if form == "jsonstring":
+        return "POST", "", {"Content-Type": "application/json"}, json.dumps({"data": json.dumps(dict(order_uuid=rid, **fields))}).encode()
+    if form == "get":
+        return "GET", "?" + urlencode(dict(id=rid, **fields)), {}, b""
+    # multipart with the report as a file
+    b = "sgboundary%d" % rid
+    parts = []
+    for k, v in dict(uid=str(rid), **fields).items():
+        parts.append(("--%s\r\nContent-Disposition: form-data; name=\"%s\"\r\n\r\n%s\r\n" % (b, k, v)).encode())
+    if status == "ok":
+        parts.append(("--%s\r\nContent-Disposition: form-data; name=\"file\"; filename=\"%s\"\r\n"
+                      "Content-Type: application/pdf\r\n\r\n" % (b, filename)).encode()
+                     + report_pdf(rid, vin) + b"\r\n")
+    parts.append(("--%s--\r\n" % b).encode())
+    return "POST", "", {"Content-Type": "multipart/form-data; boundary=%s" % b}, b"".join(parts)
+
+
+def post(callback, method, suffix, headers, body):
+    """The HTTP status of one delivery, or 0 when the connection failed."""
+    u = urlsplit(callback)
+    try:
+        c = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+        c.request(method, u.path + suffix, body=body or None, headers=headers)
+        code = c.getresponse().status
+        c.close()
+        return code
+    except (OSError, http.client.HTTPException):
+        return 0
+
+
+def deliver_now(st, c):
+    callback = c.get("callback") or st.callback
+    out = {"delivered": 0, "failed": 0, "codes": []}
+    with st.lock:
+        items = [i for i in st.accepted if c.get("again") or not i["delivered"]]
+        items += [{"id": 900000 + k, "vin": "XTA21099043456789", "delivered": False, "extra": True}
+                  for k in range(int(c.get("unknown", 0)))]
+    for item in items:
+        with st.lock:
+            form = c.get("form", "cycle")
+            if form == "cycle":
+                form = FORMS[st.form_i % len(FORMS)]
+                st.form_i += 1
+        req = delivery_request(item, form, c.get("status", "ok"), c.get("filename", "report.pdf"))
+        for _ in range(int(c.get("repeat", 1))):
+            code = post(callback, *req)
+            out["codes"].append(code)
+            if 200 <= code < 300:
+                item["delivered"] = True
+        if item["delivered"]:
+            out["delivered"] += 1
+        else:
+            out["failed"] += 1
+    with st.lock:
+        st.extra["deliveries"] = st.extra.get("deliveries", 0) + len(out["codes"])
+    return out
+
+
+def auto_deliver(st):
+    """--delay: each accepted result goes S seconds after acceptance, retried until a 2xx."""
+    while True:
+        time.sleep(0.5)
+        with st.lock:
+            due = [i for i in st.accepted if not i["delivered"] and time.time() - i["at"] >= st.delay]
+        for item in due:
+            with st.lock:
+                form = FORMS[st.form_i % len(FORMS)]
+                st.form_i += 1
+            if 200 <= post(st.callback, *delivery_request(item, form, "ok", "report.pdf")) < 300:
+                item["delivered"] = True
 
 
 class Server(ThreadingHTTPServer):
@@ -263,9 +392,15 @@ def main(argv):
             st.price = int(v)
         elif a == "--latency":
             st.latency = float(v)
+        elif a == "--callback":
+            st.callback = v
+        elif a == "--delay":
+            st.delay = float(v)
         else:
             sys.exit("vin_server.py: unknown option " + a)
         i += 2
+    if st.delay is not None and st.callback:
+        threading.Thread(target=auto_deliver, args=(st,), daemon=True).start()
     serve(VinHandler, st, port)
 
 
