@@ -14,9 +14,10 @@
 #include "pipeline.h"
 
 static const char usage_text[] =
-	"usage: stockgate batch vin|frame INPUT.csv [-o OUT] [--concurrency N] [--rate R]\n"
+	"usage: stockgate batch vin|frame|price INPUT.csv [-o OUT] [--concurrency N] [--rate R]\n"
 	"           [--dry-run] [--retry-unknown] [--format csv|json]\n"
 	"           [--max-wait D] [--poll-interval D]   (frame)\n"
+	"           [--max-cost N]                       (price)\n"
 	"       stockgate batch vin --balance\n"
 	"       stockgate batch run-jobs [--max-time D]\n"
 	"Looks up every row of a CSV list with the vendor service and writes the list back with the\n"
@@ -34,6 +35,9 @@ static const char usage_text[] =
 	"  --poll-interval D      frame: first delay between status checks (default 10s)\n"
 	"  --timeout D            one call's deadline (default 30s)\n"
 	"  --balance              vin: print the account balance\n"
+	"  --max-cost N           price: get the prices (get_price, which charges) while the job's\n"
+	"                         costs stay within N; without it only get_price_info (free) runs.\n"
+	"                         A row past the cap fails over_budget; a larger N continues it\n"
 	"run-jobs advances the jobs accepted by e-mail once (as each poll does) and mails the\n"
 	"results of those that end; exit 0 when none is left under way, 75 otherwise.\n";
 
@@ -140,7 +144,8 @@ static long parse_count(const char *s)
 
 sg_status cmd_batch(sg_ctx *ctx, int argc, char **argv)
 {
-	enum { O_RATE = 256, O_DRY, O_RETRY, O_FORMAT, O_WAIT, O_POLL, O_BAL, O_CONC, O_TIMEOUT };
+	enum { O_RATE = 256, O_DRY, O_RETRY, O_FORMAT, O_WAIT, O_POLL, O_BAL, O_CONC, O_TIMEOUT,
+	       O_COST };
 	static const struct option opts[] = {
 		{ "output", required_argument, NULL, 'o' },
 		{ "concurrency", required_argument, NULL, O_CONC },
@@ -152,6 +157,7 @@ sg_status cmd_batch(sg_ctx *ctx, int argc, char **argv)
 		{ "poll-interval", required_argument, NULL, O_POLL },
 		{ "timeout", required_argument, NULL, O_TIMEOUT },
 		{ "balance", no_argument, NULL, O_BAL },
+		{ "max-cost", required_argument, NULL, O_COST },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -221,6 +227,17 @@ sg_status cmd_batch(sg_ctx *ctx, int argc, char **argv)
 		case O_BAL:
 			balance = true;
 			break;
+		case O_COST: {
+			char *end;
+			o.max_cost = g_ascii_strtod(optarg, &end);
+			if (!g_ascii_isdigit(*optarg) || *end || !(o.max_cost >= 0) ||
+			    o.max_cost > 1e12) {
+				log_error("batch: --max-cost '%s': give an amount in the account's "
+					  "currency, e.g. 500", optarg);
+				return sg_cmd_usage(usage_text, SG_EUSAGE);
+			}
+			break;
+		}
 		case 'h':
 			return sg_cmd_usage(usage_text, SG_OK);
 		default:
@@ -228,12 +245,12 @@ sg_status cmd_batch(sg_ctx *ctx, int argc, char **argv)
 		}
 	}
 	if (optind >= argc) {
-		log_error("batch: name a kind: vin or frame");
+		log_error("batch: name a kind: vin, frame or price");
 		return sg_cmd_usage(usage_text, SG_EUSAGE);
 	}
 	kind = sg_batch_kind_find(argv[optind]);
 	if (kind == NULL) {
-		log_error("batch: '%s' is not a batch kind (vin, frame)", argv[optind]);
+		log_error("batch: '%s' is not a batch kind (vin, frame, price)", argv[optind]);
 		return sg_cmd_usage(usage_text, SG_EUSAGE);
 	}
 	if (balance) {
@@ -247,6 +264,10 @@ sg_status cmd_batch(sg_ctx *ctx, int argc, char **argv)
 			return sg_cmd_fail(st, err);
 		printf("%s\n", b);
 		return fflush(stdout) == 0 ? SG_OK : SG_EIO;
+	}
+	if (o.max_cost > 0 && kind != &sg_batch_price) {
+		log_error("batch %s: --max-cost goes with price", kind->name);
+		return sg_cmd_usage(usage_text, SG_EUSAGE);
 	}
 	if (optind + 2 != argc) {
 		log_error("batch %s: give one input list", kind->name);

@@ -71,7 +71,11 @@ typedef struct {
 	/* Vendor APIs for the batch jobs (SPEC 9). Secrets inline or from *_file. */
 	struct { char *url, *token; sg_tls tls; } vin;
 	struct { char *url, *key; sg_tls tls; } frame;
-	struct { char *url, *s_sn; sg_tls tls; } price;
+	struct {
+		char *url, *s_sn;
+		long max_cost; /* e-mailed price jobs: the cap of what stage 2 may spend; 0 = none */
+		sg_tls tls;
+	} price;
 	struct { char *url, *login, *password; sg_tls tls; } rental;
 } sg_config;
 

@@ -90,6 +90,9 @@ static const struct {
      "  report_state TEXT NOT NULL DEFAULT 'none', report_path TEXT,"
      "  attempts INTEGER NOT NULL DEFAULT 0, finished INTEGER NOT NULL DEFAULT 0);",
      NULL},
+    /* the cost a batch row's charged call reserved against its job's cap (price's
+     * --max-cost), in hundredths: batch.c sums it per job before each charged call */
+    {"ALTER TABLE journal ADD COLUMN reserved INTEGER NOT NULL DEFAULT 0;", NULL},
 };
 
 /* How many poll records `status` history keeps. */
