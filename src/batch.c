@@ -782,6 +782,11 @@ static sg_status start_call(job *j, brow *r)
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header_line);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, r);
+	/* libcurl sends a request again by itself when a reused connection dies before an
+	 * answer: for a charged call the server may have taken the first, so it gets a
+	 * connection of its own and any second try is the engine's decision. */
+	if (r->call.charged)
+		curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
 	if (r->call.body) {
 		g_autofree char *ct = g_strdup_printf("Content-Type: %s", r->call.content_type
 					? r->call.content_type : "application/json");

@@ -106,4 +106,36 @@ wait_port() {
 # Number of report files in the outbox.
 outbox_count() { find "$OUTBOX" -maxdepth 1 -name '*.eml' 2>/dev/null | wc -l; }
 
+# mkmsg OUT FROM SUBJECT [FILE[:TYPE]]…: a message with $KEY (the dealer's key) as its body,
+# each FILE attached (text/csv unless TYPE): a list mailed to the gateway.
+mkmsg() {
+	$PY - "$KEY" "$@" <<'PY'
+import sys
+from email.message import EmailMessage
+from email.utils import make_msgid, formatdate
+key, out, frm, subj, files = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
+m = EmailMessage()
+m["From"], m["To"], m["Subject"] = frm, "api@stock.example", subj
+m["Date"], m["Message-ID"] = formatdate(), make_msgid(domain="shop.example")
+m.set_content(key + "\n\n--\nsent from a test\n")
+for f in files:
+    path, _, ctype = f.partition(":")
+    maintype, _, subtype = (ctype or "text/csv").partition("/")
+    with open(path, "rb") as fh:
+        m.add_attachment(fh.read(), maintype=maintype, subtype=subtype,
+                         filename=path.rsplit("/", 1)[-1])
+open(out, "wb").write(bytes(m))
+PY
+}
+
+# report_part EML NAME: the decoded attachment NAME of a report (empty when it has none).
+report_part() {
+	$PY - "$1" "$2" <<'PY'
+import sys, email, email.policy
+m = email.message_from_binary_file(open(sys.argv[1], "rb"), policy=email.policy.default)
+for p in m.iter_attachments():
+    if p.get_filename() == sys.argv[2]:
+        sys.stdout.buffer.write(p.get_payload(decode=True))
+PY
+}
 done_testing() { echo "1..$_n"; [ "$_failed" -eq 0 ]; }

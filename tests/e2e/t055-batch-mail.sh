@@ -42,37 +42,6 @@ fstats() { curl -s "$FURL/_stats"; }
 jobs_pending() { sg status --format json | jq -r .jobs_pending; }
 newest() { ls -t "$OUTBOX"/*.eml | head -1; }
 
-# mkmsg OUT FROM SUBJECT [FILE[:TYPE]]…: a message with the key as its body.
-mkmsg() {
-	$PY - "$KEY" "$@" <<'PY'
-import sys
-from email.message import EmailMessage
-from email.utils import make_msgid, formatdate
-key, out, frm, subj, files = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
-m = EmailMessage()
-m["From"], m["To"], m["Subject"] = frm, "api@stock.example", subj
-m["Date"], m["Message-ID"] = formatdate(), make_msgid(domain="shop.example")
-m.set_content(key + "\n\n--\nsent from a test\n")
-for f in files:
-    path, _, ctype = f.partition(":")
-    maintype, _, subtype = (ctype or "text/csv").partition("/")
-    with open(path, "rb") as fh:
-        m.add_attachment(fh.read(), maintype=maintype, subtype=subtype,
-                         filename=path.rsplit("/", 1)[-1])
-open(out, "wb").write(bytes(m))
-PY
-}
-
-# report_part EML NAME: the decoded attachment NAME of a report (empty when it has none).
-report_part() {
-	$PY - "$1" "$2" <<'PY'
-import sys, email, email.policy
-m = email.message_from_binary_file(open(sys.argv[1], "rb"), policy=email.policy.default)
-for p in m.iter_attachments():
-    if p.get_filename() == sys.argv[2]:
-        sys.stdout.buffer.write(p.get_payload(decode=True))
-PY
-}
 # report_text EML: subject line, then the body text.
 report_text() {
 	$PY - "$1" <<'PY'
@@ -150,8 +119,8 @@ is "$(outbox_count)" 2 "and no reply"
 sg user add vin@shop.example --dealer D1 --role batch_vin --role batch_price >/dev/null 2>&1
 mkmsg "$T/p1.eml" vin@shop.example price "$T/vins.csv"
 rec=$(sg process "$T/p1.eml" 2>/dev/null)
-is "$(jf "$rec" '[.outcome, .reason] | join(" ")')" "failed unknown_method" "price (not run here): failed unknown_method"
-like "$(report_text "$(newest)")" "Проверки price на этом шлюзе пока недоступны" "the report says price is not available yet"
+is "$(jf "$rec" '[.outcome, .reason] | join(" ")')" "failed unknown_method" "price (no [price] here): failed unknown_method"
+like "$(report_text "$(newest)")" "Проверки price на этом шлюзе не настроены" "the report says price is not configured here"
 mkmsg "$T/t2.eml" vin@shop.example vin "$T/vins.csv" "$FIX/batch/vin-example.csv"
 rec=$(sg process "$T/t2.eml" 2>/dev/null)
 is "$(jf "$rec" '[.outcome, .reason] | join(" ")')" "failed too_many_attachments" "two lists: failed too_many_attachments"
