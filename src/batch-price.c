@@ -198,7 +198,7 @@ static char *json_text(const cJSON *v)
 		char buf[G_ASCII_DTOSTR_BUF_SIZE];
 		if (fabs(v->valuedouble) < 1e15 && v->valuedouble == floor(v->valuedouble))
 			return g_strdup_printf("%.0f", v->valuedouble);
-		return g_strdup(g_ascii_dtostr(buf, sizeof(buf), v->valuedouble));
+		return g_strdup(g_ascii_formatd(buf, sizeof(buf), "%.15g", v->valuedouble));
 	}
 	return NULL;
 }
@@ -326,6 +326,8 @@ sg_status sg_price_answer_parse(const char *body, size_t len, sg_price_answer *a
 	if (doc == NULL) {
 		const xmlError *e = xmlGetLastError();
 		g_autofree char *m = g_strstrip(g_strdup(e && e->message ? e->message : "?"));
+		/* libxml2's message runs over lines; a CSV cell keeps to one. */
+		g_strdelimit(m, "\r\n", ' ');
 		return sg_fail(err, SG_EDATA, "not well-formed XML (line %d: %s)", e ? e->line : 0,
 			       m);
 	}
@@ -579,9 +581,11 @@ static sg_step price_answer(void *state, sg_batch_row *row, long http, const cha
 			goto out;
 		}
 		cJSON_DeleteItemFromObjectCaseSensitive(res, "stage");
-		if (nc)
-			cJSON_ReplaceItemInObjectCaseSensitive(res, "notice_count",
-							       cJSON_CreateString(nc));
+		if (nc) {
+			/* get_price counts the notices the prices come from: its count wins. */
+			cJSON_DeleteItemFromObjectCaseSensitive(res, "notice_count");
+			cJSON_AddStringToObject(res, "notice_count", nc);
+		}
 		cJSON_AddStringToObject(res, "price_min", mn);
 		cJSON_AddStringToObject(res, "price_max", mx);
 		cJSON_AddStringToObject(res, "price_average", av);
