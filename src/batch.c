@@ -237,6 +237,8 @@ typedef struct {
 	bool charged_now;   /* the current call is charged and was journalled "sent" for it */
 	bool claiming;      /* its "sent" is being journalled now: a claim on the row */
 	bool claim_lost;    /* another process journalled the row first: this one must not call */
+	char *known;        /* the state this run last read from or wrote to the journal (NULL:
+	                     * no row): a write applies only while the journal still holds it */
 	double due;         /* monotonic time of the next call when waiting */
 	int attempts;       /* tries of the current call */
 	int polls;          /* WAIT steps so far */
@@ -298,6 +300,7 @@ static void brow_free(gpointer p)
 	g_free(r->invalid);
 	g_free(r->prev_state);
 	g_free(r->prev_answer);
+	g_free(r->known);
 	g_free(r->call.url);
 	g_free(r->call.body);
 	if (r->body)
@@ -513,6 +516,7 @@ static sg_status journal_load(job *j, char **err)
 		r->pub.state = g_strdup((const char *)sqlite3_column_text(s, 1));
 		r->pub.answer = g_strdup((const char *)sqlite3_column_text(s, 2));
 		r->reserved = sqlite3_column_int64(s, 3);
+		r->known = g_strdup(r->pub.state);
 	}
 	sqlite3_finalize(s);
 	return SG_OK;
@@ -606,13 +610,15 @@ static sg_status journal_flush(job *j, brow **rs, size_t n, char **err)
 			       "reserved) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?8) ON CONFLICT (kind, "
 			       "input_sha256, row) DO UPDATE SET state = excluded.state, answer = "
 			       "excluded.answer, reserved = excluded.reserved, "
-			       "sent_at = COALESCE(excluded.sent_at, journal.sent_at)",
+			       "sent_at = COALESCE(excluded.sent_at, journal.sent_at) "
+			       "WHERE journal.state IS ?7",
 			       -1, &up, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(j->db,
 			       "DELETE FROM journal WHERE kind = ?1 AND input_sha256 = ?2 AND row = ?3",
 			       -1, &del, NULL) != SQLITE_OK ||
-	    /* A claim succeeds only while the journal still holds what this run read: two
-	     * processes on the same list (a CLI run beside a poll) cannot both pay for a row. */
+	    /* A write, and a claim above all, succeeds only while the journal still holds what
+	     * this run read or wrote: two processes on the same list (a CLI run beside a poll)
+	     * cannot both pay for a row, nor one undo the other's progress (and reservation). */
 	    sqlite3_prepare_v2(j->db,
 			       "INSERT INTO journal (kind, input_sha256, row, state, sent_at, answer, "
 			       "reserved) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?8) ON CONFLICT (kind, "
@@ -656,16 +662,20 @@ static sg_status journal_flush(job *j, brow **rs, size_t n, char **err)
 				sqlite3_bind_int64(s, 5, sg_now());
 			if (r->pub.answer)
 				sqlite3_bind_text(s, 6, r->pub.answer, -1, SQLITE_STATIC);
-			if (r->claiming && r->prev_state)
-				sqlite3_bind_text(s, 7, r->prev_state, -1, SQLITE_STATIC);
+			if (r->known)
+				sqlite3_bind_text(s, 7, r->known, -1, SQLITE_STATIC);
 			sqlite3_bind_int64(s, 8, r->reserved);
 		}
 		if (sqlite3_step(s) != SQLITE_DONE)
 			goto fail;
-		if (r->claiming) {
-			r->claim_lost = sqlite3_changes(j->db) == 0;
-			r->claiming = false;
+		if (s != del && sqlite3_changes(j->db) == 0) {
+			/* Another process has moved the row on: it is that process's now. */
+			r->claim_lost = true;
+		} else {
+			g_free(r->known);
+			r->known = g_strdup(r->pub.state);
 		}
+		r->claiming = false;
 	}
 	sqlite3_finalize(up);
 	sqlite3_finalize(del);
@@ -1087,6 +1097,12 @@ static sg_status run_calls(job *j, char **err)
 					       1.0 / j->o->rate;
 			}
 			brow *r = g_queue_pop_head(&j->ready);
+			if (r->claim_lost) {
+				/* Another process took the row over (journal_flush): not here. */
+				r->charged_now = false;
+				row_gone(j, r);
+				continue;
+			}
 			if (r->call.charged && r->attempts == 0) {
 				/* Journalled "sent" (again, for --retry-unknown) before it is made;
 				 * what was there comes back if the service surely did not take it. */
