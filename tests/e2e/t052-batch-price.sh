@@ -139,8 +139,12 @@ for n in 3 1 7 2 11 5 4 9 6 13 3 8 2 17 5 1 4 10 3 6 2 7 5 3 9 2 4 1 3 2; do
 	runs=$((runs + 1))
 	[ "$rc" = 137 ] || break
 	kills=$((kills + 1))
+	[ "$runs" = 1 ] && first_killed=1
 done
-check "the kills happened ($kills of $runs runs)" test "$kills" -ge 10
+# How many runs die depends on how calls group into rounds; the first always does: 200 rows
+# at concurrency 16 pass batch-sent more than 3 times.
+check "the first run was killed, and the runs went on until one finished ($kills kills)" \
+	test "${first_killed:-0}" = 1 -a "$rc" != 137
 sg batch price "$T/k.csv" --concurrency 16 --max-cost 100 >"$T/k.out" 2>/dev/null
 is "$(st .max_per_item)" 1 "after $kills kills no request_id was charged twice"
 is "$(st .max_price_calls)" 1 "and no get_price was sent twice for a request_id"
