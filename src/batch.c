@@ -795,8 +795,11 @@ static sg_status start_call(job *j, brow *r)
 	/* libcurl sends a request again by itself when a reused connection dies before an
 	 * answer: for a charged call the server may have taken the first, so it gets a
 	 * connection of its own and any second try is the engine's decision. */
-	if (r->call.charged)
+	if (r->call.charged) {
 		curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+		/* Closed after it: an idle one would hold a slot of the connection limit. */
+		curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+	}
 	if (r->call.body) {
 		g_autofree char *ct = g_strdup_printf("Content-Type: %s", r->call.content_type
 					? r->call.content_type : "application/json");

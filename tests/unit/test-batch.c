@@ -297,6 +297,16 @@ static sg_status parse_as(const char *text, const char *charset, sg_price_answer
 	return sg_price_answer_parse(bytes, strlen(bytes), a, err);
 }
 
+/* A price row of 14 empty values, as the engine hands it to the validator (g_strfreev). */
+static char **price_row(void)
+{
+	char **v = g_new0(char *, sg_batch_price.ncolumns + 1);
+
+	for (size_t c = 0; c < sg_batch_price.ncolumns; c++)
+		v[c] = g_strdup("");
+	return v;
+}
+
 static void test_price(void)
 {
 	static const struct {
@@ -315,10 +325,8 @@ static void test_price(void)
 		{ "", "", "", "фара ✓", "", "", "name: 'фара ✓' has characters windows-1251" },
 	};
 	for (size_t i = 0; i < G_N_ELEMENTS(t); i++) {
-		char **v = g_new0(char *, 15);
+		char **v = price_row();
 		const char *warning = NULL;
-		for (int c = 0; c < 14; c++)
-			v[c] = g_strdup("");
 		g_free(v[7]), v[7] = g_strdup(t[i].fr);
 		g_free(v[9]), v[9] = g_strdup(t[i].rl);
 		g_free(v[10]), v[10] = g_strdup(t[i].no);
@@ -332,9 +340,7 @@ static void test_price(void)
 		g_strfreev(v);
 	}
 	{
-		char **v = g_new0(char *, 15);
-		for (int c = 0; c < 14; c++)
-			v[c] = g_strdup("");
+		char **v = price_row();
 		g_free(v[11]), v[11] = g_strnfill(256, 'x');
 		g_autofree char *why = sg_batch_price.validate(v, NULL);
 		OK(why && strstr(why, "name: longer than 255"), "a value of 256 characters: %s", why);
