@@ -106,9 +106,9 @@ wait_port() {
 # Number of report files in the outbox.
 outbox_count() { find "$OUTBOX" -maxdepth 1 -name '*.eml' 2>/dev/null | wc -l; }
 
-# mkmsg OUT FROM SUBJECT [FILE[:TYPE]]…: a message with $KEY (the dealer's key) as its body,
-# each FILE attached (text/csv unless TYPE): a list mailed to the gateway.
-mkmsg() {
+# mail_lists OUT FROM SUBJECT [FILE[:TYPE]]…: a message with $KEY as its body and the files
+# attached (a batch list, a remains file).
+mail_lists() {
 	$PY - "$KEY" "$@" <<'PY'
 import sys
 from email.message import EmailMessage
@@ -138,4 +138,5 @@ for p in m.iter_attachments():
         sys.stdout.buffer.write(p.get_payload(decode=True))
 PY
 }
+
 done_testing() { echo "1..$_n"; [ "$_failed" -eq 0 ]; }

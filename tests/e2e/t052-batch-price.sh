@@ -241,7 +241,7 @@ setup_dealer D1 "$KEY" dealer@shop.example 2>/dev/null
 sg user add buyer@shop.example --dealer D1 --role batch_price >/dev/null 2>&1
 read -r valid data < <(make_list 9 24 "$T/e.csv")
 d0=$(st .debited)
-mkmsg "$T/e.eml" buyer@shop.example price "$T/e.csv"
+mail_lists "$T/e.eml" buyer@shop.example price "$T/e.csv"
 rec=$(sg process "$T/e.eml" 2>/dev/null)
 is "$(jf "$rec" '[.method, .outcome] | join(" ")')" "price applied" "an e-mailed price list is accepted"
 sg batch run-jobs --max-time 20s 2>/dev/null; rc=$?

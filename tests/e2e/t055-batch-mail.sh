@@ -42,6 +42,9 @@ fstats() { curl -s "$FURL/_stats"; }
 jobs_pending() { sg status --format json | jq -r .jobs_pending; }
 newest() { ls -t "$OUTBOX"/*.eml | head -1; }
 
+# mkmsg OUT FROM SUBJECT [FILE[:TYPE]]…: a message with the key as its body (lib.sh).
+mkmsg() { mail_lists "$@"; }
+
 # report_text EML: subject line, then the body text.
 report_text() {
 	$PY - "$1" <<'PY'
