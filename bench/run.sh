@@ -171,10 +171,13 @@ verdict "(c) peak RSS of process" "$RSS" 100 " MB" lt
 # (d) batch throughput: 1,000 VIN rows at concurrency 16 against the emulator with 100 ms
 # latency, over the ideal 1000 x 0.1 / 16 s (target <= 1.2).
 BUILD=${BUILD:-build} "$(dirname "$0")/batch-vin.sh" 2>&1 | sed 's/^/(d) /' || true
+# (e) 1,000 price rows through both stages (get_price_info, get_price) at concurrency 16, 100 ms
+# latency, over the ideal 2 x 1000 x 0.1 / 16 s (target <= 1.2).
+BUILD=${BUILD:-build} "$(dirname "$0")/batch-price.sh" 2>&1 | sed 's/^/(e) /' || true
 
-# (e) rental throughput: 1,000 rows over 250 contracts of 4 commands at concurrency 16, 100 ms
+# (f) rental throughput: 1,000 rows over 250 contracts of 4 commands at concurrency 16, 100 ms
 # latency, over the ideal the per-contract order allows (target <= 1.3).
-BUILD=${BUILD:-build} "$(dirname "$0")/batch-rental.sh" 2>&1 | sed 's/^/(e) /' || true
-# (f) the receiver: `stockgate serve` against a bare libmicrohttpd handler (the floor).
-BUILD=$BUILD "$(dirname "$0")/serve.sh" 2>&1 | sed 's/^/(f) /' || true
+BUILD=${BUILD:-build} "$(dirname "$0")/batch-rental.sh" 2>&1 | sed 's/^/(f) /' || true
+# (g) the receiver: `stockgate serve` against a bare libmicrohttpd handler (the floor).
+BUILD=$BUILD "$(dirname "$0")/serve.sh" 2>&1 | sed 's/^/(g) /' || true
 exit 0

@@ -35,9 +35,8 @@ const char *sg_row_status_name(sg_row_status s)
 
 const sg_batch_kind *sg_batch_kind_find(const char *name)
 {
-	/* price joins this table when its file lands. */
 	static const sg_batch_kind *const kinds[] = { &sg_batch_vin, &sg_batch_frame,
-						      &sg_batch_rental };
+						      &sg_batch_price, &sg_batch_rental };
 
 	for (size_t i = 0; i < G_N_ELEMENTS(kinds); i++)
 		if (strcmp(kinds[i]->name, name) == 0)
@@ -237,10 +236,14 @@ typedef struct brow {
 	bool charged_now;   /* the current call is charged and was journalled "sent" for it */
 	bool claiming;      /* its "sent" is being journalled now: a claim on the row */
 	bool claim_lost;    /* another process journalled the row first: this one must not call */
+	char *known;        /* the state this run last read from or wrote to the journal (NULL:
+	                     * no row): a write applies only while the journal still holds it */
 	double due;         /* monotonic time of the next call when waiting */
 	int attempts;       /* tries of the current call */
 	int polls;          /* WAIT steps so far */
 	char *prev_state, *prev_answer; /* journal before the current charged call */
+	gint64 reserved, prev_reserved; /* the journal's reserved cost (hundredths), and before */
+	bool over_budget;   /* the current charged call would pass opts->max_cost: not made */
 	sg_batch_call call;
 	GByteArray *body;
 	CURL *easy;
@@ -302,6 +305,7 @@ static void brow_free(gpointer p)
 	g_free(r->note);
 	g_free(r->prev_state);
 	g_free(r->prev_answer);
+	g_free(r->known);
 	g_free(r->call.url);
 	g_free(r->call.body);
 	g_free(r->call.header);
@@ -340,10 +344,15 @@ static bool map_columns(const sg_batch_kind *k, char **cells, size_t n, size_t *
 				break;
 			}
 	}
-	for (size_t c = 0; c < k->ncolumns; c++)
+	bool any = false;
+
+	for (size_t c = 0; c < k->ncolumns; c++) {
 		if (k->columns[c].required && map[c] == (size_t)-1)
 			return false;
-	return true;
+		any |= map[c] != (size_t)-1;
+	}
+	/* A kind of optional columns only (price) still needs one of them to know its header. */
+	return any;
 }
 
 static bool on_header(void *ctx, char **cells, size_t n)
@@ -480,7 +489,8 @@ static sg_status journal_init(job *j, char **err)
 	sg_status st = db_exec(j->db,
 			       "CREATE TABLE IF NOT EXISTS journal (kind TEXT NOT NULL, "
 			       "input_sha256 TEXT NOT NULL, row INTEGER NOT NULL, state TEXT, "
-			       "sent_at INTEGER, answer TEXT, PRIMARY KEY (kind, input_sha256, row))",
+			       "sent_at INTEGER, answer TEXT, reserved INTEGER NOT NULL DEFAULT 0, "
+			       "PRIMARY KEY (kind, input_sha256, row))",
 			       err);
 	if (st != SG_OK)
 		return st;
@@ -498,7 +508,7 @@ static sg_status journal_load(job *j, char **err)
 		g_hash_table_insert(byline, GINT_TO_POINTER((gint)r->pub.line), r);
 	}
 	if (sqlite3_prepare_v2(j->db,
-			       "SELECT row, state, answer FROM journal WHERE kind = ? AND "
+			       "SELECT row, state, answer, reserved FROM journal WHERE kind = ? AND "
 			       "input_sha256 = ?", -1, &s, NULL) != SQLITE_OK)
 		return sg_fail(err, SG_EIO, "journal: %s", sqlite3_errmsg(j->db));
 	sqlite3_bind_text(s, 1, j->kind->name, -1, SQLITE_STATIC);
@@ -511,15 +521,87 @@ static sg_status journal_load(job *j, char **err)
 		g_free(r->pub.answer);
 		r->pub.state = g_strdup((const char *)sqlite3_column_text(s, 1));
 		r->pub.answer = g_strdup((const char *)sqlite3_column_text(s, 2));
+		r->reserved = sqlite3_column_int64(s, 3);
+		r->known = g_strdup(r->pub.state);
 	}
 	sqlite3_finalize(s);
 	return SG_OK;
 }
 
+static void set_state(brow *r, const char *state, const char *answer);
+
+/* A cost in hundredths of the currency unit: sums of decimal prices stay exact. */
+static gint64 cents(double v)
+{
+	return (gint64)llround(v * 100);
+}
+
+/*
+ * Reserves the cost of a row's charged call against the job's cap (opts->max_cost), inside
+ * journal_flush's transaction: 0 reserved (r->reserved holds it), 1 over the cap (the row is now
+ * failed with over_budget, its state before kept in the answer for a run with a larger cap),
+ * -1 a db error.
+ */
+static int reserve(job *j, sqlite3_stmt *sum, brow *r)
+{
+	gint64 total, cost = cents(r->call.cost), cap = cents(j->o->max_cost);
+
+	sqlite3_reset(sum);
+	sqlite3_bind_text(sum, 1, j->kind->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(sum, 2, j->sha, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(sum, 3, r->pub.line);
+	if (sqlite3_step(sum) != SQLITE_ROW)
+		return -1;
+	total = sqlite3_column_int64(sum, 0);
+	if (total + cost <= cap) {
+		r->reserved = cost;
+		return 0;
+	}
+	cJSON *a = cJSON_CreateObject();
+	g_autofree char *msg = g_strdup_printf(
+		"over_budget: this row costs %.2f and the job has reserved %.2f of max_cost %.2f: "
+		"re-run with a larger --max-cost to continue", (double)cost / 100,
+		(double)total / 100, (double)cap / 100);
+	cJSON_AddStringToObject(a, "error", msg);
+	if (r->prev_state)
+		cJSON_AddStringToObject(a, "resume_state", r->prev_state);
+	if (r->prev_answer)
+		cJSON_AddStringToObject(a, "resume_answer", r->prev_answer);
+	char *txt = cJSON_PrintUnformatted(a);
+	set_state(r, "failed", txt);
+	cJSON_free(txt);
+	cJSON_Delete(a);
+	r->reserved = r->prev_reserved;
+	r->charged_now = false;
+	r->over_budget = true;
+	log_info("%s:%ld: failed: %s", j->input_name, r->pub.line, msg);
+	return 1;
+}
+
+/* A row failed over_budget goes back to where it stood, for a run with a new cap. */
+static bool resume_over_budget(brow *r)
+{
+	cJSON *a, *st, *an;
+	bool ok = false;
+
+	if (r->pub.state == NULL || strcmp(r->pub.state, "failed") != 0 || r->pub.answer == NULL)
+		return false;
+	a = cJSON_Parse(r->pub.answer);
+	st = cJSON_GetObjectItemCaseSensitive(a, "resume_state");
+	an = cJSON_GetObjectItemCaseSensitive(a, "resume_answer");
+	if (cJSON_IsString(st)) {
+		g_autofree char *ans = cJSON_IsString(an) ? g_strdup(an->valuestring) : NULL;
+		set_state(r, st->valuestring, ans);
+		ok = true;
+	}
+	cJSON_Delete(a);
+	return ok;
+}
+
 /* Writes the journal entries of the rows marked dirty, in one transaction (one fsync). */
 static sg_status journal_flush(job *j, brow **rs, size_t n, char **err)
 {
-	sqlite3_stmt *up = NULL, *del = NULL, *claim = NULL;
+	sqlite3_stmt *up = NULL, *del = NULL, *claim = NULL, *sum = NULL;
 	sg_status st;
 	bool any = false;
 
@@ -530,29 +612,51 @@ static sg_status journal_flush(job *j, brow **rs, size_t n, char **err)
 	if ((st = db_exec(j->db, "BEGIN IMMEDIATE", err)) != SG_OK)
 		return st;
 	if (sqlite3_prepare_v2(j->db,
-			       "INSERT INTO journal (kind, input_sha256, row, state, sent_at, answer) "
-			       "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (kind, input_sha256, row) "
-			       "DO UPDATE SET state = excluded.state, answer = excluded.answer, "
-			       "sent_at = COALESCE(excluded.sent_at, journal.sent_at)",
+			       "INSERT INTO journal (kind, input_sha256, row, state, sent_at, answer, "
+			       "reserved) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?8) ON CONFLICT (kind, "
+			       "input_sha256, row) DO UPDATE SET state = excluded.state, answer = "
+			       "excluded.answer, reserved = excluded.reserved, "
+			       "sent_at = COALESCE(excluded.sent_at, journal.sent_at) "
+			       "WHERE journal.state IS ?7",
 			       -1, &up, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(j->db,
 			       "DELETE FROM journal WHERE kind = ?1 AND input_sha256 = ?2 AND row = ?3",
 			       -1, &del, NULL) != SQLITE_OK ||
-	    /* A claim succeeds only while the journal still holds what this run read: two
-	     * processes on the same list (a CLI run beside a poll) cannot both pay for a row. */
+	    /* A write, and a claim above all, succeeds only while the journal still holds what
+	     * this run read or wrote: two processes on the same list (a CLI run beside a poll)
+	     * cannot both pay for a row, nor one undo the other's progress (and reservation). */
 	    sqlite3_prepare_v2(j->db,
-			       "INSERT INTO journal (kind, input_sha256, row, state, sent_at, answer) "
-			       "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (kind, input_sha256, row) "
-			       "DO UPDATE SET state = excluded.state, answer = excluded.answer, "
-			       "sent_at = excluded.sent_at WHERE journal.state IS ?7",
-			       -1, &claim, NULL) != SQLITE_OK)
+			       "INSERT INTO journal (kind, input_sha256, row, state, sent_at, answer, "
+			       "reserved) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?8) ON CONFLICT (kind, "
+			       "input_sha256, row) DO UPDATE SET state = excluded.state, answer = "
+			       "excluded.answer, sent_at = excluded.sent_at, reserved = "
+			       "excluded.reserved WHERE journal.state IS ?7",
+			       -1, &claim, NULL) != SQLITE_OK ||
+	    /* The job's reserved total, read inside this write transaction: every process's
+	     * reservations are in it, and none can be added until this one commits. */
+	    sqlite3_prepare_v2(j->db,
+			       "SELECT COALESCE(SUM(reserved), 0) FROM journal WHERE kind = ?1 AND "
+			       "input_sha256 = ?2 AND row <> ?3",
+			       -1, &sum, NULL) != SQLITE_OK)
 		goto fail;
 	for (size_t i = 0; i < n; i++) {
 		brow *r = rs[i];
-		sqlite3_stmt *s = r->claiming ? claim : r->pub.state ? up : del;
+		sqlite3_stmt *s;
 
 		if (!r->dirty)
 			continue;
+		if (r->claiming && r->call.cost > 0) {
+			switch (reserve(j, sum, r)) {
+			case -1:
+				goto fail;
+			case 0:
+				break;
+			default: /* over the cap: the row fails instead of being claimed */
+				r->claiming = false;
+				break;
+			}
+		}
+		s = r->claiming ? claim : r->pub.state ? up : del;
 		sqlite3_reset(s);
 		sqlite3_clear_bindings(s);
 		sqlite3_bind_text(s, 1, j->kind->name, -1, SQLITE_STATIC);
@@ -564,19 +668,25 @@ static sg_status journal_flush(job *j, brow **rs, size_t n, char **err)
 				sqlite3_bind_int64(s, 5, sg_now());
 			if (r->pub.answer)
 				sqlite3_bind_text(s, 6, r->pub.answer, -1, SQLITE_STATIC);
-			if (r->claiming && r->prev_state)
-				sqlite3_bind_text(s, 7, r->prev_state, -1, SQLITE_STATIC);
+			if (r->known)
+				sqlite3_bind_text(s, 7, r->known, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(s, 8, r->reserved);
 		}
 		if (sqlite3_step(s) != SQLITE_DONE)
 			goto fail;
-		if (r->claiming) {
-			r->claim_lost = sqlite3_changes(j->db) == 0;
-			r->claiming = false;
+		if (s != del && sqlite3_changes(j->db) == 0) {
+			/* Another process has moved the row on: it is that process's now. */
+			r->claim_lost = true;
+		} else {
+			g_free(r->known);
+			r->known = g_strdup(r->pub.state);
 		}
+		r->claiming = false;
 	}
 	sqlite3_finalize(up);
 	sqlite3_finalize(del);
 	sqlite3_finalize(claim);
+	sqlite3_finalize(sum);
 	if ((st = db_exec(j->db, "COMMIT", err)) != SG_OK) {
 		db_exec(j->db, "ROLLBACK", NULL);
 		return st;
@@ -589,6 +699,7 @@ fail:
 	sqlite3_finalize(up);
 	sqlite3_finalize(del);
 	sqlite3_finalize(claim);
+	sqlite3_finalize(sum);
 	db_exec(j->db, "ROLLBACK", NULL);
 	return SG_EIO;
 }
@@ -691,6 +802,14 @@ static sg_status start_call(job *j, brow *r)
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header_line);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, r);
+	/* libcurl sends a request again by itself when a reused connection dies before an
+	 * answer: for a charged call the server may have taken the first, so it gets a
+	 * connection of its own and any second try is the engine's decision. */
+	if (r->call.charged) {
+		curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+		/* Closed after it: an idle one would hold a slot of the connection limit. */
+		curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+	}
 	if (r->call.body) {
 		g_autofree char *ct = g_strdup_printf("Content-Type: %s", r->call.content_type
 					? r->call.content_type : "application/json");
@@ -778,6 +897,7 @@ static void unsend(brow *r)
 {
 	if (r->charged_now) {
 		set_state(r, r->prev_state, r->prev_answer);
+		r->reserved = r->prev_reserved;
 		r->charged_now = false;
 	}
 }
@@ -1023,8 +1143,11 @@ static void on_done(job *j, brow *r, CURLcode rc)
 		retry(j, r, r->pub.error ? r->pub.error : "transient error", ra, false);
 		break;
 	case SG_STEP_STOP:
-		if (was_charged)
+		if (was_charged) {
+			/* The service refused the call: nothing was charged, nothing stays reserved. */
 			set_state(r, r->prev_state, r->prev_answer);
+			r->reserved = r->prev_reserved;
+		}
 		stop_job(j, "the service refused access: %s (check [%s] in the config and the "
 			 "account)", r->pub.error ? r->pub.error : "", j->conn.section);
 		row_gone(j, r);
@@ -1161,6 +1284,12 @@ static sg_status run_calls(job *j, char **err)
 					       1.0 / j->o->rate;
 			}
 			brow *r = g_queue_pop_head(&j->ready);
+			if (r->claim_lost) {
+				/* Another process took the row over (journal_flush): not here. */
+				r->charged_now = false;
+				row_gone(j, r);
+				continue;
+			}
 			if (j->kind->login && !rebuild_call(j, r))
 				continue;
 			if (r->call.charged && r->attempts == 0) {
@@ -1170,7 +1299,10 @@ static sg_status run_calls(job *j, char **err)
 				g_free(r->prev_answer);
 				r->prev_state = g_strdup(r->pub.state);
 				r->prev_answer = g_strdup(r->pub.answer);
-				set_state(r, "sent", NULL);
+				r->prev_reserved = r->reserved;
+				/* The answer stays: a kind may need it to make the call again
+				 * (price's request_id) under --retry-unknown. */
+				set_state(r, "sent", r->prev_answer);
 				r->charged_now = true;
 				r->claiming = true;
 			}
@@ -1205,6 +1337,11 @@ static sg_status run_calls(job *j, char **err)
 					r->claim_lost = false;
 					r->charged_now = false;
 					r->gone = true;
+					continue;
+				}
+				if (r->over_budget) {
+					r->over_budget = false;
+					row_gone(j, r);
 					continue;
 				}
 				if ((st = start_call(j, r)) != SG_OK) {
@@ -1252,6 +1389,30 @@ out:
 	g_ptr_array_free(flush, TRUE);
 	curl_multi_cleanup(j->multi);
 	return st;
+}
+
+/* Finished rows this run takes up again: those failed over_budget when a cap is given, and
+ * those the kind resumes. Journalled first, so that their claims compare with what is there. */
+static sg_status resume_rows(job *j, char **err)
+{
+	g_autoptr(GPtrArray) back = g_ptr_array_new();
+
+	if (j->o->dry_run)
+		return SG_OK;
+	for (guint i = 0; i < j->rows->len; i++) {
+		brow *r = j->rows->pdata[i];
+		if (r->invalid || r->leader >= 0 || !finished(r))
+			continue;
+		if ((j->o->max_cost > 0 && resume_over_budget(r)) ||
+		    (j->kind->resume && j->kind->resume(j->conn.state, &r->pub))) {
+			r->dirty = true;
+			g_ptr_array_add(back, r);
+		}
+	}
+	if (back->len)
+		log_info("batch %s: %s: %u finished rows taken up again", j->kind->name,
+			 j->input_name, back->len);
+	return journal_flush(j, (brow **)back->pdata, back->len, err);
 }
 
 /* ---- output ----------------------------------------------------------------------------- */
@@ -1398,6 +1559,11 @@ static sg_status write_output(job *j, FILE *f, char **err)
 			cJSON_AddStringToObject(o, "error", error ? error : "");
 			for (size_t c = 0; c < nres; c++)
 				cJSON_AddStringToObject(o, k->result_columns[c], resv[c]);
+			for (const char *const *x = k->json_columns; x && *x && s == SG_ROW_OK; x++) {
+				cJSON *v = cJSON_GetObjectItemCaseSensitive(res, *x);
+				if (v)
+					cJSON_AddItemToObject(o, *x, cJSON_Duplicate(v, true));
+			}
 			txt = cJSON_PrintUnformatted(o);
 			if (fprintf(f, "%s\n", txt) < 0)
 				ok = false;
@@ -1471,6 +1637,7 @@ sg_status sg_batch_run(const sg_batch_kind *kind, const sg_config *cfg, sg_store
 	j->waits = g_ptr_array_new();
 	g_queue_init(&j->ready);
 
+	j->conn.max_cost = o->max_cost;
 	if ((st = kind->open(cfg, &j->conn, err)) != SG_OK)
 		goto out;
 	conn_open = true;
@@ -1492,6 +1659,8 @@ sg_status sg_batch_run(const sg_batch_kind *kind, const sg_config *cfg, sg_store
 
 	j->db = sg_store_db(store);
 	if ((st = journal_init(j, err)) != SG_OK || (st = journal_load(j, err)) != SG_OK)
+		goto out;
+	if ((st = resume_rows(j, err)) != SG_OK)
 		goto out;
 	sequence_rows(j);
 	if (kind->login && !o->dry_run && has_work(j)) {

@@ -62,6 +62,10 @@ typedef struct {
 	                           * NULL; it carries a secret and is never logged; engine frees */
 	bool once;                /* acts on the world (a contract starts): once the request may
 	                           * have reached the service, a 5xx is unknown too, not retried */
+	double cost;              /* a charged call's price: reserved against opts->max_cost in
+	                           * the journal with its "sent"; a call that would take the job's
+	                           * reserved total over the cap is not made (row failed,
+	                           * over_budget; a run with a larger cap takes it up again) */
 } sg_batch_call;
 
 /* What a kind makes of an answer. It may change row->state and row->answer: the engine journals
@@ -84,6 +88,7 @@ typedef struct {
 	const char *url;     /* the endpoint (borrowed from the config) */
 	const sg_tls *tls;   /* borrowed from the config */
 	void *state;         /* the kind's own, freed with kind->close */
+	double max_cost;     /* opts->max_cost, set by the engine before open() */
 } sg_batch_conn;
 
 typedef struct sg_batch_kind {
@@ -115,11 +120,19 @@ typedef struct sg_batch_kind {
 	 * which names the setting and never holds the secret. */
 	sg_status (*login)(void *state, const sg_batch_conn *conn, const sg_batch_row *stale,
 			   double timeout, double connect_timeout, char **err);
+	/* Optional. A finished row this run takes up again (price: a row stage 1 left without its
+	 * prices, now that a budget allows stage 2): sets row->state and row->answer to where it
+	 * continues and returns true. NULL: finished rows stay finished. */
+	bool (*resume)(void *state, sg_batch_row *row);
+	/* Optional, NULL-terminated: keys of the "ok" answer that --format json carries as they
+	 * are (any JSON value) after the result columns (price's details). */
+	const char *const *json_columns;
 } sg_batch_kind;
 
 extern const sg_batch_kind sg_batch_vin;
 extern const sg_batch_kind sg_batch_frame;
 extern const sg_batch_kind sg_batch_rental;
+extern const sg_batch_kind sg_batch_price;
 /* The kind of a name, or NULL. */
 const sg_batch_kind *sg_batch_kind_find(const char *name);
 
@@ -148,6 +161,9 @@ typedef struct {
 	double budget;             /* seconds after which no new call starts in this run, 0 = none:
 	                            * calls in flight finish, rows not started stay as they are for
 	                            * the next run (an e-mail job advanced by each poll) */
+	double max_cost;           /* the job's cap on the costs its charged calls reserve, across
+	                            * runs and processes (price: --max-cost, [price] max_cost);
+	                            * 0 = no call with a cost is made */
 } sg_batch_opts;
 
 /* Defaults for every field above (input/output unset). */
@@ -181,6 +197,20 @@ sg_status sg_batch_exit_status(const sg_batch_summary *sum);
 
 /* "batch vin: 120 rows: 100 ok, 12 invalid, 3 failed, 5 pending, 0 unknown"; g_free. */
 char *sg_batch_summary_line(const char *kind, const sg_batch_summary *sum);
+
+/* An answer of the price service (seed 002) as read from its windows-1251 XML, 1C or JcTrade
+ * form: the service message's result, code, text and techinfo, the billing block's posible
+ * and cost; numbers kept as the service wrote them; NULL when absent. */
+typedef struct {
+	char *result, *code, *text;
+	char *posible, *billing_code, *billing_text, *cost;
+	char *has_value, *request_id, *notice_count;
+	char *price_min, *price_max, *price_average;
+	struct cJSON *details; /* object price → count, or NULL */
+} sg_price_answer;
+/* SG_EDATA naming what is wrong (not XML, not a jcanswer, no message); clear it after SG_OK. */
+sg_status sg_price_answer_parse(const char *body, size_t len, sg_price_answer *a, char **err);
+void sg_price_answer_clear(sg_price_answer *a);
 
 /* The balance of the vin account (get_balance), as the service gives it; g_free. */
 sg_status sg_batch_vin_balance(const sg_config *cfg, char **balance, char **err);

@@ -14,9 +14,10 @@
 #include "pipeline.h"
 
 static const char usage_text[] =
-	"usage: stockgate batch vin|frame|rental INPUT.csv [-o OUT] [--concurrency N] [--rate R]\n"
-	"           [--dry-run] [--retry-unknown] [--format csv|json]\n"
+	"usage: stockgate batch vin|frame|price|rental INPUT.csv [-o OUT] [--concurrency N]\n"
+	"           [--rate R] [--dry-run] [--retry-unknown] [--format csv|json]\n"
 	"           [--max-wait D] [--poll-interval D]   (frame)   [--wait]   (vin)\n"
+	"           [--max-cost N]                       (price)\n"
 	"       stockgate batch vin --balance\n"
 	"       stockgate batch run-jobs [--max-time D]\n"
 	"Looks up every row of a CSV list with the vendor service and writes the list back with the\n"
@@ -34,11 +35,14 @@ static const char usage_text[] =
 	"  --poll-interval D      frame: first delay between status checks (default 10s)\n"
 	"  --timeout D            one call's deadline (default 30s)\n"
 	"  --balance              vin: print the account balance\n"
+	"  --wait                 vin: run until every row's report arrived (stockgate serve files\n"
+	"                         them) or [vin] report_wait passed; looks every --poll-interval\n"
+	"  --max-cost N           price: get the prices (get_price, which charges) while the job's\n"
+	"                         costs stay within N; without it only get_price_info (free) runs.\n"
+	"                         A row past the cap fails over_budget; a larger N continues it\n"
 	"rental: a row is a contract command (cmd start|update|stop, ra, the seed's parameters;\n"
 	"start_lat/start_lon or start_address, end_* alike). Rows of one ra run in file order,\n"
 	"after a failed one the rest are not sent; a 5xx after a command was sent is unknown.\n"
-	"  --wait                 vin: run until every row's report arrived (stockgate serve files\n"
-	"                         them) or [vin] report_wait passed; looks every --poll-interval\n"
 	"run-jobs advances the jobs accepted by e-mail once (as each poll does) and mails the\n"
 	"results of those that end; exit 0 when none is left under way, 75 otherwise.\n";
 
@@ -146,7 +150,7 @@ static long parse_count(const char *s)
 sg_status cmd_batch(sg_ctx *ctx, int argc, char **argv)
 {
 	enum { O_RATE = 256, O_DRY, O_RETRY, O_FORMAT, O_WAIT, O_POLL, O_BAL, O_CONC, O_TIMEOUT,
-	       O_UNTIL };
+	       O_UNTIL, O_COST };
 	static const struct option opts[] = {
 		{ "output", required_argument, NULL, 'o' },
 		{ "concurrency", required_argument, NULL, O_CONC },
@@ -159,6 +163,7 @@ sg_status cmd_batch(sg_ctx *ctx, int argc, char **argv)
 		{ "timeout", required_argument, NULL, O_TIMEOUT },
 		{ "balance", no_argument, NULL, O_BAL },
 		{ "wait", no_argument, NULL, O_UNTIL },
+		{ "max-cost", required_argument, NULL, O_COST },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -231,6 +236,17 @@ sg_status cmd_batch(sg_ctx *ctx, int argc, char **argv)
 		case O_UNTIL:
 			wait = true;
 			break;
+		case O_COST: {
+			char *end;
+			o.max_cost = g_ascii_strtod(optarg, &end);
+			if (!g_ascii_isdigit(*optarg) || *end || !(o.max_cost >= 0) ||
+			    o.max_cost > 1e12) {
+				log_error("batch: --max-cost '%s': give an amount in the account's "
+					  "currency, e.g. 500", optarg);
+				return sg_cmd_usage(usage_text, SG_EUSAGE);
+			}
+			break;
+		}
 		case 'h':
 			return sg_cmd_usage(usage_text, SG_OK);
 		default:
@@ -238,12 +254,12 @@ sg_status cmd_batch(sg_ctx *ctx, int argc, char **argv)
 		}
 	}
 	if (optind >= argc) {
-		log_error("batch: name a kind: vin, frame or rental");
+		log_error("batch: name a kind: vin, frame, price or rental");
 		return sg_cmd_usage(usage_text, SG_EUSAGE);
 	}
 	kind = sg_batch_kind_find(argv[optind]);
 	if (kind == NULL) {
-		log_error("batch: '%s' is not a batch kind (vin, frame, rental)", argv[optind]);
+		log_error("batch: '%s' is not a batch kind (vin, frame, price, rental)", argv[optind]);
 		return sg_cmd_usage(usage_text, SG_EUSAGE);
 	}
 	if (balance) {
@@ -257,6 +273,10 @@ sg_status cmd_batch(sg_ctx *ctx, int argc, char **argv)
 			return sg_cmd_fail(st, err);
 		printf("%s\n", b);
 		return fflush(stdout) == 0 ? SG_OK : SG_EIO;
+	}
+	if (o.max_cost > 0 && kind != &sg_batch_price) {
+		log_error("batch %s: --max-cost goes with price", kind->name);
+		return sg_cmd_usage(usage_text, SG_EUSAGE);
 	}
 	if (optind + 2 != argc) {
 		log_error("batch %s: give one input list", kind->name);

@@ -132,6 +132,7 @@ static const struct keydef price_keys[] = {
 	{ "url", K_URL, F(price.url), 0, 0 },
 	{ "s_sn", K_SECRET, F(price.s_sn), 0, 0 },
 	{ "s_sn_file", K_SECRET_FILE, F(price.s_sn), 0, 0 },
+	{ "max_cost", K_LONG, F(price.max_cost), 0, 1000000000 },
 	TLS_KEYS(price),
 	{ NULL, 0, 0, 0, 0 },
 };

@@ -79,7 +79,11 @@ typedef struct {
 		sg_tls tls;
 	} vin;
 	struct { char *url, *key; sg_tls tls; } frame;
-	struct { char *url, *s_sn; sg_tls tls; } price;
+	struct {
+		char *url, *s_sn;
+		long max_cost; /* e-mailed price jobs: the cap of what stage 2 may spend; 0 = none */
+		sg_tls tls;
+	} price;
 	struct { char *url, *login, *password, *time_zone; sg_tls tls; } rental;
 
 	/* The receiver of the VIN service's deliveries (`stockgate serve`). */

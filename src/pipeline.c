@@ -1027,6 +1027,9 @@ static sg_status job_advance(sg_pipeline *p, sg_batch_job *job, double deadline,
 	o.budget = MAX(left, 0.001);
 	o.max_wait = o.budget;
 	o.poll_interval = CLAMP(o.budget / 5, 0.2, 10.0);
+	/* What an e-mailed price job may spend is the operator's, never the sender's to say. */
+	if (kind == &sg_batch_price)
+		o.max_cost = (double)cfg->price.max_cost;
 	st = sg_batch_run(kind, cfg, p->store, &o, &sum, &e);
 	out->advanced++;
 	if (sum.interrupted)

@@ -104,6 +104,9 @@ static const struct {
      "  (CASE WHEN json_valid(answer) THEN json_extract(answer, '$.vin') END))"
      "  WHERE kind = 'vin' AND state = 'waiting';",
      NULL},
+    /* the cost a batch row's charged call reserved against its job's cap (price's
+     * --max-cost), in hundredths: batch.c sums it per job before each charged call */
+    {"ALTER TABLE journal ADD COLUMN reserved INTEGER NOT NULL DEFAULT 0;", NULL},
 };
 
 /* How many poll records `status` history keeps. */

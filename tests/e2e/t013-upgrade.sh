@@ -16,6 +16,8 @@ is "$(sg remains export --dealer D2 --format json | jq -c .)" \
 check "schema version 4 or later" [ "$(sqlite3 "$T/stockgate.db" "PRAGMA user_version")" -ge 4 ]
 is "$(sqlite3 "$T/stockgate.db" "SELECT count(*) FROM sqlite_master WHERE name = 'deliveries'")" 1 \
 	"the deliveries table of serve exists"
+is "$(sqlite3 "$T/stockgate.db" "SELECT count(*) FROM pragma_table_info('journal') WHERE name = 'reserved'")" 1 \
+	"the journal gained its reserved column"
 is "$(sqlite3 "$T/stockgate.db" "SELECT count(*) FROM sqlite_master WHERE name = 'remains_v1'")" 0 \
 	"the old table is gone"
 is "$(sqlite3 "$T/stockgate.db" "SELECT CAST(lines AS TEXT) FROM remains WHERE warehouse = 'X1'")" \

@@ -122,8 +122,8 @@ is "$(outbox_count)" 2 "and no reply"
 sg user add vin@shop.example --dealer D1 --role batch_vin --role batch_price >/dev/null 2>&1
 mkmsg "$T/p1.eml" vin@shop.example price "$T/vins.csv"
 rec=$(sg process "$T/p1.eml" 2>/dev/null)
-is "$(jf "$rec" '[.outcome, .reason] | join(" ")')" "failed unknown_method" "price (not run here): failed unknown_method"
-like "$(report_text "$(newest)")" "Проверки price на этом шлюзе пока недоступны" "the report says price is not available yet"
+is "$(jf "$rec" '[.outcome, .reason] | join(" ")')" "failed unknown_method" "price (no [price] here): failed unknown_method"
+like "$(report_text "$(newest)")" "Проверки price на этом шлюзе не настроены" "the report says price is not configured here"
 mkmsg "$T/t2.eml" vin@shop.example vin "$T/vins.csv" "$FIX/batch/vin-example.csv"
 rec=$(sg process "$T/t2.eml" 2>/dev/null)
 is "$(jf "$rec" '[.outcome, .reason] | join(" ")')" "failed too_many_attachments" "two lists: failed too_many_attachments"

@@ -1,5 +1,6 @@
 /* fuzz-batch.c: libFuzzer target for the vendor services' answers (outside input) as the VIN,
- * frame and rental kinds read them, in each state a row can be in; and for their row validators. */
+ * frame, price and rental kinds read them, in each state a row can be in; and for their row
+ * validators. */
 
 #include <stdint.h>
 #include <string.h>
@@ -8,7 +9,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const sg_batch_kind *const kinds[] = {&sg_batch_vin, &sg_batch_frame, &sg_batch_rental};
+static const sg_batch_kind *const kinds[] = {&sg_batch_vin, &sg_batch_frame, &sg_batch_price,
+					     &sg_batch_rental};
 static void *states[G_N_ELEMENTS(kinds)];
 static sg_config *cfg; /* the kinds borrow from it for the life of the process */
 
@@ -28,8 +30,11 @@ static void open_kinds(void)
 	cfg->rental.login = g_strdup("fuzz");
 	cfg->rental.password = g_strdup("fuzz-password");
 	cfg->rental.time_zone = g_strdup("Europe/Moscow");
+	cfg->price.url = g_strdup("http://127.0.0.1:9/api/");
+	cfg->price.s_sn = g_strdup("3274171001");
 	for (size_t k = 0; k < G_N_ELEMENTS(kinds); k++) {
-		sg_batch_conn conn = {0};
+		/* A budget, so that price's stage 1 answers lead on to stage 2. */
+		sg_batch_conn conn = {.max_cost = 100};
 		if (kinds[k]->open(cfg, &conn, NULL) == SG_OK)
 			states[k] = conn.state;
 	}
@@ -38,7 +43,7 @@ static void open_kinds(void)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const long statuses[] = {200, 200, 400, 404, 422, 200};
-	static const char *const rstates[] = {NULL, "sent", "queued", "ok"};
+	static const char *const rstates[] = {NULL, "sent", "queued", "ok", "info"};
 
 	if (size < 3)
 		return 0;
@@ -58,10 +63,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	/* The answer, in the state and phase the second byte picks. */
 	if (state) {
-		row.state = g_strdup(rstates[data[1] % 4]);
-		row.answer = (data[1] & 4) ? g_strdup("{\"id\":\"12345\"}") : NULL;
-		row.phase = (data[1] >> 3) & 3;
-		(void)kind->answer(state, &row, statuses[data[2] % 6], body, strlen(body));
+		row.state = g_strdup(rstates[data[1] % 5]);
+		row.answer = (data[1] & 8)
+				     ? g_strdup("{\"id\":\"12345\",\"request_id\":\"41\",\"cost\":\"1\","
+						"\"has_value\":\"1\",\"stage\":1,\"posible\":\"yes\"}")
+				     : NULL;
+		row.phase = (data[1] >> 4) & 3;
+		/* The whole buffer, NULs included (the XML parser is given the length), with the
+		 * NUL after it that the engine guarantees. */
+		g_autofree char *raw = g_malloc(size - 2);
+		memcpy(raw, data + 3, size - 3);
+		raw[size - 3] = 0;
+		(void)kind->answer(state, &row, statuses[data[2] % 6], raw, size - 3);
+		if (kind->resume)
+			(void)kind->resume(state, &row);
 	}
 	{
 		/* The rental answer parser alone, on the raw bytes (NULs and all). */

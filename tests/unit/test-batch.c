@@ -1,7 +1,9 @@
-/* test-batch.c: the batch kinds' row checks (VIN, frame number, rental contract), the rental
- * answer parser and the engine's retry timing. */
+/* test-batch.c: the batch kinds' row checks (VIN, frame number, part price, rental contract),
+ * the price and rental answer parsers and the engine's retry timing. */
 #include <math.h>
 #include <stdlib.h>
+
+#include <cjson/cJSON.h>
 
 #include "../../src/batch.h"
 #include "tap.h"
@@ -397,11 +399,167 @@ static void test_misc(void)
 	   "kind lookup");
 }
 
+/* The seed's get_price_info answer for a 1C program, as the service sends it (windows-1251). */
+static const char seed_info_1c[] =
+	"<?xml version=\"1.0\" encoding=\"windows-1251\"?>\n<jcanswer>\n<message>\n"
+	"<result >SUCCESS</result>\n<code >N0407_BILLING_SUCCESS</code>\n<action >detail</action>\n"
+	"<group id=\"billing\" area=\"none\"><![CDATA[Обработка данных биллинга]]></group>\n"
+	"<datetime >2013-07-11 06:38:13</datetime>\n"
+	"<text ><![CDATA[Данные о возможности проведения операции получены]]></text>\n"
+	"<techinfo >\n<summary>\n<get_price_info>\n<free>\n<count>0</count>\n<atom_cost>0</atom_cost>\n"
+	"<cost>0</cost>\n</free>\n<cash>\n<count>1</count>\n<atom_cost>1</atom_cost>\n<cost>1</cost>\n"
+	"</cash>\n<active>1</active>\n</get_price_info>\n</summary>\n<result>1</result>\n"
+	"<posible>yes</posible>\n<cost>1</cost>\n<currency_id>4</currency_id>\n</techinfo>\n</message>\n"
+	"<message>\n<result >SUCCESS</result>\n<code >N0407_BILLING_SUCCESS</code>\n"
+	"<action >account</action>\n<techinfo>\n<money>395143</money>\n<currency_id>4</currency_id>\n"
+	"<added_count>0</added_count>\n</techinfo>\n</message>\n<message>\n"
+	"<result >SUCCESS</result>\n<code >N0080_SERVICE_SUCCESS</code>\n"
+	"<action >get_price_info</action>\n"
+	"<text ><![CDATA[Запрос на среднюю цену успешно обработан]]></text>\n"
+	"<techinfo>\n<has_value>1</has_value>\n<request_id>41</request_id>\n"
+	"<notice_count>119</notice_count>\n</techinfo>\n<debuginfo></debuginfo>\n</message>\n"
+	"</jcanswer>\n";
+
+/* Parses text (UTF-8 here) as the service would send it: in charset, declared as decl. */
+static sg_status parse_as(const char *text, const char *charset, sg_price_answer *a, char **err)
+{
+	g_autofree char *bytes = g_convert(text, -1, charset, "UTF-8", NULL, NULL, NULL);
+
+	return sg_price_answer_parse(bytes, strlen(bytes), a, err);
+}
+
+/* A price row of 14 empty values, as the engine hands it to the validator (g_strfreev). */
+static char **price_row(void)
+{
+	char **v = g_new0(char *, sg_batch_price.ncolumns + 1);
+
+	for (size_t c = 0; c < sg_batch_price.ncolumns; c++)
+		v[c] = g_strdup("");
+	return v;
+}
+
+static void test_price(void)
+{
+	static const struct {
+		const char *fr, *rl, *no, *name, *oem, *place;
+		const char *want; /* the error's start, or "F_R R_L N_O" normalised */
+	} t[] = {
+		{ "перед", "лев", "б/у", "фара", "", "", "F L O" },
+		{ "Задний", "Правая", "Новая", "", "12345", "77", "R R N" },
+		{ "F", "r", "o", "efi", "", "", "F R O" },
+		{ " front ", "Left", "б.у.", "x", "", "", "F L O" },
+		{ "", "", "", "x", "", "", "  " },
+		{ "вбок", "", "", "x", "", "", "F_R: 'вбок' is not F (перед) or R (зад)" },
+		{ "", "лево-право", "", "x", "", "", "R_L: 'лево-право' is not L (лев) or R (прав)" },
+		{ "", "", "", "", "", "", "name, oem: give at least one" },
+		{ "", "", "", "x", "", "Москва", "place: 'Москва' is not a city code" },
+		{ "", "", "", "фара ✓", "", "", "name: 'фара ✓' has characters windows-1251" },
+	};
+	for (size_t i = 0; i < G_N_ELEMENTS(t); i++) {
+		char **v = price_row();
+		const char *warning = NULL;
+		g_free(v[7]), v[7] = g_strdup(t[i].fr);
+		g_free(v[9]), v[9] = g_strdup(t[i].rl);
+		g_free(v[10]), v[10] = g_strdup(t[i].no);
+		g_free(v[11]), v[11] = g_strdup(t[i].name);
+		g_free(v[12]), v[12] = g_strdup(t[i].oem);
+		g_free(v[13]), v[13] = g_strdup(t[i].place);
+		g_autofree char *why = sg_batch_price.validate(v, &warning);
+		g_autofree char *got = why ? g_strndup(why, strlen(t[i].want))
+					   : g_strdup_printf("%s %s %s", v[7], v[9], v[10]);
+		IS(got, t[i].want, "price row %zu: %s", i, why ? why : "valid");
+		g_strfreev(v);
+	}
+	{
+		char **v = price_row();
+		g_free(v[11]), v[11] = g_strnfill(256, 'x');
+		g_autofree char *why = sg_batch_price.validate(v, NULL);
+		OK(why && strstr(why, "name: longer than 255"), "a value of 256 characters: %s", why);
+		g_strfreev(v);
+	}
+
+	sg_price_answer a;
+	g_autofree char *err = NULL;
+	NUM(parse_as(seed_info_1c, "WINDOWS-1251", &a, &err), SG_OK, "the seed's 1C answer parses");
+	IS(a.result, "SUCCESS", "its service result");
+	IS(a.code, "N0080_SERVICE_SUCCESS", "the service message, not the billing one");
+	IS(a.text, "Запрос на среднюю цену успешно обработан", "CDATA text, windows-1251 decoded");
+	IS(a.posible, "yes", "billing posible");
+	IS(a.cost, "1", "billing cost (not the summary's)");
+	IS(a.has_value, "1", "has_value");
+	IS(a.request_id, "41", "request_id");
+	IS(a.notice_count, "119", "notice_count");
+	sg_price_answer_clear(&a);
+
+	/* The JcTrade form: techinfo is JSON in CDATA; details an object or pairs. */
+	static const char jc[] =
+		"<?xml version=\"1.0\" encoding=\"windows-1251\"?><jcanswer><message>"
+		"<result >SUCCESS</result><code >N0081_SERVICE_SUCCESS</code><action >get_price</action>"
+		"<text ><![CDATA[Средняя цена получена]]></text><techinfo ><![CDATA[{\"notice_count\":28,"
+		"\"price_min\":100,\"price_max\":5670,\"price_average\":3293.4,\"details\":[[0,14],"
+		"[100,1],[5670,3]]}]]></techinfo></message></jcanswer>";
+	NUM(parse_as(jc, "WINDOWS-1251", &a, &err), SG_OK, "a JcTrade get_price answer parses");
+	IS(a.price_min, "100", "price_min from JSON");
+	IS(a.price_average, "3293.4", "price_average as the service wrote it");
+	g_autofree char *d = a.details ? cJSON_PrintUnformatted(a.details) : NULL;
+	IS(d, "{\"0\":14,\"100\":1,\"5670\":3}", "details pairs as price → count");
+	sg_price_answer_clear(&a);
+
+	static const char items[] =
+		"<?xml version=\"1.0\" encoding=\"UTF-8\"?><jcanswer><message><result >SUCCESS</result>"
+		"<action >get_price</action><techinfo ><price_min>100</price_min><details>"
+		"<item num=\"0\">14</item><item num=\"4850\">1</item></details></techinfo></message>"
+		"</jcanswer>";
+	NUM(sg_price_answer_parse(items, strlen(items), &a, &err), SG_OK, "a 1C get_price answer");
+	g_free(d);
+	d = a.details ? cJSON_PrintUnformatted(a.details) : NULL;
+	IS(d, "{\"0\":14,\"4850\":1}", "<item num> details as price → count");
+	sg_price_answer_clear(&a);
+
+	static const char refused[] =
+		"<?xml version=\"1.0\" encoding=\"windows-1251\"?><jcanswer><message><result >ERROR"
+		"</result><action >detail</action><text ><![CDATA[Недостаточно средств]]></text>"
+		"<techinfo ><![CDATA[{\"result\":0,\"posible\":\"not_enough_money\",\"cost\":1}]]>"
+		"</techinfo></message></jcanswer>";
+	NUM(parse_as(refused, "WINDOWS-1251", &a, &err), SG_OK, "a billing refusal alone parses");
+	IS(a.posible, "not_enough_money", "its posible");
+	IS(a.billing_text, "Недостаточно средств", "its text");
+	IS(a.result, NULL, "no service message");
+	sg_price_answer_clear(&a);
+
+	static const struct { const char *body, *want; } bad[] = {
+		{ "<html><body>502</body></html>", "not a jcanswer document (root <html>)" },
+		{ "<jcanswer><message>", "not well-formed XML" },
+		{ "{\"error\":true}", "not well-formed XML" },
+		{ "<jcanswer></jcanswer>", "the answer has no <message>" },
+		{ "", "empty answer" },
+		/* windows-1251 bytes under a UTF-8 declaration: the charset is wrong */
+		{ "<?xml version=\"1.0\" encoding=\"UTF-8\"?><jcanswer><message><text>\xd4\xe0\xf0\xe0"
+		  "</text></message></jcanswer>", "not well-formed XML" },
+	};
+	for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+		g_clear_pointer(&err, g_free);
+		NUM(sg_price_answer_parse(bad[i].body, strlen(bad[i].body), &a, &err), SG_EDATA,
+		    "bad answer %zu refused", i);
+		OK(err && g_str_has_prefix(err, bad[i].want) && !strchr(err, '\n'),
+		   "bad answer %zu: %s", i, err);
+	}
+	/* An external entity is neither fetched nor expanded. */
+	static const char xxe[] =
+		"<?xml version=\"1.0\"?><!DOCTYPE j [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>"
+		"<jcanswer><message><action >get_price</action><result >&x;</result></message>"
+		"</jcanswer>";
+	NUM(sg_price_answer_parse(xxe, strlen(xxe), &a, &err), SG_OK, "an entity document parses");
+	OK(a.result == NULL || strstr(a.result, "root:") == NULL, "and /etc/passwd is not read in");
+	sg_price_answer_clear(&a);
+}
+
 int main(void)
 {
 	test_vin();
 	test_frame();
 	test_rental();
+	test_price();
 	test_retry_after();
 	test_backoff();
 	test_misc();

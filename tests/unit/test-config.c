@@ -46,6 +46,7 @@ static const struct bad bad_cases[] = {
 	  { ":3: [source] max_defer: 'tomorrow' is not a duration", "24h" } },
 	{ "bad number", "[mirror]\ntimeout = -5\n", 0600, { ":2: [mirror] timeout:" } },
 	{ "bad boolean", "[source]\ntls_verify = maybe\n", 0600, { ":2: [source] tls_verify:" } },
+	{ "negative price budget", "[price]\nmax_cost = -1\n", 0600, { ":2: [price] max_cost:" } },
 	{ "verification off", "[mirror]\nurl = https://x.example/restapi\ntls_verify = false\n", 0600,
 	  { ":3: [mirror] tls_verify:", "always verified", "ca_file" } },
 	{ "bad language", "[report]\nlanguage = de\n", 0600,
@@ -109,7 +110,8 @@ static void test_good(void)
 		"[limits]\nmax_message_size = 10M\nmax_header_size = 32K\nmax_rows = 500\n"
 		"allowed_types = text/CSV; application/octet-stream\n\n"
 		"[security]\ntrusted_authserv_id = mx.example.com\n\n"
-		"[vin]\nurl = https://vin.example/api\ntoken_file = vin.token\n",
+		"[vin]\nurl = https://vin.example/api\ntoken_file = vin.token\n\n"
+		"[price]\nurl = https://price.example/api\nmax_cost = 500\n",
 		pw);
 	sg_config *cfg;
 	g_autofree char *err = NULL;
@@ -136,6 +138,7 @@ static void test_good(void)
 	NUM(cfg->limits.max_message_size, 10 * 1024 * 1024, "max_message_size 10M");
 	NUM(cfg->limits.max_header_size, 32 * 1024, "max_header_size 32K");
 	NUM(cfg->limits.max_rows, 500, "max_rows");
+	NUM(cfg->price.max_cost, 500, "[price] max_cost");
 	IS(cfg->limits.allowed_types[0], "text/csv", "allowed_types lower-cased");
 	IS(cfg->limits.allowed_types[1], "application/octet-stream", "allowed_types second");
 	OK(cfg->limits.allowed_types[2] == NULL, "allowed_types ends");

@@ -451,6 +451,9 @@ int main(void)
 	sqlite3_step(q);
 	OK(sqlite3_column_int(q, 0) >= 4, "schema version 4 or later (%d)", sqlite3_column_int(q, 0));
 	sqlite3_finalize(q);
+	sqlite3_prepare_v2(sg_store_db(st), "SELECT reserved FROM journal", -1, &q, NULL);
+	NUM(q != NULL, 1, "the journal keeps what a charged call reserved against its budget");
+	sqlite3_finalize(q);
 	sqlite3_prepare_v2(sg_store_db(st), "PRAGMA journal_mode", -1, &q, NULL);
 	sqlite3_step(q);
 	IS((const char *)sqlite3_column_text(q, 0), "wal", "WAL journal");
