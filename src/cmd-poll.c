@@ -126,7 +126,7 @@ typedef struct {
 static sg_status poll_chunk(const sg_config *cfg, sg_pipeline *p, sg_source *src,
 			    sg_source_msg **ms, guint n, guint *handled, bool *deferred, char **err)
 {
-	g_autofree char *fe = NULL;
+	g_autofree char *fe = NULL, *flush_e = NULL;
 	move_set sets[4] = {{0}};
 	guint nsets = 0;
 	sg_status st;
@@ -175,13 +175,22 @@ static sg_status poll_chunk(const sg_config *cfg, sg_pipeline *p, sg_source *src
 		}
 		g_ptr_array_add(sets[k].msgs, m);
 	}
-	/* Every record of the chunk is durable: a crash from here on finds them in the ledger,
-	 * and the next poll moves the messages (SPEC 7). */
+	/* Every record of the chunk is durable (and, flushed here, the marks of the reports sent):
+	 * a crash from here on finds them in the ledger, and the next poll moves the messages
+	 * (SPEC 7). A flush that fails leaves them all for the next poll. */
+	if (nsets > 0 && sg_store_flush(p->store, &flush_e) != SG_OK) {
+		log_warnx("poll: the chunk is not moved: %s", flush_e ? flush_e : "");
+		*deferred = true;
+		for (guint k = 0; k < nsets; k++)
+			g_ptr_array_set_size(sets[k].msgs, 0);
+	}
 	sg_crash_point("before_set_move");
 	for (guint k = 0; k < nsets; k++) {
 		g_autofree char *e = NULL;
-		sg_status mst = sg_source_move_set(src, (sg_source_msg **)sets[k].msgs->pdata,
-						   sets[k].msgs->len, sets[k].folder, &e);
+		sg_status mst = sets[k].msgs->len == 0
+				    ? SG_OK
+				    : sg_source_move_set(src, (sg_source_msg **)sets[k].msgs->pdata,
+							 sets[k].msgs->len, sets[k].folder, &e);
 		if (mst != SG_OK) {
 			/* The ledger knows the messages: the next poll moves them. */
 			log_warnx("poll: %u message(s) not moved to %s: %s", sets[k].msgs->len,

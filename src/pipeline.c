@@ -44,14 +44,6 @@ static char *addr_spec(const char *s)
 	return g_strstrip(g_strdup(s));
 }
 
-/* Where reports wait between the commit that records them and their delivery. */
-static char *spool_dir(const sg_config *cfg)
-{
-	const char *db = cfg->store.path && *cfg->store.path ? cfg->store.path : "stockgate.db";
-
-	return g_strconcat(db, ".spool", NULL);
-}
-
 static bool is_allowed_type(const sg_config *cfg, const char *type)
 {
 	for (char **t = cfg->limits.allowed_types; t && *t; t++)
@@ -128,13 +120,12 @@ static sg_status apply_files(sg_pipeline *p, const sg_message *msg, const sg_aut
 }
 
 /* Builds the report for r to to (threaded under in_reply_to, with an extra attachment when
- * extra_path is set) and writes it to path, in a directory that exists. */
-static sg_status write_report(sg_pipeline *p, const sg_result *r, const char *to,
+ * extra_path is set): *data (g_free), *len. */
+static sg_status build_report(sg_pipeline *p, const sg_result *r, const char *to,
 			      const char *in_reply_to, const char *extra_name,
-			      const char *extra_path, const char *path, char **err)
+			      const char *extra_path, char **data, size_t *len, char **err)
 {
-	g_autofree char *data = NULL, *msgid = NULL;
-	size_t len = 0;
+	g_autofree char *msgid = NULL;
 	sg_report_opts o = {
 		.from = p->cfg->report.from,
 		.to = to,
@@ -145,7 +136,18 @@ static sg_status write_report(sg_pipeline *p, const sg_result *r, const char *to
 		.extra_name = extra_name,
 		.extra_path = extra_path,
 	};
-	sg_status st = sg_report_build(r, &o, &data, &len, &msgid, err);
+
+	return sg_report_build(r, &o, data, len, &msgid, err);
+}
+
+/* Builds the report (as build_report) and writes it to path, in a directory that exists. */
+static sg_status write_report(sg_pipeline *p, const sg_result *r, const char *to,
+			      const char *in_reply_to, const char *extra_name,
+			      const char *extra_path, const char *path, char **err)
+{
+	g_autofree char *data = NULL;
+	size_t len = 0;
+	sg_status st = build_report(p, r, to, in_reply_to, extra_name, extra_path, &data, &len, err);
 
 	if (st != SG_OK)
 		return st;
@@ -154,46 +156,61 @@ static sg_status write_report(sg_pipeline *p, const sg_result *r, const char *to
 	return SG_OK;
 }
 
-/* Builds the report and spools it next to the db; returns its path in *path (g_free). */
-static sg_status spool_report(sg_pipeline *p, const sg_result *r, const sg_message *msg,
-			      const sg_auth *auth, const char *sha, const char *extra_name,
-			      const char *extra_path, char **path, char **err)
+/* Sends a report to to (and bcc). Returns the transport's status. */
+static sg_status send_report(sg_pipeline *p, const char *data, size_t len, const char *to,
+			     char **err)
 {
-	g_autofree char *dir = spool_dir(p->cfg);
-	sg_status st;
+	g_autofree char *from = addr_spec(p->cfg->report.from);
+	const char *rcpts[3] = {to, NULL, NULL};
 
-	if (g_mkdir_with_parents(dir, 0700) != 0)
-		return sg_fail(err, SG_EIO, "%s: cannot create the report spool: %s", dir,
-			       g_strerror(errno));
-	*path = g_strdup_printf("%s/%s.eml", dir, sha);
-	st = write_report(p, r, auth->reply_to, msg ? msg->message_id : NULL, extra_name,
-			  extra_path, *path, err);
-	if (st != SG_OK)
-		g_clear_pointer(path, g_free);
-	return st;
+	if (p->cfg->report.bcc && *p->cfg->report.bcc)
+		rcpts[1] = p->cfg->report.bcc;
+	return p->transport->ops->send(p->transport, from, rcpts, data, len, err);
 }
 
-/* Sends a spooled report to to (and bcc). Returns the transport's status. */
+/* Sends a report spooled in a file: a batch job's, or a message's spooled by a stockgate older
+ * than the report spool in the db. */
 static sg_status send_spooled(sg_pipeline *p, const char *path, const char *to, char **err)
 {
-	g_autofree char *data = NULL, *from = addr_spec(p->cfg->report.from);
+	g_autofree char *data = NULL;
 	gsize len = 0;
 	GError *gerr = NULL;
-	const char *rcpts[3] = {to, NULL, NULL};
 
 	if (!g_file_get_contents(path, &data, &len, &gerr)) {
 		sg_fail(err, SG_EIO, "%s: %s", path, gerr->message);
 		g_error_free(gerr);
 		return SG_EIO;
 	}
-	if (p->cfg->report.bcc && *p->cfg->report.bcc)
-		rcpts[1] = p->cfg->report.bcc;
-	return p->transport->ops->send(p->transport, from, rcpts, data, len, err);
+	return send_report(p, data, len, to, err);
 }
 
-/* Records the result in the ledger (outside or inside a transaction). */
+/*
+ * Records what became of a message's report (l: its ledger entry as it is now) and drops the
+ * report's spooled copy, in one transaction that does not wait for the disk: this mark lost in
+ * an OS crash only makes the report go once more, under its Message-ID. The commits that must
+ * be on disk first (the record, before a move) are synced, and the poll flushes this one before
+ * it moves the message.
+ */
+static sg_status report_settled(sg_pipeline *p, const sg_ledger *l, char **err)
+{
+	sg_status st = sg_store_durable(p->store, false, err);
+
+	if (st == SG_OK && (st = sg_store_begin(p->store, err)) == SG_OK) {
+		if ((st = sg_ledger_put(p->store, l, err)) == SG_OK &&
+		    (st = sg_report_spool_drop(p->store, l->sha256, err)) == SG_OK)
+			st = sg_store_commit(p->store, err);
+		if (st != SG_OK)
+			sg_store_rollback(p->store);
+	}
+	if (sg_store_durable(p->store, true, st == SG_OK ? err : NULL) != SG_OK && st == SG_OK)
+		st = SG_EIO;
+	return st;
+}
+
+/* Records the result in the ledger (outside or inside a transaction); settled: the mark of the
+ * report's delivery, with its spooled copy dropped (report_settled). */
 static sg_status ledger_record(sg_pipeline *p, const sg_source_msg *m, const char *sha,
-			const sg_result *r, const char *report_state, const char *report_path,
+			const sg_result *r, const char *report_state, bool settled,
 			int attempts, gint64 first_seen, char **err)
 {
 	g_autofree char *json = sg_result_to_json(r);
@@ -208,7 +225,6 @@ static sg_status ledger_record(sg_pipeline *p, const sg_source_msg *m, const cha
 		.reason = (char *)r->reason,
 		.result_json = json,
 		.report_state = (char *)report_state,
-		.report_path = (char *)report_path,
 		.attempts = attempts,
 		.first_seen = first_seen,
 		.updated = sg_now(),
@@ -216,7 +232,7 @@ static sg_status ledger_record(sg_pipeline *p, const sg_source_msg *m, const cha
 
 	if (p->dry_run)
 		return SG_OK;
-	return sg_ledger_put(p->store, &l, err);
+	return settled ? report_settled(p, &l, err) : sg_ledger_put(p->store, &l, err);
 }
 
 /* The static outcome string equal to s (outcomes read back from the ledger). */
@@ -322,12 +338,23 @@ static sg_status resume(sg_pipeline *p, const sg_source_msg *m, sg_ledger *l, ch
 		bool tried = false;
 
 		if (from && sg_user_get(p->store, from, &u, NULL) == SG_OK && l->report_path) {
-			/* The spool file goes only after a delivery: without it, a crash came
-			 * between the delivery and its record, and the report is not sent again. */
+			/* A file spooled by an older stockgate. It goes only after a delivery:
+			 * without it, a crash came between the delivery and its record, and the
+			 * report is not sent again. */
 			if (access(l->report_path, F_OK) != 0 && errno == ENOENT)
 				st = SG_OK;
 			else
 				st = send_spooled(p, l->report_path, u->email, &e);
+			tried = true;
+		} else if (u) {
+			g_autofree char *data = NULL;
+			gsize len = 0;
+
+			st = sg_report_spool_get(p->store, l->sha256, &data, &len, &e);
+			if (st != SG_OK && st != SG_ENOINPUT)
+				return sg_fail(err, st, "%s: %s", m->id, e);
+			if (st == SG_OK)
+				st = send_report(p, data, len, u->email, &e);
 			tried = true;
 		}
 		if (st == SG_OK) {
@@ -336,7 +363,8 @@ static sg_status resume(sg_pipeline *p, const sg_source_msg *m, sg_ledger *l, ch
 			char *json = record_with(l->result_json, NULL, NULL, p->transport->ops->done, NULL);
 			g_free(l->result_json);
 			l->result_json = json;
-			unlink(l->report_path);
+			if (l->report_path)
+				unlink(l->report_path);
 			g_clear_pointer(&l->report_path, g_free);
 		} else if (st == SG_ETEMP && !defer_exhausted(p->cfg, l->attempts + 1,
 							      l->first_seen)) {
@@ -371,7 +399,7 @@ static sg_status resume(sg_pipeline *p, const sg_source_msg *m, sg_ledger *l, ch
 			}
 		}
 		l->updated = sg_now();
-		if (sg_ledger_put(p->store, l, err) != SG_OK)
+		if (report_settled(p, l, err) != SG_OK)
 			return SG_EIO;
 		*out = g_strdup(l->result_json);
 		*outcome = static_outcome(l->outcome);
@@ -610,7 +638,8 @@ typedef struct {
 	char *sha;           /* the message's SHA-256, its key in the ledger */
 	char *e;             /* the parser's or the mirror's detail */
 	char *check_csv;     /* a development-mode batch list checked, for the report */
-	char *report_path;   /* the spooled report */
+	char *report;        /* the report built, spooled with the record, sent after it */
+	size_t report_len;
 	sg_auth auth;
 	const char *why;     /* the parser's reason (too_complex, …) */
 	const char *method;  /* the subject's method, or NULL */
@@ -634,7 +663,7 @@ static void handling_clear(handling *h)
 	g_free(h->sha);
 	g_free(h->e);
 	g_free(h->check_csv);
-	g_free(h->report_path);
+	g_free(h->report);
 }
 
 /* Read: the message parsed in a child while this process hashes it (the hash says whether it
@@ -792,8 +821,8 @@ static sg_status apply(handling *h, char **err)
 	return SG_OK;
 }
 
-/* Answer: the report is spooled before the commit that records it, so that a crash after the
- * commit still finds it; it is sent after the commit. */
+/* Answer: the report is built before the commit that records the message, and spooled in that
+ * same transaction, so that a crash after the commit still finds it; it is sent after it. */
 static sg_status answer(handling *h, char **err)
 {
 	sg_pipeline *p = h->p;
@@ -804,14 +833,15 @@ static sg_status answer(handling *h, char **err)
 		return SG_OK;
 	if (h->check_csv)
 		check_name = results_name(msg_list_name(h->msg), "check");
-	st = spool_report(p, h->r, h->msg, &h->auth, h->sha, check_name, h->check_csv,
-			  &h->report_path, err);
+	st = build_report(p, h->r, h->auth.reply_to, h->msg ? h->msg->message_id : NULL, check_name,
+			  h->check_csv, &h->report, &h->report_len, err);
 	if (st == SG_OK)
 		h->report_pending = true;
 	return st;
 }
 
-/* Record: the ledger entry committed with what was applied (a dry run keeps nothing). */
+/* Record: the ledger entry and the report committed with what was applied, one synced commit
+ * (a dry run keeps nothing). */
 static sg_status record(handling *h, char **err)
 {
 	sg_pipeline *p = h->p;
@@ -823,16 +853,23 @@ static sg_status record(handling *h, char **err)
 		h->in_tx = false;
 		return SG_OK;
 	}
-	st = ledger_record(p, h->m, h->sha, h->r, h->report_pending ? "pending" : "none",
-			   h->report_path, h->attempts, h->first_seen, err);
-	if (st == SG_OK && h->in_tx) {
+	if (!h->in_tx) {
+		if ((st = sg_store_begin(p->store, err)) != SG_OK)
+			return st;
+		h->in_tx = true;
+	}
+	st = ledger_record(p, h->m, h->sha, h->r, h->report_pending ? "pending" : "none", false,
+			   h->attempts, h->first_seen, err);
+	if (st == SG_OK && h->report_pending)
+		st = sg_report_spool_put(p->store, h->sha, h->report, h->report_len, err);
+	if (st == SG_OK) {
 		h->in_tx = false;
 		st = sg_store_commit(p->store, err);
 	}
 	return st;
 }
 
-/* Deliver: the spooled report sent and its delivery recorded; the record line and the folder
+/* Deliver: the report sent and its delivery recorded; the record line and the folder
  * the message goes to. A report the transport cannot take now defers the message. */
 static sg_status deliver(handling *h, char **out, const char **outcome, const char **folder,
 			 char **err)
@@ -844,7 +881,7 @@ static sg_status deliver(handling *h, char **out, const char **outcome, const ch
 	if (h->report_pending) {
 		g_autofree char *se = NULL;
 
-		st = send_spooled(p, h->report_path, h->auth.reply_to, &se);
+		st = send_report(p, h->report, h->report_len, h->auth.reply_to, &se);
 		if (st != SG_OK) {
 			/* Applied and recorded; the report waits for the next poll. */
 			g_autofree char *json = sg_result_to_json(r);
@@ -857,9 +894,8 @@ static sg_status deliver(handling *h, char **out, const char **outcome, const ch
 			return SG_OK;
 		}
 		r->report = p->transport->ops->done;
-		unlink(h->report_path);
 		sg_crash_point("after_report");
-		st = ledger_record(p, h->m, h->sha, r, r->report, NULL, h->attempts, h->first_seen,
+		st = ledger_record(p, h->m, h->sha, r, r->report, true, h->attempts, h->first_seen,
 				   err);
 		if (st != SG_OK)
 			return st;

@@ -48,7 +48,11 @@ store_state() {
 # reports_for NAME MID: the number of captured reports in reply to MID.
 reports_for() { grep -l "^In-Reply-To: <$2>" "$T/cap-$1"/*.eml 2>/dev/null | wc -l; }
 captured() { ls "$T/cap-$1"/*.eml 2>/dev/null | wc -l; }
-spooled() { find "$T/$1.db.spool" -type f 2>/dev/null | wc -l; }
+# spooled NAME: reports waiting in the spool (rows of the state db, files of an older stockgate).
+spooled() {
+	echo $(( $(find "$T/$1.db.spool" -type f 2>/dev/null | wc -l) +
+		$(sqlite3 "$T/$1.db" 'SELECT count(*) FROM report_spool' 2>/dev/null || echo 100) ))
+}
 
 # The crash-free run: the reference.
 setup golden
@@ -105,7 +109,7 @@ for point in after_apply after_report before_move; do
 	max=1; [ $point = after_report ] && max=2
 	check_end "$name" "$point" "$max"
 	if [ $point = after_report ] && [ "$(reports_for "$name" "${MIDS[0]}")" -eq 2 ]; then
-		is "$(grep -h '^Message-ID:' $(grep -l "^In-Reply-To: <${MIDS[0]}>" "$T/cap-$name"/*.eml) |
+		is "$(grep -hi '^Message-ID:' $(grep -l "^In-Reply-To: <${MIDS[0]}>" "$T/cap-$name"/*.eml) |
 			sort -u | wc -l)" 1 "$point: the report sent twice keeps its Message-ID"
 	fi
 done
