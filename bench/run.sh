@@ -171,4 +171,7 @@ verdict "(c) peak RSS of process" "$RSS" 100 " MB" lt
 # (d) batch throughput: 1,000 VIN rows at concurrency 16 against the emulator with 100 ms
 # latency, over the ideal 1000 x 0.1 / 16 s (target <= 1.2).
 BUILD=${BUILD:-build} "$(dirname "$0")/batch-vin.sh" 2>&1 | sed 's/^/(d) /' || true
+# (e) the mailbox backlog: 1,000 messages, `poll` against mbsync pulling the same mailbox, and
+# the same backlog from a maildir: source (target: median ratio <= 3).
+BUILD=${BUILD:-build} "$(dirname "$0")/backlog.sh" 2>&1 | sed 's/^/(e) /' || true
 exit 0

@@ -17,6 +17,8 @@ static const char usage[] =
 	"\n"
 	"One pass over the mailbox of [source] url: every pending message is handled (sender,\n"
 	"key, files, report), its JSON result line printed, and it is moved to its folder.\n"
+	"Messages go in chunks of up to 50: fetched with one command, handled one by one, then\n"
+	"moved with one command a folder (a message left by a crash is only moved next time).\n"
 	"Then the batch jobs accepted by e-mail are advanced for at most poll_interval; a job\n"
 	"that ends mails its results to the sender. A deferred message stays in the mailbox and\n"
 	"is tried again after [source] retry_interval, then twice as long each time.\n"
