@@ -47,18 +47,10 @@ dc_start() {
 	for i in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$PORT") 2>/dev/null && return 0; sleep 0.1; done
 	return 1
 }
-# sg_setup DIR URL: a fresh store with the dealer, the user and the warehouse.
+# sg_setup DIR URL: a fresh store with the dealer, the user and the warehouse, polling URL.
+. bench/setup.sh
 sg_setup() {
-	local d=$1
-	rm -rf "$d"; mkdir -p "$d/outbox"
-	cat >"$d/stockgate.conf" <<CONF
-[store]
-path = $d/stockgate.db
-
-[report]
-url = dir:$d/outbox
-from = "Stock API" <api@stock.example>
-
+	bench_store "$1" <<CONF
 [source]
 url = $2
 username = u
@@ -67,13 +59,7 @@ tls = off
 max_messages_per_poll = 10000000
 max_age = 0
 CONF
-	chmod 600 "$d/stockgate.conf"
-	printf 'Код склада;Адрес;Контакты\r\n%s;г. Курск, ул. Ленина, 5;+7 900 000-00-00\r\n' "$WH" |
-		iconv -f UTF-8 -t WINDOWS-1251 >"$d/warehouses.csv"
-	"$SG" -c "$d/stockgate.conf" dealer add D1 --name "Dealer One" --key "$KEY" &&
-		"$SG" -c "$d/stockgate.conf" user add "$USER" --dealer D1 &&
-		"$SG" -c "$d/stockgate.conf" import warehouses --dealer D1 "$d/warehouses.csv"
-} >"$B/setup.log" 2>&1
+}
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
 applied() { grep -c '"outcome":"applied"' "$1" 2>/dev/null; }

@@ -89,27 +89,10 @@ verdict "(a) ratio check / csvcount" "$( [ -n "$T_CHECK" ] && ratio "$T_CHECK" "
 # Each run gets a fresh store (a second run of the same bytes would be a duplicate).
 KEY=0123456789abcdef0123456789abcdef
 USER=dealer@shop.example
+. bench/setup.sh
 setup_run() { # DIR: a config, a dealer, a user and the warehouse
-	local d=$1
-	rm -rf "$d"; mkdir -p "$d/outbox"
-	cat >"$d/stockgate.conf" <<CONF
-[store]
-path = $d/stockgate.db
-
-[report]
-url = dir:$d/outbox
-from = "Stock API" <api@stock.example>
-
-[limits]
-max_message_size = 100M
-CONF
-	chmod 600 "$d/stockgate.conf"
-	printf 'Код склада;Адрес;Контакты\r\n%s;г. Курск, ул. Ленина, 5;+7 900 000-00-00\r\n' "$WH" |
-		iconv -f UTF-8 -t WINDOWS-1251 >"$d/warehouses.csv"
-	"$SG" -c "$d/stockgate.conf" dealer add D1 --name "Dealer One" --key "$KEY" &&
-		"$SG" -c "$d/stockgate.conf" user add "$USER" --dealer D1 &&
-		"$SG" -c "$d/stockgate.conf" import warehouses --dealer D1 "$d/warehouses.csv"
-} >"$B/setup.log" 2>&1
+	printf '[limits]\nmax_message_size = 100M\n' | bench_store "$1"
+}
 
 MSG=$B/remains.eml
 if [ ! -s "$MSG" ] || [ "$DATA" -nt "$MSG" ]; then

@@ -410,19 +410,13 @@ typedef struct {
 	int write_errno;
 } fetch_ctx;
 
-static void on_body(const char *line, size_t len, void *ud)
+/* Writes the body of the FETCH reply f to the file of fc. */
+static void write_body(fetch_ctx *fc, const sg_imap_fetch *f)
 {
-	fetch_ctx *fc = ud;
-	sg_imap_fetch f;
-	if (sg_imap_fetch_parse(line, len, &f) != 1 || !f.has_body)
-		return;
-	/* Only the asked UID: an unsolicited FETCH of another message is not this body. */
-	if (f.uid != fc->uid || fc->got)
-		return;
 	fc->got = true;
-	fc->body_len = (gint64)f.body_len;
-	const char *p = f.body;
-	size_t left = f.body_len;
+	fc->body_len = (gint64)f->body_len;
+	const char *p = f->body;
+	size_t left = f->body_len;
 	while (left > 0) {
 		ssize_t n = write(fc->fd, p, left);
 		if (n < 0 && errno == EINTR)
@@ -435,6 +429,18 @@ static void on_body(const char *line, size_t len, void *ud)
 		p += n;
 		left -= (size_t)n;
 	}
+}
+
+static void on_body(const char *line, size_t len, void *ud)
+{
+	fetch_ctx *fc = ud;
+	sg_imap_fetch f;
+	if (sg_imap_fetch_parse(line, len, &f) != 1 || !f.has_body)
+		return;
+	/* Only the asked UID: an unsolicited FETCH of another message is not this body. */
+	if (f.uid != fc->uid || fc->got)
+		return;
+	write_body(fc, &f);
 }
 
 static sg_status imap_fetch(sg_source *src, sg_source_msg *m, bool headers_only, char **err)
@@ -505,8 +511,8 @@ static void on_set_body(const char *line, size_t len, void *ud)
 	if (sg_imap_fetch_parse(line, len, &f) != 1 || !f.has_body)
 		return;
 	fetch_slot *slot = g_hash_table_lookup(by_uid, &f.uid);
-	if (slot)
-		on_body(line, len, &slot->fc);
+	if (slot && !slot->fc.got)
+		write_body(&slot->fc, &f);
 }
 
 /* The UIDs of ms[0..n) as a sequence set, consecutive UIDs as ranges ("4:9,12"): a range holds

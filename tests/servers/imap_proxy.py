@@ -19,6 +19,16 @@ lock = threading.Lock()
 state = {"seen": 0, "cut": False}
 
 
+def close_both(a, b, close=False):
+    for s in (a, b):
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        if close:
+            s.close()
+
+
 def relay_down(up, down):
     try:
         while True:
@@ -28,11 +38,7 @@ def relay_down(up, down):
             down.sendall(data)
     except OSError:
         pass
-    for s in (up, down):
-        try:
-            s.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
+    close_both(up, down)
 
 
 def handle(client, args, pattern):
@@ -70,12 +76,7 @@ def handle(client, args, pattern):
                 up.sendall(out)
     except OSError:
         pass
-    for s in (client, up):
-        try:
-            s.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        s.close()
+    close_both(client, up, close=True)
 
 
 def main():
