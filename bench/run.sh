@@ -89,27 +89,10 @@ verdict "(a) ratio check / csvcount" "$( [ -n "$T_CHECK" ] && ratio "$T_CHECK" "
 # Each run gets a fresh store (a second run of the same bytes would be a duplicate).
 KEY=0123456789abcdef0123456789abcdef
 USER=dealer@shop.example
+. bench/setup.sh
 setup_run() { # DIR: a config, a dealer, a user and the warehouse
-	local d=$1
-	rm -rf "$d"; mkdir -p "$d/outbox"
-	cat >"$d/stockgate.conf" <<CONF
-[store]
-path = $d/stockgate.db
-
-[report]
-url = dir:$d/outbox
-from = "Stock API" <api@stock.example>
-
-[limits]
-max_message_size = 100M
-CONF
-	chmod 600 "$d/stockgate.conf"
-	printf 'Код склада;Адрес;Контакты\r\n%s;г. Курск, ул. Ленина, 5;+7 900 000-00-00\r\n' "$WH" |
-		iconv -f UTF-8 -t WINDOWS-1251 >"$d/warehouses.csv"
-	"$SG" -c "$d/stockgate.conf" dealer add D1 --name "Dealer One" --key "$KEY" &&
-		"$SG" -c "$d/stockgate.conf" user add "$USER" --dealer D1 &&
-		"$SG" -c "$d/stockgate.conf" import warehouses --dealer D1 "$d/warehouses.csv"
-} >"$B/setup.log" 2>&1
+	printf '[limits]\nmax_message_size = 100M\n' | bench_store "$1"
+}
 
 MSG=$B/remains.eml
 if [ ! -s "$MSG" ] || [ "$DATA" -nt "$MSG" ]; then
@@ -171,13 +154,17 @@ verdict "(c) peak RSS of process" "$RSS" 100 " MB" lt
 # (d) batch throughput: 1,000 VIN rows at concurrency 16 against the emulator with 100 ms
 # latency, over the ideal 1000 x 0.1 / 16 s (target <= 1.2).
 BUILD=${BUILD:-build} "$(dirname "$0")/batch-vin.sh" 2>&1 | sed 's/^/(d) /' || true
-# (e) 1,000 price rows through both stages (get_price_info, get_price) at concurrency 16, 100 ms
-# latency, over the ideal 2 x 1000 x 0.1 / 16 s (target <= 1.2).
-BUILD=${BUILD:-build} "$(dirname "$0")/batch-price.sh" 2>&1 | sed 's/^/(e) /' || true
+# (e) the mailbox backlog: 1,000 messages, `poll` against mbsync pulling the same mailbox, and
+# the same backlog from a maildir: source (target: median ratio <= 3).
+BUILD=${BUILD:-build} "$(dirname "$0")/backlog.sh" 2>&1 | sed 's/^/(e) /' || true
 
-# (f) rental throughput: 1,000 rows over 250 contracts of 4 commands at concurrency 16, 100 ms
+# (f) 1,000 price rows through both stages (get_price_info, get_price) at concurrency 16, 100 ms
+# latency, over the ideal 2 x 1000 x 0.1 / 16 s (target <= 1.2).
+BUILD=${BUILD:-build} "$(dirname "$0")/batch-price.sh" 2>&1 | sed 's/^/(f) /' || true
+
+# (g) rental throughput: 1,000 rows over 250 contracts of 4 commands at concurrency 16, 100 ms
 # latency, over the ideal the per-contract order allows (target <= 1.3).
-BUILD=${BUILD:-build} "$(dirname "$0")/batch-rental.sh" 2>&1 | sed 's/^/(f) /' || true
-# (g) the receiver: `stockgate serve` against a bare libmicrohttpd handler (the floor).
-BUILD=$BUILD "$(dirname "$0")/serve.sh" 2>&1 | sed 's/^/(g) /' || true
+BUILD=${BUILD:-build} "$(dirname "$0")/batch-rental.sh" 2>&1 | sed 's/^/(g) /' || true
+# (h) the receiver: `stockgate serve` against a bare libmicrohttpd handler (the floor).
+BUILD=$BUILD "$(dirname "$0")/serve.sh" 2>&1 | sed 's/^/(h) /' || true
 exit 0

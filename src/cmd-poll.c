@@ -17,6 +17,8 @@ static const char usage[] =
 	"\n"
 	"One pass over the mailbox of [source] url: every pending message is handled (sender,\n"
 	"key, files, report), its JSON result line printed, and it is moved to its folder.\n"
+	"Messages go in chunks of up to 50: fetched with one command, handled one by one, then\n"
+	"moved with one command a folder (a message left by a crash is only moved next time).\n"
 	"Then the batch jobs accepted by e-mail are advanced for at most poll_interval; a job\n"
 	"that ends mails its results to the sender. A deferred message stays in the mailbox and\n"
 	"is tried again after [source] retry_interval, then twice as long each time.\n"
@@ -87,6 +89,128 @@ static sg_status run_jobs(const sg_config *cfg, sg_store *store, sg_transport *t
 	return SG_OK;
 }
 
+/*
+ * The mailbox is worked in chunks: one FETCH for a chunk's bodies, the messages handled one by
+ * one (each recorded and answered in its own transaction), then one MOVE a folder for the
+ * chunk. A chunk is at most POLL_CHUNK messages and, past its first, POLL_CHUNK_BYTES of
+ * bodies (they wait in temp files while the chunk is handled).
+ */
+#define POLL_CHUNK 50
+#define POLL_CHUNK_BYTES (64 << 20)
+
+static guint chunk_len(GPtrArray *msgs, guint from, gint64 max_size)
+{
+	gint64 bytes = 0;
+	guint n = 0;
+
+	while (from + n < msgs->len && n < POLL_CHUNK) {
+		const sg_source_msg *m = msgs->pdata[from + n];
+		/* Over max_message_size only the header block is fetched. */
+		gint64 size = max_size > 0 && m->size > max_size ? 0 : MAX(m->size, 0);
+
+		if (n > 0 && bytes + size > POLL_CHUNK_BYTES)
+			break;
+		bytes += size;
+		n++;
+	}
+	return n;
+}
+
+/* The messages of a chunk going to one folder. */
+typedef struct {
+	const char *folder;
+	GPtrArray *msgs; /* sg_source_msg *, borrowed */
+} move_set;
+
+/* Handles ms[0..n): fetched as a set, each message through the pipeline with its record printed,
+ * then moved as sets, one a folder. A message not fetched, or not moved, stays for the next poll
+ * (*deferred); a local failure stops the pass with *err. */
+static sg_status poll_chunk(const sg_config *cfg, sg_pipeline *p, sg_source *src,
+			    sg_source_msg **ms, guint n, guint *handled, bool *deferred, char **err)
+{
+	g_autofree char *fe = NULL, *flush_e = NULL;
+	move_set sets[4] = {{0}};
+	guint nsets = 0;
+	sg_status st;
+
+	/* Over max_message_size: only its header block is fetched, for the reply decision; the
+	 * pipeline fails it too_large (SPEC 7, 5.7). */
+	st = sg_source_fetch_set(src, ms, n, cfg->limits.max_message_size, &fe);
+	if (st == SG_ETEMP) {
+		log_warnx("poll: %s", fe ? fe : "not fetched; next poll");
+		*deferred = true;
+	} else if (st != SG_OK) {
+		*err = g_strdup(fe ? fe : "cannot fetch");
+		return st;
+	}
+	for (guint i = 0; i < n && !stop_requested; i++) {
+		sg_source_msg *m = ms[i];
+		g_autofree char *rec = NULL, *e = NULL;
+		const char *outcome = NULL, *folder = NULL;
+		guint k;
+
+		if (!m->path) {
+			*deferred = true;
+			continue;
+		}
+		st = sg_pipeline_handle(p, m, &rec, &outcome, &folder, &e);
+		if (st != SG_OK) {
+			/* A local failure (I/O, the store): stop this pass, the message stays;
+			 * what the chunk handled before it is still moved. */
+			*err = g_strdup_printf("%s: %s", m->id, e ? e : "failed");
+			break;
+		}
+		printf("%s\n", rec);
+		fflush(stdout);
+		(*handled)++;
+		if (strcmp(outcome, "deferred") == 0)
+			*deferred = true;
+		sg_crash_point("before_move");
+		if (!folder || p->dry_run)
+			continue;
+		for (k = 0; k < nsets && strcmp(sets[k].folder, folder) != 0; k++)
+			;
+		if (k == nsets) {
+			g_assert(nsets < G_N_ELEMENTS(sets));
+			sets[nsets].folder = folder;
+			sets[nsets++].msgs = g_ptr_array_new();
+		}
+		g_ptr_array_add(sets[k].msgs, m);
+	}
+	/* Every record of the chunk is durable (and, flushed here, the marks of the reports sent):
+	 * a crash from here on finds them in the ledger, and the next poll moves the messages
+	 * (SPEC 7). A flush that fails leaves them all for the next poll. */
+	if (nsets > 0 && sg_store_flush(p->store, &flush_e) != SG_OK) {
+		log_warnx("poll: the chunk is not moved: %s", flush_e ? flush_e : "");
+		*deferred = true;
+		for (guint k = 0; k < nsets; k++)
+			g_ptr_array_set_size(sets[k].msgs, 0);
+	}
+	sg_crash_point("before_set_move");
+	for (guint k = 0; k < nsets; k++) {
+		g_autofree char *e = NULL;
+		sg_status mst = sets[k].msgs->len == 0
+				    ? SG_OK
+				    : sg_source_move_set(src, (sg_source_msg **)sets[k].msgs->pdata,
+							 sets[k].msgs->len, sets[k].folder, &e);
+		if (mst != SG_OK) {
+			/* The ledger knows the messages: the next poll moves them. */
+			log_warnx("poll: %u message(s) not moved to %s: %s", sets[k].msgs->len,
+				  sets[k].folder, e ? e : "");
+			*deferred = true;
+		}
+		g_ptr_array_unref(sets[k].msgs);
+		sg_crash_point("after_set_move");
+	}
+	/* The chunk's fetched copies are not needed any more (a message left is fetched again). */
+	for (guint i = 0; i < n; i++)
+		if (ms[i]->path && ms[i]->path_is_temp) {
+			unlink(ms[i]->path);
+			g_clear_pointer(&ms[i]->path, g_free);
+		}
+	return *err ? st : SG_OK;
+}
+
 /* One pass. *deferred is set when a message was deferred. */
 static sg_status poll_once(const sg_config *cfg, sg_store *store, bool dry_run, bool *deferred)
 {
@@ -116,45 +240,14 @@ static sg_status poll_once(const sg_config *cfg, sg_store *store, bool dry_run, 
 		.dry_run = dry_run,
 		.poll = true,
 	};
-	for (guint i = 0; i < msgs->len && !stop_requested; i++) {
-		sg_source_msg *m = g_ptr_array_index(msgs, i);
-		g_autofree char *rec = NULL, *e = NULL;
-		const char *outcome = NULL, *folder = NULL;
+	for (guint i = 0; i < msgs->len && !stop_requested;) {
+		guint n = chunk_len(msgs, i, cfg->limits.max_message_size);
 
-		/* Over max_message_size: only its header block is fetched, for the reply decision;
-		 * the pipeline fails it too_large (SPEC 7, 5.7). */
-		bool big = cfg->limits.max_message_size > 0 && m->size > cfg->limits.max_message_size;
-		st = src->ops->fetch(src, m, big, &e);
-		if (st == SG_ETEMP) {
-			log_warnx("%s: %s", m->id, e ? e : "not fetched; next poll");
-			*deferred = true;
-			continue;
-		}
+		st = poll_chunk(cfg, &p, src, (sg_source_msg **)msgs->pdata + i, n, &handled,
+				deferred, &err);
 		if (st != SG_OK)
-			goto msg_fail;
-		st = sg_pipeline_handle(&p, m, &rec, &outcome, &folder, &e);
-		if (st != SG_OK)
-			goto msg_fail;
-		printf("%s\n", rec);
-		fflush(stdout);
-		handled++;
-		if (strcmp(outcome, "deferred") == 0)
-			*deferred = true;
-		sg_crash_point("before_move");
-		if (folder && !dry_run) {
-			g_clear_pointer(&e, g_free);
-			st = src->ops->move(src, m, folder, &e);
-			if (st != SG_OK) {
-				/* The ledger knows the message: the next poll moves it. */
-				log_warnx("%s: not moved to %s: %s", m->id, folder, e ? e : "");
-				*deferred = true;
-			}
-		}
-		continue;
-msg_fail:
-		/* A local failure (I/O, the store): stop this pass, the message stays. */
-		err = g_strdup_printf("%s: %s", m->id, e ? e : "failed");
-		goto out;
+			goto out;
+		i += n;
 	}
 	log_info("poll: %u message%s handled", handled, handled == 1 ? "" : "s");
 	st = SG_OK;

@@ -1,5 +1,5 @@
-/* crash.c: the crash-test hook: SG_CRASH=point makes the process die at that named point
- * (SG_CRASH=point:N at its N-th passing, for points a run passes many times). */
+/* crash.c: the crash-test hook: SG_CRASH=point makes the process die at that named point,
+ * SG_CRASH=point:N the Nth time it comes there (a point inside a chunk of messages). */
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,12 +8,12 @@
 
 void sg_crash_point(const char *name)
 {
-	static long passed;
+	static unsigned long hits; /* SG_CRASH names one point: one count is enough */
 	const char *want = getenv("SG_CRASH");
-	size_t n = strlen(name);
+	size_t n = want ? strcspn(want, ":") : 0;
 
-	if (want == NULL || strncmp(want, name, n) != 0)
+	if (!want || strlen(name) != n || strncmp(want, name, n) != 0)
 		return;
-	if (want[n] == 0 || (want[n] == ':' && ++passed >= strtol(want + n + 1, NULL, 10)))
+	if (++hits >= (want[n] == ':' ? strtoul(want + n + 1, NULL, 10) : 1))
 		raise(SIGKILL);
 }

@@ -7,8 +7,10 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -676,6 +678,40 @@ static bool hash_step(hasher *h)
 	return true;
 }
 
+/*
+ * Reaps the child, waiting for its exit until deadline (monotonic ms; 0: not at all) without
+ * sleeping on a guess: a pidfd polled wakes the parent the moment the child is gone. Past the
+ * deadline it is killed. Without pidfds (Linux < 5.3) the wait blocks: the child's own alarm
+ * and CPU limit bound it. False when the child had to be killed.
+ */
+static bool reap(pid_t pid, gint64 deadline, int *status)
+{
+	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	bool exited = pidfd < 0 && deadline > 0;
+	pid_t r;
+
+	while (pidfd >= 0 && !exited) {
+		struct pollfd p = {.fd = pidfd, .events = POLLIN};
+		gint64 left = deadline - mono_ms();
+		int n;
+
+		if (left <= 0)
+			break;
+		n = poll(&p, 1, (int)MIN(left, G_MAXINT));
+		if (n < 0 && errno == EINTR)
+			continue;
+		exited = n != 0;
+	}
+	if (pidfd >= 0)
+		close(pidfd);
+	if (!exited)
+		kill(pid, SIGKILL);
+	do
+		r = waitpid(pid, status, 0);
+	while (r < 0 && errno == EINTR);
+	return exited && r == pid;
+}
+
 /* Runs the child and collects its manifest, hashing with h (if any) while it waits; false on
  * crash, timeout or a local failure. */
 static bool run_child(const job *j, GByteArray *manifest, hasher *h, char **err, bool *local_fail)
@@ -683,7 +719,8 @@ static bool run_child(const job *j, GByteArray *manifest, hasher *h, char **err,
 	int pfd[2], status = 0;
 	pid_t pid;
 	gint64 deadline = mono_ms() + (gint64)j->lim->cpu_seconds * 3000 + 1000;
-	bool ok = true, killed = false;
+	pid_t parent = getpid();
+	bool ok = true;
 
 	if (pipe2(pfd, O_CLOEXEC) != 0) {
 		*local_fail = true;
@@ -699,6 +736,10 @@ static bool run_child(const job *j, GByteArray *manifest, hasher *h, char **err,
 		return false;
 	}
 	if (pid == 0) {
+		/* The child ends with its parent: a poller killed mid-parse leaves nothing
+		 * running (and a parent gone before the prctl is seen by getppid). */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+			_exit(5);
 		close(pfd[0]);
 		child_main(j, pfd[1]);
 	}
@@ -739,29 +780,9 @@ static bool run_child(const job *j, GByteArray *manifest, hasher *h, char **err,
 		g_byte_array_append(manifest, buf, (guint)k);
 	}
 	close(pfd[0]);
-	/* The child closed its end or was given up on: it gets a short grace, then SIGKILL. */
-	for (;;) {
-		pid_t r = waitpid(pid, &status, WNOHANG);
-		if (r == pid)
-			break;
-		if (r < 0 && errno != EINTR) {
-			ok = false;
-			break;
-		}
-		if (!ok || mono_ms() > deadline) {
-			if (!killed) {
-				kill(pid, SIGKILL);
-				killed = true;
-			}
-			ok = false;
-			waitpid(pid, &status, 0);
-			break;
-		}
-		g_usleep(2000);
-	}
-	if (!killed && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
-		ok = false;
-	return ok;
+	if (!reap(pid, ok ? deadline : 0, &status))
+		return false;
+	return ok && WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
 typedef struct {

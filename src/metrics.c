@@ -51,8 +51,8 @@ static const struct family {
 	  "Rows of batch lists in the journal, by kind and state (sent: charged, no answer yet).",
 	  "journal", { "kind", "state", NULL },
 	  "SELECT kind, state, count(*) FROM journal GROUP BY 1, 2 ORDER BY 1, 2" },
-	{ "stockgate_receiver_deliveries", "gauge",
-	  "Result deliveries taken by the HTTP receiver (stockgate serve).", "deliveries", { NULL },
+	{ "stockgate_receiver_unmatched_deliveries", "gauge",
+	  "VIN report deliveries the receiver (stockgate serve) matched to no batch row.", "deliveries", { NULL },
 	  "SELECT count(*) FROM deliveries" },
 };
 

@@ -44,14 +44,6 @@ static char *addr_spec(const char *s)
 	return g_strstrip(g_strdup(s));
 }
 
-/* Where reports wait between the commit that records them and their delivery. */
-static char *spool_dir(const sg_config *cfg)
-{
-	const char *db = cfg->store.path && *cfg->store.path ? cfg->store.path : "stockgate.db";
-
-	return g_strconcat(db, ".spool", NULL);
-}
-
 static bool is_allowed_type(const sg_config *cfg, const char *type)
 {
 	for (char **t = cfg->limits.allowed_types; t && *t; t++)
@@ -128,14 +120,13 @@ static sg_status apply_files(sg_pipeline *p, const sg_message *msg, const sg_aut
 }
 
 /* Builds the report for r to to (threaded under in_reply_to, with an extra attachment when
- * extra_path is set) and writes it to path, in a directory that exists. */
-static sg_status write_report(sg_pipeline *p, const sg_result *r, const char *to,
+ * extra_path is set): *data (g_free), *len. */
+static sg_status build_report(sg_pipeline *p, const sg_result *r, const char *to,
 			      const char *in_reply_to, const char *extra_name,
-			      const char *extra_path, const char *const *files, const char *path,
+			      const char *extra_path, const char *const *files, char **data, size_t *len,
 			      char **err)
 {
-	g_autofree char *data = NULL, *msgid = NULL;
-	size_t len = 0;
+	g_autofree char *msgid = NULL;
 	sg_report_opts o = {
 		.from = p->cfg->report.from,
 		.to = to,
@@ -147,7 +138,20 @@ static sg_status write_report(sg_pipeline *p, const sg_result *r, const char *to
 		.extra_path = extra_path,
 		.files = files,
 	};
-	sg_status st = sg_report_build(r, &o, &data, &len, &msgid, err);
+
+	return sg_report_build(r, &o, data, len, &msgid, err);
+}
+
+/* Builds the report (as build_report) and writes it to path, in a directory that exists. */
+static sg_status write_report(sg_pipeline *p, const sg_result *r, const char *to,
+			      const char *in_reply_to, const char *extra_name,
+			      const char *extra_path, const char *const *files, const char *path,
+			      char **err)
+{
+	g_autofree char *data = NULL;
+	size_t len = 0;
+	sg_status st = build_report(p, r, to, in_reply_to, extra_name, extra_path, files, &data,
+				    &len, err);
 
 	if (st != SG_OK)
 		return st;
@@ -156,46 +160,61 @@ static sg_status write_report(sg_pipeline *p, const sg_result *r, const char *to
 	return SG_OK;
 }
 
-/* Builds the report and spools it next to the db; returns its path in *path (g_free). */
-static sg_status spool_report(sg_pipeline *p, const sg_result *r, const sg_message *msg,
-			      const sg_auth *auth, const char *sha, const char *extra_name,
-			      const char *extra_path, char **path, char **err)
+/* Sends a report to to (and bcc). Returns the transport's status. */
+static sg_status send_report(sg_pipeline *p, const char *data, size_t len, const char *to,
+			     char **err)
 {
-	g_autofree char *dir = spool_dir(p->cfg);
-	sg_status st;
+	g_autofree char *from = addr_spec(p->cfg->report.from);
+	const char *rcpts[3] = {to, NULL, NULL};
 
-	if (g_mkdir_with_parents(dir, 0700) != 0)
-		return sg_fail(err, SG_EIO, "%s: cannot create the report spool: %s", dir,
-			       g_strerror(errno));
-	*path = g_strdup_printf("%s/%s.eml", dir, sha);
-	st = write_report(p, r, auth->reply_to, msg ? msg->message_id : NULL, extra_name,
-			  extra_path, NULL, *path, err);
-	if (st != SG_OK)
-		g_clear_pointer(path, g_free);
-	return st;
+	if (p->cfg->report.bcc && *p->cfg->report.bcc)
+		rcpts[1] = p->cfg->report.bcc;
+	return p->transport->ops->send(p->transport, from, rcpts, data, len, err);
 }
 
-/* Sends a spooled report to to (and bcc). Returns the transport's status. */
+/* Sends a report spooled in a file: a batch job's, or a message's spooled by a stockgate older
+ * than the report spool in the db. */
 static sg_status send_spooled(sg_pipeline *p, const char *path, const char *to, char **err)
 {
-	g_autofree char *data = NULL, *from = addr_spec(p->cfg->report.from);
+	g_autofree char *data = NULL;
 	gsize len = 0;
 	GError *gerr = NULL;
-	const char *rcpts[3] = {to, NULL, NULL};
 
 	if (!g_file_get_contents(path, &data, &len, &gerr)) {
 		sg_fail(err, SG_EIO, "%s: %s", path, gerr->message);
 		g_error_free(gerr);
 		return SG_EIO;
 	}
-	if (p->cfg->report.bcc && *p->cfg->report.bcc)
-		rcpts[1] = p->cfg->report.bcc;
-	return p->transport->ops->send(p->transport, from, rcpts, data, len, err);
+	return send_report(p, data, len, to, err);
 }
 
-/* Records the result in the ledger (outside or inside a transaction). */
+/*
+ * Records what became of a message's report (l: its ledger entry as it is now) and drops the
+ * report's spooled copy, in one transaction that does not wait for the disk: this mark lost in
+ * an OS crash only makes the report go once more, under its Message-ID. The commits that must
+ * be on disk first (the record, before a move) are synced, and the poll flushes this one before
+ * it moves the message.
+ */
+static sg_status report_settled(sg_pipeline *p, const sg_ledger *l, char **err)
+{
+	sg_status st = sg_store_durable(p->store, false, err);
+
+	if (st == SG_OK && (st = sg_store_begin(p->store, err)) == SG_OK) {
+		if ((st = sg_ledger_put(p->store, l, err)) == SG_OK &&
+		    (st = sg_report_spool_drop(p->store, l->sha256, err)) == SG_OK)
+			st = sg_store_commit(p->store, err);
+		if (st != SG_OK)
+			sg_store_rollback(p->store);
+	}
+	if (sg_store_durable(p->store, true, st == SG_OK ? err : NULL) != SG_OK && st == SG_OK)
+		st = SG_EIO;
+	return st;
+}
+
+/* Records the result in the ledger (outside or inside a transaction); settled: the mark of the
+ * report's delivery, with its spooled copy dropped (report_settled). */
 static sg_status ledger_record(sg_pipeline *p, const sg_source_msg *m, const char *sha,
-			const sg_result *r, const char *report_state, const char *report_path,
+			const sg_result *r, const char *report_state, bool settled,
 			int attempts, gint64 first_seen, char **err)
 {
 	g_autofree char *json = sg_result_to_json(r);
@@ -210,7 +229,6 @@ static sg_status ledger_record(sg_pipeline *p, const sg_source_msg *m, const cha
 		.reason = (char *)r->reason,
 		.result_json = json,
 		.report_state = (char *)report_state,
-		.report_path = (char *)report_path,
 		.attempts = attempts,
 		.first_seen = first_seen,
 		.updated = sg_now(),
@@ -218,7 +236,7 @@ static sg_status ledger_record(sg_pipeline *p, const sg_source_msg *m, const cha
 
 	if (p->dry_run)
 		return SG_OK;
-	return sg_ledger_put(p->store, &l, err);
+	return settled ? report_settled(p, &l, err) : sg_ledger_put(p->store, &l, err);
 }
 
 /* The static outcome string equal to s (outcomes read back from the ledger). */
@@ -324,12 +342,23 @@ static sg_status resume(sg_pipeline *p, const sg_source_msg *m, sg_ledger *l, ch
 		bool tried = false;
 
 		if (from && sg_user_get(p->store, from, &u, NULL) == SG_OK && l->report_path) {
-			/* The spool file goes only after a delivery: without it, a crash came
-			 * between the delivery and its record, and the report is not sent again. */
+			/* A file spooled by an older stockgate. It goes only after a delivery:
+			 * without it, a crash came between the delivery and its record, and the
+			 * report is not sent again. */
 			if (access(l->report_path, F_OK) != 0 && errno == ENOENT)
 				st = SG_OK;
 			else
 				st = send_spooled(p, l->report_path, u->email, &e);
+			tried = true;
+		} else if (u) {
+			g_autofree char *data = NULL;
+			gsize len = 0;
+
+			st = sg_report_spool_get(p->store, l->sha256, &data, &len, &e);
+			if (st != SG_OK && st != SG_ENOINPUT)
+				return sg_fail(err, st, "%s: %s", m->id, e);
+			if (st == SG_OK)
+				st = send_report(p, data, len, u->email, &e);
 			tried = true;
 		}
 		if (st == SG_OK) {
@@ -338,7 +367,8 @@ static sg_status resume(sg_pipeline *p, const sg_source_msg *m, sg_ledger *l, ch
 			char *json = record_with(l->result_json, NULL, NULL, p->transport->ops->done, NULL);
 			g_free(l->result_json);
 			l->result_json = json;
-			unlink(l->report_path);
+			if (l->report_path)
+				unlink(l->report_path);
 			g_clear_pointer(&l->report_path, g_free);
 		} else if (st == SG_ETEMP && !defer_exhausted(p->cfg, l->attempts + 1,
 							      l->first_seen)) {
@@ -373,7 +403,7 @@ static sg_status resume(sg_pipeline *p, const sg_source_msg *m, sg_ledger *l, ch
 			}
 		}
 		l->updated = sg_now();
-		if (sg_ledger_put(p->store, l, err) != SG_OK)
+		if (report_settled(p, l, err) != SG_OK)
 			return SG_EIO;
 		*out = g_strdup(l->result_json);
 		*outcome = static_outcome(l->outcome);
@@ -609,229 +639,332 @@ static sg_status batch_accept(sg_pipeline *p, const sg_source_msg *m, const sg_m
 	return SG_OK;
 }
 
-sg_status sg_pipeline_handle(sg_pipeline *p, const sg_source_msg *m, char **record,
-			     const char **outcome, const char **folder, char **err)
+/* One message on its way through the stages of sg_pipeline_handle. */
+typedef struct {
+	sg_pipeline *p;
+	const sg_source_msg *m;
+	sg_message_limits lim;
+	sg_result *r;
+	sg_message *msg;     /* NULL when not parsed (stale, too large, unparseable) */
+	sg_ledger *prev;     /* the ledger's entry for these bytes, or NULL */
+	char *sha;           /* the message's SHA-256, its key in the ledger */
+	char *e;             /* the parser's or the mirror's detail */
+	char *check_csv;     /* a development-mode batch list checked, for the report */
+	char *report;        /* the report built, spooled with the record, sent after it */
+	size_t report_len;
+	sg_auth auth;
+	const char *why;     /* the parser's reason (too_complex, …) */
+	const char *method;  /* the subject's method, or NULL */
+	gint64 now, first_seen;
+	int attempts;
+	bool stale, too_large;
+	bool answer;         /* the sender gets a report */
+	bool in_tx;          /* a store transaction is open */
+	bool report_pending; /* a report is spooled, to send after the commit */
+	sg_status parsed;
+} handling;
+
+static void handling_clear(handling *h)
 {
-	const sg_config *cfg = p->cfg;
-	g_autoptr(sg_result) r = sg_result_new(m->id);
-	g_autoptr(sg_message) msg = NULL;
-	g_autoptr(sg_ledger) prev = NULL;
-	g_autofree char *sha = NULL, *report_path = NULL, *e = NULL, *check_csv = NULL;
-	sg_auth auth = {0};
-	const char *reason = NULL, *method = NULL;
-	gint64 now = sg_now(), first_seen = now;
-	int attempts = 1;
-	bool answer = false, in_tx = false, report_pending = false;
-	sg_status st;
+	if (h->in_tx)
+		sg_store_rollback(h->p->store);
+	sg_auth_clear(&h->auth);
+	sg_result_free(h->r);
+	g_clear_pointer(&h->msg, sg_message_free);
+	g_clear_pointer(&h->prev, sg_ledger_free);
+	g_free(h->sha);
+	g_free(h->e);
+	g_free(h->check_csv);
+	g_free(h->report);
+}
 
-	const sg_message_limits lim = {
-		.max_message_size = cfg->limits.max_message_size,
-		.max_header_size = cfg->limits.max_header_size,
-		.max_mime_depth = cfg->limits.max_mime_depth,
-		.max_parts = cfg->limits.max_parts,
-		.max_attachments = cfg->limits.max_attachments,
-		.cpu_seconds = cfg->limits.parse_cpu_seconds,
-	};
-	/* Stale stock is not processed in a poll (and an old mailbox does not flood replies). */
-	bool stale = p->poll && cfg->source.max_age > 0 && m->received > 0 &&
-		     now - m->received > cfg->source.max_age;
-	bool too_large = !m->path || (cfg->limits.max_message_size > 0 &&
-				      m->size > cfg->limits.max_message_size);
-	sg_status parsed = SG_OK;
+/* Read: the message parsed in a child while this process hashes it (the hash says whether it
+ * is new; when it is not, the parse is dropped). Stale or too large: only hashed. */
+static sg_status read_message(handling *h, char **err)
+{
+	const sg_source_msg *m = h->m;
 
-	r->report = "none";
-	if (!stale && !too_large) {
-		/* The parsing child runs while this process hashes the message. The hash says
-		 * whether the message is new; when it is not, the parse is dropped. */
-		parsed = sg_message_parse_hashed(m->path, &lim, NULL, &msg, &reason, &sha, &e);
-	} else if (m->path) {
-		sha = sg_sha256_file(m->path);
-	} else {
-		sha = sg_sha256_hex(m->id, strlen(m->id));
-	}
-	if (!sha)
+	if (!h->stale && !h->too_large)
+		h->parsed = sg_message_parse_hashed(m->path, &h->lim, NULL, &h->msg, &h->why,
+						    &h->sha, &h->e);
+	else if (m->path)
+		h->sha = sg_sha256_file(m->path);
+	else
+		h->sha = sg_sha256_hex(m->id, strlen(m->id));
+	if (!h->sha)
 		return sg_fail(err, SG_EIO, "%s: cannot read the message: %s", m->id,
 			       g_strerror(errno));
+	return SG_OK;
+}
 
-	st = sg_ledger_get(p->store, sha, &prev, err);
-	if (st == SG_OK && strcmp(prev->outcome, "deferred") != 0)
-		return resume(p, m, prev, record, outcome, folder, err);
-	if (st == SG_OK) {
-		if (p->poll && !retry_due(cfg, prev))
-			return not_due(prev, NULL, record, outcome, folder);
-		attempts = prev->attempts + 1;
-		first_seen = prev->first_seen;
-	} else if (st != SG_ENOINPUT) {
-		return st;
+/* The ledger's entry for the message, if any; a deferred one counts its tries. */
+static sg_status look_up(handling *h, char **err)
+{
+	sg_status st = sg_ledger_get(h->p->store, h->sha, &h->prev, err);
+
+	if (st == SG_ENOINPUT) {
+		g_clear_pointer(err, g_free);
+		return SG_OK;
 	}
-	g_clear_pointer(err, g_free);
+	if (st == SG_OK && strcmp(h->prev->outcome, "deferred") == 0) {
+		h->attempts = h->prev->attempts + 1;
+		h->first_seen = h->prev->first_seen;
+	}
+	return st;
+}
 
-	if (stale) {
+/* A message that cannot be read as a whole (too large, too complex, unparseable) fails;
+ * too_large and too_complex are answered only when From is a user with the role, unparseable
+ * never. */
+static sg_status fail_unread(handling *h, const char *reason, char **err)
+{
+	sg_pipeline *p = h->p;
+	sg_result *r = h->r;
+	sg_status st;
+
+	r->outcome = "failed";
+	r->reason = reason;
+	r->detail = g_strdup(h->e);
+	log_warnx("%s: %s%s%s", h->m->id, reason, h->e ? ": " : "", h->e ? h->e : "");
+	if (h->msg && strcmp(reason, "unparseable") != 0) {
+		h->method = sg_subject_method(h->msg->subject);
+		st = sg_auth_check_unkeyed(p->store, h->msg, h->method,
+					   p->cfg->security.trusted_authserv_id, &h->auth, err);
+		if (st != SG_OK)
+			return st;
+		set_sender(r, h->msg, &h->auth, h->method);
+		h->answer = !h->auth.reason && !h->auth.automatic;
+	}
+	return SG_OK;
+}
+
+/* Authenticate: who sent it and what it asks (SPEC 5.1-5.3). Sets the outcome when the message
+ * goes no further (stale, unreadable, rejected, no method, no or too many attachments). */
+static sg_status authenticate(handling *h, char **err)
+{
+	sg_pipeline *p = h->p;
+	const sg_config *cfg = p->cfg;
+	sg_result *r = h->r;
+	sg_message *msg;
+	sg_status st;
+
+	if (h->stale) {
 		r->outcome = "failed";
 		r->reason = "stale";
-		goto record;
+		return SG_OK;
 	}
-	if (too_large) {
-		reason = "too_large";
-		if (m->path) {
+	if (h->too_large) {
+		if (h->m->path) {
 			/* Only the headers are read, for the reply decision. */
 			const char *ignored = NULL;
-			sg_message_parse(m->path, &lim, NULL, &msg, &ignored, NULL);
+			sg_message_parse(h->m->path, &h->lim, NULL, &h->msg, &ignored, NULL);
 		}
-	} else {
-		if (parsed != SG_OK && parsed != SG_EDATA)
-			return sg_fail(err, parsed, "%s: %s", m->id, e ? e : "cannot parse");
-		if (parsed == SG_EDATA && !reason)
-			reason = "unparseable";
+		return fail_unread(h, "too_large", err);
 	}
+	if (h->parsed != SG_OK && h->parsed != SG_EDATA)
+		return sg_fail(err, h->parsed, "%s: %s", h->m->id, h->e ? h->e : "cannot parse");
+	if (h->why || h->parsed == SG_EDATA)
+		return fail_unread(h, h->why ? h->why : "unparseable", err);
 
-	if (reason) {
-		/* too_large, too_complex: answered only when From is a user with the role;
-		 * unparseable: never answered. */
-		r->outcome = "failed";
-		r->reason = reason;
-		r->detail = g_strdup(e);
-		log_warnx("%s: %s%s%s", m->id, reason, e ? ": " : "", e ? e : "");
-		if (msg && strcmp(reason, "unparseable") != 0) {
-			method = sg_subject_method(msg->subject);
-			st = sg_auth_check_unkeyed(p->store, msg, method,
-						   cfg->security.trusted_authserv_id, &auth, err);
-			if (st != SG_OK)
-				goto fail;
-			set_sender(r, msg, &auth, method);
-			answer = !auth.reason && !auth.automatic;
-		}
-		goto record;
-	}
-
-	method = sg_subject_method(msg->subject);
-	st = sg_auth_check(p->store, msg, method, cfg->security.trusted_authserv_id, &auth, err);
+	msg = h->msg;
+	h->method = sg_subject_method(msg->subject);
+	st = sg_auth_check(p->store, msg, h->method, cfg->security.trusted_authserv_id, &h->auth,
+			   err);
 	if (st != SG_OK)
-		goto fail;
-	set_sender(r, msg, &auth, method);
-	if (auth.reason) {
+		return st;
+	set_sender(r, msg, &h->auth, h->method);
+	if (h->auth.reason) {
 		r->outcome = "rejected";
-		r->reason = auth.reason;
-		log_info("%s: rejected silently: %s (from %s)", m->id, auth.reason,
+		r->reason = h->auth.reason;
+		log_info("%s: rejected silently: %s (from %s)", h->m->id, h->auth.reason,
 			 msg->from ? msg->from : "nobody");
-		goto record;
+		return SG_OK;
 	}
-	answer = !auth.automatic;
-	if (!method) {
-		r->outcome = "failed";
+	h->answer = !h->auth.automatic;
+	if (!h->method)
 		r->reason = "unknown_method";
-		goto record;
-	}
-	if (msg->attachments->len == 0) {
-		r->outcome = "failed";
+	else if (msg->attachments->len == 0)
 		r->reason = "no_attachments";
-		goto record;
-	}
-	if (cfg->limits.max_attachments > 0 &&
-	    msg->attachments->len > (guint)cfg->limits.max_attachments) {
-		r->outcome = "failed";
+	else if (cfg->limits.max_attachments > 0 &&
+		 msg->attachments->len > (guint)cfg->limits.max_attachments)
 		r->reason = "too_many_attachments";
-		goto record;
-	}
-	if (is_batch_method(method)) {
-		st = batch_accept(p, m, msg, &auth, sha, r, &in_tx, &check_csv, err);
-		if (st != SG_OK)
-			goto fail;
-		goto record;
-	}
+	if (r->reason)
+		r->outcome = "failed";
+	return SG_OK;
+}
 
-	st = sg_store_begin(p->store, err);
-	if (st != SG_OK)
-		goto fail;
-	in_tx = true;
-	st = apply_files(p, msg, &auth, msg->date >= 0 ? msg->date : first_seen, r, &e);
+/* Apply: the files applied for the dealer in a transaction left open for the record (a batch
+ * list becomes a job instead). The mirror down: nothing applied, the message deferred. */
+static sg_status apply(handling *h, char **err)
+{
+	sg_pipeline *p = h->p;
+	sg_result *r = h->r;
+	const sg_message *msg = h->msg;
+	sg_status st;
+
+	if (r->outcome)
+		return SG_OK;
+	if (is_batch_method(h->method))
+		return batch_accept(p, h->m, msg, &h->auth, h->sha, r, &h->in_tx, &h->check_csv,
+				    err);
+	if ((st = sg_store_begin(p->store, err)) != SG_OK)
+		return st;
+	h->in_tx = true;
+	st = apply_files(p, msg, &h->auth, msg->date >= 0 ? msg->date : h->first_seen, r, &h->e);
 	if (st == SG_ETEMP) {
 		/* The mirror is down: nothing is applied; try again at the next poll. */
 		sg_store_rollback(p->store);
-		in_tx = false;
+		h->in_tx = false;
 		g_ptr_array_set_size(r->files, 0);
 		r->reason = "mirror_unavailable";
-		r->detail = g_strdup(e);
-		log_warnx("%s: deferred: %s", m->id, e ? e : "mirror unavailable");
-		if (defer_exhausted(cfg, attempts, first_seen)) {
+		r->detail = g_strdup(h->e);
+		log_warnx("%s: deferred: %s", h->m->id, h->e ? h->e : "mirror unavailable");
+		if (defer_exhausted(p->cfg, h->attempts, h->first_seen)) {
 			r->outcome = "failed";
 		} else {
 			r->outcome = "deferred";
-			answer = false;
+			h->answer = false;
 		}
-		goto record;
+		return SG_OK;
 	}
-	if (st != SG_OK) {
-		sg_store_rollback(p->store);
-		in_tx = false;
-		return sg_fail(err, st, "%s: %s", m->id, e ? e : "cannot apply");
-	}
+	if (st != SG_OK)
+		return sg_fail(err, st, "%s: %s", h->m->id, h->e ? h->e : "cannot apply");
 	sg_result_settle(r);
+	return SG_OK;
+}
 
-record:
-	if (answer && p->transport && !p->dry_run && auth.reply_to) {
-		/* The report is spooled before the commit that records it, so that a crash after
-		 * the commit still finds it; it is sent after the commit. */
-		g_autofree char *check_name = check_csv ? results_name(msg_list_name(msg), "check")
-							: NULL;
-		st = spool_report(p, r, msg, &auth, sha, check_name, check_csv, &report_path, err);
-		if (st != SG_OK)
-			goto fail;
-		report_pending = true;
-	}
+/* Answer: the report is built before the commit that records the message, and spooled in that
+ * same transaction, so that a crash after the commit still finds it; it is sent after it. */
+static sg_status answer(handling *h, char **err)
+{
+	sg_pipeline *p = h->p;
+	g_autofree char *check_name = NULL;
+	sg_status st;
+
+	if (!h->answer || !p->transport || p->dry_run || !h->auth.reply_to)
+		return SG_OK;
+	if (h->check_csv)
+		check_name = results_name(msg_list_name(h->msg), "check");
+	st = build_report(p, h->r, h->auth.reply_to, h->msg ? h->msg->message_id : NULL, check_name,
+			  h->check_csv, NULL, &h->report, &h->report_len, err);
+	if (st == SG_OK)
+		h->report_pending = true;
+	return st;
+}
+
+/* Record: the ledger entry and the report committed with what was applied, one synced commit
+ * (a dry run keeps nothing). */
+static sg_status record(handling *h, char **err)
+{
+	sg_pipeline *p = h->p;
+	sg_status st;
+
 	if (p->dry_run) {
-		if (in_tx)
+		if (h->in_tx)
 			sg_store_rollback(p->store);
-		in_tx = false;
-	} else {
-		st = ledger_record(p, m, sha, r, report_pending ? "pending" : "none", report_path, attempts,
-			    first_seen, err);
-		if (st != SG_OK)
-			goto fail;
-		if (in_tx) {
-			st = sg_store_commit(p->store, err);
-			in_tx = false;
-			if (st != SG_OK)
-				goto fail;
-		}
+		h->in_tx = false;
+		return SG_OK;
 	}
-	sg_crash_point("after_apply");
+	if (!h->in_tx) {
+		if ((st = sg_store_begin(p->store, err)) != SG_OK)
+			return st;
+		h->in_tx = true;
+	}
+	st = ledger_record(p, h->m, h->sha, h->r, h->report_pending ? "pending" : "none", false,
+			   h->attempts, h->first_seen, err);
+	if (st == SG_OK && h->report_pending)
+		st = sg_report_spool_put(p->store, h->sha, h->report, h->report_len, err);
+	if (st == SG_OK) {
+		h->in_tx = false;
+		st = sg_store_commit(p->store, err);
+	}
+	return st;
+}
 
-	if (report_pending) {
+/* Deliver: the report sent and its delivery recorded; the record line and the folder
+ * the message goes to. A report the transport cannot take now defers the message. */
+static sg_status deliver(handling *h, char **out, const char **outcome, const char **folder,
+			 char **err)
+{
+	sg_pipeline *p = h->p;
+	sg_result *r = h->r;
+	sg_status st;
+
+	if (h->report_pending) {
 		g_autofree char *se = NULL;
-		st = send_spooled(p, report_path, auth.reply_to, &se);
-		if (st == SG_OK) {
-			r->report = p->transport->ops->done;
-			unlink(report_path);
-			sg_crash_point("after_report");
-			st = ledger_record(p, m, sha, r, r->report, NULL, attempts, first_seen, err);
-			if (st != SG_OK)
-				goto fail;
-		} else {
+
+		st = send_report(p, h->report, h->report_len, h->auth.reply_to, &se);
+		if (st != SG_OK) {
 			/* Applied and recorded; the report waits for the next poll. */
-			log_warnx("%s: report not delivered, will retry: %s", m->id,
+			g_autofree char *json = sg_result_to_json(r);
+
+			log_warnx("%s: report not delivered, will retry: %s", h->m->id,
 				  se ? se : "transport failure");
-			{
-				g_autofree char *json = sg_result_to_json(r);
-				*record = record_with(json, "deferred", "report_unavailable", NULL, NULL);
-			}
+			*out = record_with(json, "deferred", "report_unavailable", NULL, NULL);
 			*outcome = "deferred";
 			*folder = NULL;
-			sg_auth_clear(&auth);
 			return SG_OK;
 		}
+		r->report = p->transport->ops->done;
+		sg_crash_point("after_report");
+		st = ledger_record(p, h->m, h->sha, r, r->report, true, h->attempts, h->first_seen,
+				   err);
+		if (st != SG_OK)
+			return st;
 	}
-	*record = sg_result_to_json(r);
+	*out = sg_result_to_json(r);
 	*outcome = r->outcome;
-	*folder = folder_for(cfg, r->outcome, r->reason);
-	sg_auth_clear(&auth);
+	*folder = folder_for(p->cfg, r->outcome, r->reason);
 	return SG_OK;
+}
 
-fail:
-	if (in_tx)
-		sg_store_rollback(p->store);
-	sg_auth_clear(&auth);
-	return st == SG_OK ? SG_EINTERNAL : st;
+sg_status sg_pipeline_handle(sg_pipeline *p, const sg_source_msg *m, char **out,
+			     const char **outcome, const char **folder, char **err)
+{
+	const sg_config *cfg = p->cfg;
+	handling h = {
+		.p = p,
+		.m = m,
+		.lim = {
+			.max_message_size = cfg->limits.max_message_size,
+			.max_header_size = cfg->limits.max_header_size,
+			.max_mime_depth = cfg->limits.max_mime_depth,
+			.max_parts = cfg->limits.max_parts,
+			.max_attachments = cfg->limits.max_attachments,
+			.cpu_seconds = cfg->limits.parse_cpu_seconds,
+		},
+		.r = sg_result_new(m->id),
+		.now = sg_now(),
+		.attempts = 1,
+		.parsed = SG_OK,
+	};
+	sg_status st;
+
+	h.first_seen = h.now;
+	/* Stale stock is not processed in a poll (and an old mailbox does not flood replies). */
+	h.stale = p->poll && cfg->source.max_age > 0 && m->received > 0 &&
+		  h.now - m->received > cfg->source.max_age;
+	h.too_large = !m->path || (cfg->limits.max_message_size > 0 &&
+				   m->size > cfg->limits.max_message_size);
+
+	if ((st = read_message(&h, err)) != SG_OK || (st = look_up(&h, err)) != SG_OK)
+		goto out;
+	if (h.prev && strcmp(h.prev->outcome, "deferred") != 0) {
+		st = resume(p, m, h.prev, out, outcome, folder, err);
+		goto out;
+	}
+	if (h.prev && p->poll && !retry_due(cfg, h.prev)) {
+		st = not_due(h.prev, NULL, out, outcome, folder);
+		goto out;
+	}
+	if ((st = authenticate(&h, err)) != SG_OK || (st = apply(&h, err)) != SG_OK ||
+	    (st = answer(&h, err)) != SG_OK || (st = record(&h, err)) != SG_OK)
+		goto out;
+	sg_crash_point("after_apply");
+	st = deliver(&h, out, outcome, folder, err);
+out:
+	handling_clear(&h);
+	return st;
 }
 
 /* ---- batch jobs by e-mail ------------------------------------------------------------------ */

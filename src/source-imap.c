@@ -410,19 +410,13 @@ typedef struct {
 	int write_errno;
 } fetch_ctx;
 
-static void on_body(const char *line, size_t len, void *ud)
+/* Writes the body of the FETCH reply f to the file of fc. */
+static void write_body(fetch_ctx *fc, const sg_imap_fetch *f)
 {
-	fetch_ctx *fc = ud;
-	sg_imap_fetch f;
-	if (sg_imap_fetch_parse(line, len, &f) != 1 || !f.has_body)
-		return;
-	/* Only the asked UID: an unsolicited FETCH of another message is not this body. */
-	if (f.uid != fc->uid || fc->got)
-		return;
 	fc->got = true;
-	fc->body_len = (gint64)f.body_len;
-	const char *p = f.body;
-	size_t left = f.body_len;
+	fc->body_len = (gint64)f->body_len;
+	const char *p = f->body;
+	size_t left = f->body_len;
 	while (left > 0) {
 		ssize_t n = write(fc->fd, p, left);
 		if (n < 0 && errno == EINTR)
@@ -435,6 +429,18 @@ static void on_body(const char *line, size_t len, void *ud)
 		p += n;
 		left -= (size_t)n;
 	}
+}
+
+static void on_body(const char *line, size_t len, void *ud)
+{
+	fetch_ctx *fc = ud;
+	sg_imap_fetch f;
+	if (sg_imap_fetch_parse(line, len, &f) != 1 || !f.has_body)
+		return;
+	/* Only the asked UID: an unsolicited FETCH of another message is not this body. */
+	if (f.uid != fc->uid || fc->got)
+		return;
+	write_body(fc, &f);
 }
 
 static sg_status imap_fetch(sg_source *src, sg_source_msg *m, bool headers_only, char **err)
@@ -457,8 +463,6 @@ static sg_status imap_fetch(sg_source *src, sg_source_msg *m, bool headers_only,
 				err);
 	if (!st && fc.write_failed)
 		st = sg_fail(err, SG_EIO, "%s: %s", path, g_strerror(fc.write_errno));
-	if (!st && fsync(fd) != 0)
-		st = sg_fail(err, SG_EIO, "%s: %s", path, g_strerror(errno));
 	close(fd);
 	if (!st && c != SG_IMAP_OK)
 		st = imap_fail(s, err, SG_ETEMP, "%s: %s", cmd, text ? text : "");
@@ -489,6 +493,136 @@ static sg_status imap_fetch(sg_source *src, sg_source_msg *m, bool headers_only,
 	if (!headers_only)
 		m->size = fc.body_len;
 	return SG_OK;
+}
+
+/* One message of a set being fetched: its temp file, filled as its FETCH reply comes. */
+typedef struct {
+	sg_source_msg *m;
+	char *path;
+	fetch_ctx fc;
+} fetch_slot;
+
+/* A FETCH reply of a set goes to the file of its UID. */
+static void on_set_body(const char *line, size_t len, void *ud)
+{
+	GHashTable *by_uid = ud;
+	sg_imap_fetch f;
+
+	if (sg_imap_fetch_parse(line, len, &f) != 1 || !f.has_body)
+		return;
+	fetch_slot *slot = g_hash_table_lookup(by_uid, &f.uid);
+	if (slot && !slot->fc.got)
+		write_body(&slot->fc, &f);
+}
+
+/* The UIDs of ms[0..n) as a sequence set, consecutive UIDs as ranges ("4:9,12"): a range holds
+ * only UIDs of the set, so that nothing else in the mailbox is named. */
+static char *uid_set(sg_source_msg **ms, guint n)
+{
+	g_autoptr(GArray) u = g_array_sized_new(FALSE, FALSE, sizeof(guint64), n);
+	GString *g = g_string_new(NULL);
+
+	for (guint i = 0; i < n; i++) {
+		guint64 v = (guint64)ms[i]->uid;
+		g_array_append_val(u, v);
+	}
+	g_array_sort(u, cmp_u64);
+	const guint64 *x = (const guint64 *)(void *)u->data;
+	for (guint i = 0; i < n;) {
+		guint j = i;
+		while (j + 1 < n && x[j + 1] <= x[j] + 1)
+			j++;
+		g_string_append_printf(g, "%s%" G_GUINT64_FORMAT, g->len ? "," : "", x[i]);
+		if (x[j] != x[i])
+			g_string_append_printf(g, ":%" G_GUINT64_FORMAT, x[j]);
+		i = j + 1;
+	}
+	return g_string_free(g, FALSE);
+}
+
+/*
+ * Fetches a set of messages with one UID FETCH for the whole bodies and, when some are over
+ * max_size, one for their header blocks. The bodies are not synced to disk: the server keeps
+ * each message until the move that follows its durable record, so a copy lost in a crash is
+ * fetched again.
+ */
+static sg_status imap_fetch_set(sg_source *src, sg_source_msg **ms, guint n, gint64 max_size,
+				char **err)
+{
+	imap_source *s = (imap_source *)src;
+	gint64 cap = max_size > 0 ? max_size : G_MAXINT32;
+	sg_status st = SG_OK;
+
+	for (int headers_only = 0; headers_only < 2 && !st; headers_only++) {
+		g_autoptr(GHashTable) by_uid = g_hash_table_new(g_int64_hash, g_int64_equal);
+		g_autoptr(GPtrArray) slots = g_ptr_array_new_with_free_func(g_free);
+		g_autoptr(GPtrArray) set = g_ptr_array_new();
+		g_autofree char *text = NULL, *uids = NULL, *cmd = NULL;
+		sg_imap_cond c = SG_IMAP_NONE;
+
+		for (guint i = 0; i < n && !st; i++) {
+			bool big = max_size > 0 && ms[i]->size > max_size;
+			g_autoptr(GError) gerr = NULL;
+			fetch_slot *slot;
+
+			if (big != (bool)headers_only)
+				continue;
+			slot = g_new0(fetch_slot, 1);
+			slot->m = ms[i];
+			slot->fc.uid = ms[i]->uid;
+			slot->fc.fd = g_file_open_tmp("stockgate-imap-XXXXXX.eml", &slot->path, &gerr);
+			g_ptr_array_add(slots, slot);
+			if (slot->fc.fd < 0) {
+				st = sg_fail(err, SG_EIO, "temporary file: %s", gerr->message);
+				break;
+			}
+			g_ptr_array_add(set, ms[i]);
+			g_hash_table_insert(by_uid, &slot->fc.uid, slot);
+		}
+		if (!st && set->len > 0) {
+			uids = uid_set((sg_source_msg **)set->pdata, set->len);
+			cmd = g_strdup_printf("UID FETCH %s BODY.PEEK[%s]", uids,
+					      headers_only ? "HEADER" : "");
+			st = imap_cmd(s, cmd, (size_t)cap, IMAP_FETCH_TIMEOUT * (int)MIN(set->len, 100),
+				      on_set_body, by_uid, &c, &text, err);
+			if (st == SG_EDATA && err && *err) {
+				g_clear_pointer(err, g_free);
+				st = imap_fail(s, err, SG_EDATA, "a message of UIDs %s is larger than "
+					       "max_message_size (%" G_GINT64_FORMAT " bytes)", uids, cap);
+			}
+			if (!st && c != SG_IMAP_OK)
+				st = imap_fail(s, err, SG_ETEMP, "%s: %s", cmd, text ? text : "");
+		}
+		for (guint i = 0; i < slots->len; i++) {
+			fetch_slot *slot = slots->pdata[i];
+			sg_source_msg *m = slot->m;
+
+			if (slot->fc.fd >= 0)
+				close(slot->fc.fd);
+			if (st != SG_EIO && slot->fc.write_failed)
+				st = sg_fail(err, SG_EIO, "%s: %s", slot->path,
+					     g_strerror(slot->fc.write_errno));
+			/* A body that came whole is kept even when the connection broke after it. */
+			if (st == SG_EIO || !slot->fc.got) {
+				if (!st)
+					log_warnx("%s: UID %" G_GINT64_FORMAT " is gone (moved by another "
+						  "poller?)", m->id, m->uid);
+				if (slot->path)
+					unlink(slot->path);
+				g_free(slot->path);
+				continue;
+			}
+			if (m->path && m->path_is_temp)
+				unlink(m->path);
+			g_free(m->path);
+			m->path = slot->path;
+			m->path_is_temp = true;
+			m->headers_only = headers_only;
+			if (!headers_only)
+				m->size = slot->fc.body_len;
+		}
+	}
+	return st;
 }
 
 typedef struct {
@@ -587,11 +721,53 @@ static sg_status imap_move(sg_source *src, sg_source_msg *m, const char *folder,
 	return SG_OK;
 }
 
+/* Moves a set with one UID MOVE, or one COPY + STORE + EXPUNGE of the set (as imap_move). */
+static sg_status imap_move_set(sg_source *src, sg_source_msg **ms, guint n, const char *folder,
+			       char **err)
+{
+	imap_source *s = (imap_source *)src;
+	g_autofree char *q = sg_imap_quote(folder);
+	g_autofree char *uids = NULL, *cmd = NULL;
+	bool copied = false;
+	sg_status st;
+
+	if (n == 1)
+		return imap_move(src, ms[0], folder, err);
+	if (!q)
+		return sg_fail(err, SG_ECONFIG, "[source] folder name '%s' cannot be used", folder);
+	for (guint i = 0; i < n; i++)
+		if (ms[i]->uidvalidity != s->uidvalidity)
+			return imap_fail(s, err, SG_ETEMP, "UIDVALIDITY changed since the listing");
+	if ((st = ensure_folder(s, folder, q, err)) != SG_OK)
+		return st;
+	uids = uid_set(ms, n);
+	cmd = g_strdup_printf("UID %s %s %s", s->has_move ? "MOVE" : "COPY", uids, q);
+	if ((st = imap_ok(s, cmd, on_copyuid, &copied, err)) != SG_OK)
+		return st;
+	if (!s->has_move && (!s->has_uidplus || copied)) {
+		g_autofree char *store = g_strdup_printf("UID STORE %s +FLAGS.SILENT (\\Deleted)", uids);
+		g_autofree char *exp = s->has_uidplus ? g_strdup_printf("UID EXPUNGE %s", uids)
+						      : g_strdup("EXPUNGE");
+
+		if ((st = imap_ok(s, store, NULL, NULL, err)) != SG_OK ||
+		    (st = imap_ok(s, exp, NULL, NULL, err)) != SG_OK)
+			return st;
+	}
+	if (s->has_uidplus && !copied)
+		log_warnx("%s/%s: UIDs %s were already gone (another poller?)", s->where, s->mailbox,
+			  uids);
+	else
+		log_debug("%s/%s: UIDs %s moved to %s", s->where, s->mailbox, uids, folder);
+	return SG_OK;
+}
+
 static const sg_source_ops imap_ops = {
 	.name = "imap",
 	.list = imap_list,
 	.fetch = imap_fetch,
 	.move = imap_move,
+	.fetch_set = imap_fetch_set,
+	.move_set = imap_move_set,
 	.close = imap_close,
 };
 

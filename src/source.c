@@ -31,6 +31,43 @@ void sg_source_close(sg_source *s)
 		s->ops->close(s);
 }
 
+sg_status sg_source_fetch_set(sg_source *s, sg_source_msg **ms, guint n, gint64 max_size,
+			      char **err)
+{
+	if (s->ops->fetch_set)
+		return s->ops->fetch_set(s, ms, n, max_size, err);
+	for (guint i = 0; i < n; i++) {
+		g_autofree char *e = NULL;
+		bool big = max_size > 0 && ms[i]->size > max_size;
+		sg_status st = s->ops->fetch(s, ms[i], big, &e);
+
+		if (st == SG_ETEMP) {
+			log_warnx("%s: %s", ms[i]->id, e ? e : "not fetched; next poll");
+			if (ms[i]->path_is_temp)
+				unlink(ms[i]->path);
+			g_clear_pointer(&ms[i]->path, g_free);
+			continue;
+		}
+		if (st != SG_OK)
+			return sg_fail(err, st, "%s: %s", ms[i]->id, e ? e : "cannot fetch");
+	}
+	return SG_OK;
+}
+
+sg_status sg_source_move_set(sg_source *s, sg_source_msg **ms, guint n, const char *folder,
+			     char **err)
+{
+	if (s->ops->move_set)
+		return s->ops->move_set(s, ms, n, folder, err);
+	for (guint i = 0; i < n; i++) {
+		sg_status st = s->ops->move(s, ms[i], folder, err);
+
+		if (st != SG_OK)
+			return st;
+	}
+	return SG_OK;
+}
+
 void sg_source_msg_free(sg_source_msg *m)
 {
 	if (!m)

@@ -28,12 +28,30 @@ typedef struct {
 	sg_status (*fetch)(sg_source *s, sg_source_msg *m, bool headers_only, char **err);
 	/* Moves the message to folder (created when missing). */
 	sg_status (*move)(sg_source *s, sg_source_msg *m, const char *folder, char **err);
+	/* Optional (NULL: fetch one by one): fetches ms[0..n) in one round trip, each message over
+	 * max_size (0: no limit) headers only, as fetch does. A message the server no longer has
+	 * keeps path NULL. SG_ETEMP when the connection failed. */
+	sg_status (*fetch_set)(sg_source *s, sg_source_msg **ms, guint n, gint64 max_size,
+			       char **err);
+	/* Optional (NULL: move one by one): moves ms[0..n) to folder with one command (or one
+	 * COPY + STORE + EXPUNGE of the set). */
+	sg_status (*move_set)(sg_source *s, sg_source_msg **ms, guint n, const char *folder,
+			      char **err);
 	void (*close)(sg_source *s);
 } sg_source_ops;
 
 struct sg_source {
 	const sg_source_ops *ops; /* drivers embed this struct first */
 };
+
+/* Fetches ms[0..n) with the driver's fetch_set, or one by one: a message not fetched (gone,
+ * or a failure of its own, logged) keeps path NULL. SG_ETEMP when the connection failed, a
+ * local failure (SG_EIO) as it comes. */
+sg_status sg_source_fetch_set(sg_source *s, sg_source_msg **ms, guint n, gint64 max_size,
+			      char **err);
+/* Moves ms[0..n) to folder with the driver's move_set, or one by one. */
+sg_status sg_source_move_set(sg_source *s, sg_source_msg **ms, guint n, const char *folder,
+			     char **err);
 
 /* Opens the source named by [source] url. SG_ECONFIG when missing or unknown. */
 sg_status sg_source_open(const sg_config *cfg, sg_source **out, char **err);

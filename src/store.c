@@ -8,6 +8,7 @@
 
 struct sg_store {
 	sqlite3 *db;
+	bool unsynced; /* a commit made while not durable is not yet known to be on disk */
 };
 
 /*
@@ -107,6 +108,10 @@ static const struct {
     /* the cost a batch row's charged call reserved against its job's cap (price's
      * --max-cost), in hundredths: batch.c sums it per job before each charged call */
     {"ALTER TABLE journal ADD COLUMN reserved INTEGER NOT NULL DEFAULT 0;", NULL},
+    /* the report spool in the db: a report waiting for the transport is a row written in its
+     * message's own transaction (pipeline.c), instead of a file and two directory syncs beside
+     * the db; the row goes with the mark of its delivery */
+    {"CREATE TABLE report_spool (sha256 TEXT PRIMARY KEY, message BLOB NOT NULL);", NULL},
 };
 
 /* How many poll records `status` history keeps. */
@@ -299,6 +304,28 @@ sg_status sg_store_begin(sg_store *st, char **err)
 }
 
 sg_status sg_store_commit(sg_store *st, char **err) { return sg_store_exec(st, "COMMIT", err); }
+
+sg_status sg_store_durable(sg_store *st, bool durable, char **err)
+{
+	if (!durable)
+		st->unsynced = true;
+	return sg_store_exec(st, durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
+			     err);
+}
+
+sg_status sg_store_flush(sg_store *st, char **err)
+{
+	int rc;
+
+	if (!st->unsynced)
+		return SG_OK;
+	/* A checkpoint under synchronous = FULL syncs the WAL (every commit in it), then the db. */
+	rc = sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	if (rc != SQLITE_OK)
+		return db_fail(st, err, rc, "flushing the WAL");
+	st->unsynced = false;
+	return SG_OK;
+}
 
 void sg_store_rollback(sg_store *st)
 {
@@ -1211,6 +1238,56 @@ sg_status sg_ledger_pending_reports(sg_store *st, GPtrArray **out, char **err)
 	}
 	*out = a;
 	return SG_OK;
+}
+
+/* The report spool */
+
+sg_status sg_report_spool_put(sg_store *st, const char *sha256, const char *data, size_t len,
+			      char **err)
+{
+	sqlite3_stmt *s;
+
+	if (prepare(st, "INSERT OR REPLACE INTO report_spool(sha256, message) VALUES (?, ?)", &s,
+		    err))
+		return SG_EINTERNAL;
+	bind_text(s, 1, sha256);
+	sqlite3_bind_blob64(s, 2, data, (sqlite3_uint64)len, SQLITE_STATIC);
+	return step_done(st, s, "spooling a report", err);
+}
+
+sg_status sg_report_spool_get(sg_store *st, const char *sha256, char **data, gsize *len,
+			      char **err)
+{
+	sqlite3_stmt *s;
+	sg_status ret = SG_OK;
+	int rc;
+
+	*data = NULL;
+	*len = 0;
+	if (prepare(st, "SELECT message FROM report_spool WHERE sha256 = ?", &s, err))
+		return SG_EINTERNAL;
+	bind_text(s, 1, sha256);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*len = (gsize)sqlite3_column_bytes(s, 0);
+		*data = g_memdup2(sqlite3_column_blob(s, 0), *len);
+	} else if (rc == SQLITE_DONE) {
+		ret = sg_fail(err, SG_ENOINPUT, "no report spooled");
+	} else {
+		ret = db_fail(st, err, rc, "reading the report spool");
+	}
+	sqlite3_finalize(s);
+	return ret;
+}
+
+sg_status sg_report_spool_drop(sg_store *st, const char *sha256, char **err)
+{
+	sqlite3_stmt *s;
+
+	if (prepare(st, "DELETE FROM report_spool WHERE sha256 = ?", &s, err))
+		return SG_EINTERNAL;
+	bind_text(s, 1, sha256);
+	return step_done(st, s, "dropping a spooled report", err);
 }
 
 /* Status */

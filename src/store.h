@@ -21,6 +21,15 @@ sg_status sg_store_savepoint(sg_store *st, const char *name, char **err);
 sg_status sg_store_release(sg_store *st, const char *name, char **err);
 /* Rolls back to the savepoint and releases it: the savepoint is gone afterwards. */
 void sg_store_rollback_to(sg_store *st, const char *name);
+/*
+ * Whether the following commits wait for the disk (synchronous FULL, the default) or not
+ * (NORMAL: durable at the next synced commit or flush). Only for a commit whose loss in an OS
+ * crash repeats something harmless, such as the mark that a report was delivered.
+ */
+sg_status sg_store_durable(sg_store *st, bool durable, char **err);
+/* Makes every commit so far durable (a WAL checkpoint), before an effect outside the db that
+ * must follow them (a message moved out of the mailbox). Nothing to do after synced commits. */
+sg_status sg_store_flush(sg_store *st, char **err);
 /* Runs one SQL statement without results (for DDL and simple updates). */
 sg_status sg_store_exec(sg_store *st, const char *sql, char **err);
 
@@ -151,6 +160,15 @@ sg_status sg_ledger_put(sg_store *st, const sg_ledger *l, char **err);
 sg_status sg_ledger_count_duplicate(sg_store *st, const char *sha256, char **err);
 /* Messages whose report is still pending. */
 sg_status sg_ledger_pending_reports(sg_store *st, GPtrArray **out /* sg_ledger * */, char **err);
+
+/* The report spool: a report built and waiting for the transport, keyed by its message's
+ * SHA-256, written in the transaction that records the message. get: SG_ENOINPUT when none;
+ * *data g_free. */
+sg_status sg_report_spool_put(sg_store *st, const char *sha256, const char *data, size_t len,
+			      char **err);
+sg_status sg_report_spool_get(sg_store *st, const char *sha256, char **data, gsize *len,
+			      char **err);
+sg_status sg_report_spool_drop(sg_store *st, const char *sha256, char **err);
 
 /* Counters for `status`. */
 typedef struct {

@@ -18,6 +18,8 @@ is "$(sqlite3 "$T/stockgate.db" "SELECT count(*) FROM sqlite_master WHERE name =
 	"the deliveries table of serve exists"
 is "$(sqlite3 "$T/stockgate.db" "SELECT count(*) FROM pragma_table_info('journal') WHERE name = 'reserved'")" 1 \
 	"the journal gained its reserved column"
+is "$(sqlite3 "$T/stockgate.db" "SELECT count(*) FROM sqlite_master WHERE name = 'report_spool'")" 1 \
+	"the report spool table exists"
 is "$(sqlite3 "$T/stockgate.db" "SELECT count(*) FROM sqlite_master WHERE name = 'remains_v1'")" 0 \
 	"the old table is gone"
 is "$(sqlite3 "$T/stockgate.db" "SELECT CAST(lines AS TEXT) FROM remains WHERE warehouse = 'X1'")" \

@@ -82,11 +82,15 @@ start_dovecot nomove --no-move
 imap_config "imap://127.0.0.1:$IMAP_PORT/INBOX" "tls = off"
 inject nomove "$FIX/mail/06-1c-robot-warehouses.eml"
 inject nomove "$FIX/mail/31-no-role.eml"
+inject nomove "$FIX/mail/07-1c-robot-remains.eml"
 out=$(sg poll 2>"$T/err"); rc=$?
 is "$rc" 0 "no MOVE: poll exits 0"
-is "$(printf '%s\n' "$out" | grep -c .)" 2 "no MOVE: two records"
+is "$(printf '%s\n' "$out" | grep -c .)" 3 "no MOVE: three records"
 is "$(uids nomove INBOX)" "" "no MOVE: INBOX emptied"
-is "$(( $(uids nomove Processed | wc -w) + $(uids nomove Rejected | wc -w) ))" 2 "no MOVE: both moved"
+is "$(( $(uids nomove Processed | wc -w) + $(uids nomove Rejected | wc -w) + $(uids nomove Failed | wc -w) ))" 3 \
+	"no MOVE: all moved"
+is "$(printf '%s\n' "$out" | jq -r .outcome | tr '\n' ' ')" "rejected rejected rejected " "no MOVE: three rejected (unregistered robot, no role)"
+is "$(uids nomove Rejected | wc -w)" 3 "no MOVE: the set of three copied to Rejected at once"
 like "$(cat "$T/nomove/dovecot.log")" "deleted=[1-9]" "no MOVE: the fallback flagged \\Deleted"
 like "$(cat "$T/err")" "no MOVE" "no MOVE: logged"
 

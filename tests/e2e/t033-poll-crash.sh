@@ -4,7 +4,9 @@
 # SIGKILL at after_apply, after_report or before_move, then a normal poll, ends in the state of a
 # crash-free run: the same store, every message in Processed, one report per message (two at
 # most for after_report, with the same Message-ID), the spool empty, a further poll a no-op.
-# Also a crash at every message in turn (after_apply, after_report). Catalogue F1, P1, P2, P16.
+# Also a crash at every message in turn (after_apply, after_report), and at points inside a chunk
+# of messages (after_apply:2, after_report:2, before_set_move, after_set_move). Catalogue F1, P1,
+# P2, P16.
 . "$(dirname "$0")/../lib.sh"
 KEY=0123456789abcdef0123456789abcdef
 # Three messages from D1: warehouses (applied), remains with a row error (failed, answered),
@@ -46,7 +48,11 @@ store_state() {
 # reports_for NAME MID: the number of captured reports in reply to MID.
 reports_for() { grep -l "^In-Reply-To: <$2>" "$T/cap-$1"/*.eml 2>/dev/null | wc -l; }
 captured() { ls "$T/cap-$1"/*.eml 2>/dev/null | wc -l; }
-spooled() { find "$T/$1.db.spool" -type f 2>/dev/null | wc -l; }
+# spooled NAME: reports waiting in the spool (rows of the state db, files of an older stockgate).
+spooled() {
+	echo $(( $(find "$T/$1.db.spool" -type f 2>/dev/null | wc -l) +
+		$(sqlite3 "$T/$1.db" 'SELECT count(*) FROM report_spool' 2>/dev/null || echo 100) ))
+}
 
 # The crash-free run: the reference.
 setup golden
@@ -103,7 +109,7 @@ for point in after_apply after_report before_move; do
 	max=1; [ $point = after_report ] && max=2
 	check_end "$name" "$point" "$max"
 	if [ $point = after_report ] && [ "$(reports_for "$name" "${MIDS[0]}")" -eq 2 ]; then
-		is "$(grep -h '^Message-ID:' $(grep -l "^In-Reply-To: <${MIDS[0]}>" "$T/cap-$name"/*.eml) |
+		is "$(grep -hi '^Message-ID:' $(grep -l "^In-Reply-To: <${MIDS[0]}>" "$T/cap-$name"/*.eml) |
 			sort -u | wc -l)" 1 "$point: the report sent twice keeps its Message-ID"
 	fi
 done
@@ -124,6 +130,31 @@ for point in after_apply after_report; do
 	is "$rc" 0 "$point at every message: the next poll exits 0"
 	max=1; [ $point = after_report ] && max=2
 	check_end "$name" "$point at every message" "$max"
+done
+
+# Crash points inside a chunk (the three messages are one chunk, fetched at once and moved as a
+# set): after_apply:2 (the first message recorded and answered, the second recorded, none
+# moved), after_report:2 (two answered), before_set_move (all recorded and answered, no move),
+# after_set_move (the set moved, the poll not finished); then a normal poll.
+for point in after_apply:2 after_report:2 before_set_move after_set_move; do
+	name=chunk-${point/:/-}
+	setup "$name"
+	SG_CRASH=$point sg poll >"$T/crash-$name.out" 2>"$T/crash-$name.err"; rc=$?
+	is "$rc" 137 "$point: the poll is killed (SIGKILL)"
+	case $point in
+	after_apply:2) want=1/1/3 ;;
+	after_report:2) want=1/2/3 ;;
+	before_set_move) want=3/3/3 ;;
+	after_set_move) want=3/3/0 ;;
+	esac
+	is "$(grep -c . "$T/crash-$name.out")/$(captured "$name")/$(uids INBOX | wc -w)" "$want" \
+		"$point: records printed / reports sent / left in INBOX before the crash: $want"
+	out=$(sg poll 2>"$T/err-$name"); rc=$?
+	is "$rc" 0 "$point: the next poll exits 0"
+	unlike "$(printf '%s\n' "$out" | jq -r .outcome | tr '\n' ' ')" "deferred" \
+		"$point: nothing deferred in the next poll"
+	max=1; [ $point = after_report:2 ] && max=2
+	check_end "$name" "$point" "$max"
 done
 
 done_testing

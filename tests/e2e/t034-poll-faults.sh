@@ -238,28 +238,31 @@ is "$(where c1@shop.example)" Processed "IMAP server back: moved to Processed"
 sg status >"$T/status" 2>&1; rc=$?
 is "$rc" 0 "IMAP server back: status exits 0"
 
-### C2. The IMAP server stopped in the middle of a poll over 80 messages.
+### C2. The connection to the IMAP server cut in the middle of a poll over 80 messages: a proxy
+# cuts it at the second body FETCH (the poll has handled what it fetched before).
 start_capture cap-mid
 config
 # A warehouses message (W00, W01), then 79 remains messages, with their expected end state.
 check "80 messages appended" bash -c "$PY '$MAIL' backlog $IMAP_PORT INBOX 80 --warehouses 2 >'$T/expected.csv'"
-sg poll >"$T/mid1" 2>"$T/mid1.err" &
-poller=$!
-for i in $(seq 200); do [ "$(grep -c . "$T/mid1")" -ge 3 ] && break; sleep 0.05; done
-# A stopped Dovecot master leaves its running imap processes serving: stop them too (the
-# children of this test's Dovecot, by pid), so that the poller's connection is cut.
-kids=$(ps -o pid= --ppid "$DC_PID")
-stop_server "$DC_PID" "$IMAP_PORT"
-for k in $kids; do kill "$k" 2>/dev/null; done
-wait "$poller"; rc=$?
+# start_proxy NAME REGEX [N]: tests/servers/imap_proxy.py in front of the Dovecot; sets PX_PORT.
+start_proxy() {
+	sg_bg $PY "$SG_TOP/tests/servers/imap_proxy.py" "$T/$1" "$IMAP_PORT" --cut-at "$2" --nth "${3:-1}" \
+		>/dev/null 2>"$T/$1.log"
+	for i in $(seq 100); do [ -s "$T/$1/port" ] && break; sleep 0.1; done
+	PX_PORT=$(cat "$T/$1/port" 2>/dev/null)
+	wait_port "$PX_PORT"
+}
+start_proxy px-mid '^UID FETCH .*BODY\.PEEK\[' 2
+IMAP_PORT=$PX_PORT config
+sg poll >"$T/mid1" 2>"$T/mid1.err"; rc=$?
 n1=$(grep -c . "$T/mid1")
-is "$rc" 75 "IMAP server stopped mid-poll: exit 75"
-check "IMAP server stopped mid-poll: some handled ($n1), not all" test "$n1" -ge 3 -a "$n1" -lt 80
-start_dovecot dc --no-tls
+like "$(cat "$T/px-mid/cut" 2>/dev/null)" "UID FETCH" "IMAP connection cut mid-poll: cut at the second body fetch"
+is "$rc" 75 "IMAP connection cut mid-poll: exit 75"
+check "IMAP connection cut mid-poll: some handled ($n1), not all" test "$n1" -ge 1 -a "$n1" -lt 80
 config
 sg poll >"$T/mid2" 2>"$T/mid2.err"; rc=$?
-is "$rc" 0 "IMAP server back: the next poll exits 0"
-is "$(count INBOX)" 0 "IMAP server back: INBOX empty"
+is "$rc" 0 "after the cut: the next poll exits 0"
+is "$(count INBOX)" 0 "after the cut: INBOX empty"
 is "$(cat "$T/mid1" "$T/mid2" | jq -r 'select(.outcome != "duplicate") | .message_id' | sort | uniq -d)" "" \
 	"no message handled twice"
 is "$(cat "$T/mid1" "$T/mid2" | jq -r 'select(.outcome == "applied") | .message_id' | sort -u | wc -l)" 80 \
@@ -267,5 +270,28 @@ is "$(cat "$T/mid1" "$T/mid2" | jq -r 'select(.outcome == "applied") | .message_
 is "$(rem)" "$(cat "$T/expected.csv")" "the store holds the last file of each warehouse"
 is "$(grep -h '^In-Reply-To:' "$T/cap-mid"/*.eml | tr -d '\r' | sort | uniq -c | awk '$1 == 1' | wc -l)" 80 \
 	"one report per message (none missing, none twice)"
+
+### C3. The connection cut at the move of a chunk: every message of the chunk is recorded and
+# answered before it; the next poll moves them, each applied and answered once.
+start_capture cap-move
+config
+for n in 1 2 3 4 5; do mk mv$n remains --rows W00:MV$n:$n --date "Sun, 22 Nov 2026 08:0$n:00 +0000"; inject "$T/msg/mv$n.eml"; done
+start_proxy px-move '^UID (MOVE|COPY) '
+IMAP_PORT=$PX_PORT config
+sg poll >"$T/mv1" 2>"$T/mv1.err"; rc=$?
+like "$(cat "$T/px-move/cut" 2>/dev/null)" "UID (MOVE|COPY)" "cut at the move: the proxy cut the set move"
+is "$rc" 75 "cut at the move: exit 75"
+is "$(jq -r .outcome <"$T/mv1" | sort | uniq -c | awk '{print $1 "/" $2}')" "5/applied" \
+	"cut at the move: the five messages applied"
+is "$(count INBOX)" 5 "cut at the move: the five still in INBOX"
+config
+sg poll >"$T/mv2" 2>"$T/mv2.err"; rc=$?
+is "$rc" 0 "cut at the move: the next poll exits 0"
+is "$(count INBOX)/$(where mv5@shop.example)" "0/Processed" "cut at the move: INBOX empty, moved to Processed"
+is "$(cat "$T/mv1" "$T/mv2" | jq -r 'select(.outcome == "applied" and .resumed != true) | .message_id' | sort -u | wc -l)/$(cat "$T/mv1" "$T/mv2" | jq -r 'select(.outcome == "applied" and .resumed != true)' | jq -s length)" \
+	"5/5" "cut at the move: each message applied once"
+is "$(rem | grep '^W00,')" "W00,MV5,5" "cut at the move: the store holds the last file"
+is "$(grep -h '^In-Reply-To:' "$T/cap-move"/*.eml | tr -d '\r' | sort | uniq -c | awk '$1 == 1' | wc -l)" 5 \
+	"cut at the move: one report per message"
 
 done_testing

@@ -20,7 +20,7 @@ is "$rc" 0 "a fresh db: exit 0"
 check "a fresh db: the strict readers accept the output" strict "$T/m.prom"
 is "$(value stockgate_deferred_messages)" 0 "no deferral yet"
 is "$(value stockgate_last_poll_success)" "" "no poll yet: no last-poll sample"
-unlike "$(cat "$T/m.prom")" 'stockgate_receiver_deliveries' "no deliveries table: no receiver family"
+is "$(value stockgate_receiver_unmatched_deliveries)" 0 "no delivery yet"
 
 # Messages: applied, failed (a file with row_errors), a duplicate; then one deferred (the mirror is down).
 for m in 01-warehouses 02-remains-error 03-remains 01-warehouses; do
@@ -91,10 +91,10 @@ is "$?" 69 "after a failed poll: exit 69"
 cp "$T/textfile/stockgate.prom" "$T/m.prom"
 is "$(value stockgate_last_poll_success)" 0 "… and the file says the last poll failed"
 
-# The receiver's table, once it exists, gives its family.
-sqlite3 "$T/stockgate.db" "CREATE TABLE deliveries (id INTEGER PRIMARY KEY); INSERT INTO deliveries DEFAULT VALUES;"
+# A delivery that matched no row counts.
+sqlite3 "$T/stockgate.db" "INSERT INTO deliveries (received, body_sha256) VALUES (0, 'x')"
 prom >"$T/m.prom"
-is "$(value stockgate_receiver_deliveries)" 1 "a deliveries table: the receiver's family"
+is "$(value stockgate_receiver_unmatched_deliveries)" 1 "an unmatched delivery counts"
 check "… and the strict readers accept it" strict "$T/m.prom"
 
 # The readers are strict: each refuses a broken text.

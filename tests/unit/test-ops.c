@@ -48,7 +48,12 @@ static void test_families(void)
 	    "a family of two tables has one TYPE");
 	OK(strstr(out->str, "stockgate_reports_pending{kind=\"batch\"} 0\n") != NULL,
 	   "the second table's sample follows the first's");
-	OK(strstr(out->str, "stockgate_receiver_deliveries") == NULL,
+	OK(strstr(out->str, "\nstockgate_receiver_unmatched_deliveries 0\n") != NULL,
+	   "the receiver's family, empty");
+	OK(sg_store_exec(st, "DROP TABLE deliveries", &err) == SG_OK, "drop deliveries");
+	g_string_truncate(out, 0);
+	OK(sg_metrics_prometheus(st, out, &err) == SG_OK, "metrics without deliveries");
+	OK(strstr(out->str, "stockgate_receiver_unmatched_deliveries") == NULL,
 	   "no deliveries table: no receiver family");
 	OK(strstr(out->str, "\nstockgate_last_poll_success ") == NULL, "no poll: no last-poll sample");
 
