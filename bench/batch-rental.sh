@@ -4,21 +4,12 @@
 # rows together as a desk exports them) at concurrency 16. The ideal the ordering allows is the
 # run's one generate_token plus max(rows × latency / concurrency, 4 × latency): prints the
 # measured time over it. Not a test: run it by hand (or from bench/run.sh); the target is 1.3.
-set -eu
-TOP=$(cd "$(dirname "$0")/.." && pwd)
-STOCKGATE=${STOCKGATE:-$TOP/${BUILD:-build}/stockgate}
-PY=/usr/bin/python3
-CONTRACTS=${CONTRACTS:-250} CONC=${CONC:-16} LAT=${LAT:-0.1}
-T=$(mktemp -d "${TMPDIR:-/tmp}/sg-bench.XXXXXX")
-PORT=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-$PY "$TOP/tests/servers/rental_server.py" "$PORT" --login bench --password bench-pass --latency "$LAT" &
-srv=$!
-trap 'kill $srv 2>/dev/null; rm -rf "$T"' EXIT
-for i in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
+CONTRACTS=${CONTRACTS:-250}
+. "$(dirname "$0")/batch-lib.sh"
+bench_server rental_server.py --login bench --password bench-pass
 printf 'bench-pass\n' >"$T/pass"
-printf '[store]\npath = %s/s.db\n[rental]\nurl = http://127.0.0.1:%s/backend/app/contracts.php\nlogin = bench\npassword_file = %s/pass\ntls = off\n' \
-	"$T" "$PORT" "$T" >"$T/c.conf"
-chmod 600 "$T/c.conf" "$T/pass"
+chmod 600 "$T/pass"
+bench_config "$(printf '[rental]\nurl = http://127.0.0.1:%s/backend/app/contracts.php\nlogin = bench\npassword_file = %s/pass\ntls = off' "$PORT" "$T")"
 $PY - "$CONTRACTS" >"$T/list.csv" <<'PY'
 import sys
 print("cmd,mva,ra,plate_number,driver_name,driver_phone,ts_expected,te_expected,start_address,end_address,mileage_limit")
