@@ -255,3 +255,21 @@ char *sg_result_to_json(const sg_result *r)
 	cJSON_free(s);
 	return out;
 }
+
+char *sg_record_resumed(const char *json)
+{
+	cJSON *o = cJSON_Parse(json ? json : "{}");
+	char *s, *out;
+
+	if (!cJSON_IsObject(o)) {
+		cJSON_Delete(o);
+		return g_strdup(json ? json : "{}");
+	}
+	cJSON_DeleteItemFromObjectCaseSensitive(o, "resumed");
+	cJSON_AddTrueToObject(o, "resumed");
+	s = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	out = g_strdup(s ? s : "{}");
+	cJSON_free(s);
+	return out;
+}
