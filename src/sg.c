@@ -191,7 +191,11 @@ static cJSON *issues_json(const GPtrArray *a, bool is_error)
 		const sg_issue *is = g_ptr_array_index(a, i);
 		cJSON *o = cJSON_CreateObject();
 
-		cJSON_AddNumberToObject(o, "line", (double)is->line);
+		/* An issue of the whole file (the mirror's refusal) has no line. */
+		if (is->line > 0)
+			cJSON_AddNumberToObject(o, "line", (double)is->line);
+		else
+			cJSON_AddNullToObject(o, "line");
 		if (is_error)
 			add_str(o, "column", is->column);
 		add_str(o, "code", is->code);
