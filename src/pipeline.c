@@ -699,14 +699,16 @@ sg_status sg_pipeline_handle(sg_pipeline *p, const sg_source_msg *m, char **reco
 		r->reason = reason;
 		r->detail = g_strdup(e);
 		log_warnx("%s: %s%s%s", m->id, reason, e ? ": " : "", e ? e : "");
-		if (msg && strcmp(reason, "unparseable") != 0) {
+		if (msg) {
+			/* The record names the sender whenever the headers were read (5.7). */
 			method = sg_subject_method(msg->subject);
 			st = sg_auth_check_unkeyed(p->store, msg, method,
 						   cfg->security.trusted_authserv_id, &auth, err);
 			if (st != SG_OK)
 				goto fail;
 			set_sender(r, msg, &auth, method);
-			answer = !auth.reason && !auth.automatic;
+			answer = strcmp(reason, "unparseable") != 0 && !auth.reason &&
+				 !auth.automatic;
 		}
 		goto record;
 	}
