@@ -24,6 +24,8 @@ LIBSRC   = $(filter-out src/stockgate.c,$(SRC))
 LIBOBJ   = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIBSRC))
 UNITSRC  = $(wildcard tests/unit/test-*.c)
 UNITBIN  = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNITSRC))
+FUZZSRC  = $(wildcard tests/fuzz/fuzz-*.c)
+FUZZBIN  = $(patsubst tests/fuzz/fuzz-%.c,$(BUILD)/tests/test-fuzz-%,$(FUZZSRC))
 VERSION  = $(shell cat VERSION 2>/dev/null || echo 0.1.0)
 
 all: $(BUILD)/stockgate
@@ -47,7 +49,13 @@ $(BUILD)/tests/test-%: tests/unit/test-%.c tests/unit/tap.h \
     $$(addprefix $(BUILD)/obj/,$$(addsuffix .o,$$(shell cat tests/unit/test-$$*.deps 2>/dev/null))) | $(BUILD)/tests
 	$(CC) $(SG_CFLAGS) $(CFLAGS) $(SG_LDFLAGS) -o $@ $(filter %.c %.o,$^) $(SG_LIBS)
 
-units: $(UNITBIN)
+# Each fuzz target is also built without libFuzzer, as a test that replays its saved inputs
+# (tests/fuzz/replay.c), so `make check` (and its sanitizer build) runs every finding again.
+$(BUILD)/tests/test-fuzz-%: tests/fuzz/fuzz-%.c tests/fuzz/replay.c \
+    $$(addprefix $(BUILD)/obj/,$$(addsuffix .o,$$(shell cat tests/fuzz/fuzz-$$*.deps 2>/dev/null))) | $(BUILD)/tests
+	$(CC) $(SG_CFLAGS) $(CFLAGS) $(SG_LDFLAGS) -DSG_FUZZ_NAME='"$*"' -o $@ $(filter %.c %.o,$^) $(SG_LIBS)
+
+units: $(UNITBIN) $(FUZZBIN)
 
 deps:
 	@build-aux/deps.sh install

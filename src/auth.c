@@ -203,6 +203,29 @@ sg_status sg_auth_sender(sg_store *st, const char *from, const char *method, sg_
 	return SG_OK;
 }
 
+/*
+ * The dealer of from when it is a registered user's address, for the record of a message
+ * rejected before its sender is checked (a bounce from the dealer's address, a Sender that
+ * differs): SPEC 5.7 names the dealer whenever the sender is a registered user. Nothing else is
+ * set: such a message is never answered.
+ */
+static sg_status note_dealer(sg_store *st, const char *from, sg_auth *a, char **err)
+{
+	g_autoptr(sg_user) u = NULL;
+	sg_status s;
+
+	if (from == NULL || *from == '\0')
+		return SG_OK;
+	s = sg_user_get(st, from, &u, NULL);
+	if (s == SG_ENOINPUT || (s == SG_OK && u == NULL))
+		return SG_OK;
+	if (s != SG_OK)
+		return sg_fail(err, s, "looking up the sender failed");
+	g_free(a->dealer);
+	a->dealer = g_strdup(u->dealer);
+	return SG_OK;
+}
+
 sg_status sg_auth_check_unkeyed(sg_store *st, const sg_message *m, const char *method,
 				const char *trusted_authserv_id, sg_auth *a, char **err)
 {
@@ -211,23 +234,19 @@ sg_status sg_auth_check_unkeyed(sg_store *st, const sg_message *m, const char *m
 
 	a->reason = NULL;
 	a->automatic = is_automatic(m);
-	if (m->return_path_null || is_mailer_daemon(m->from) || m->is_report) {
+	if (m->return_path_null || is_mailer_daemon(m->from) || m->is_report)
 		a->reason = "bounce";
-		return SG_OK;
-	}
-	if (m->own_report) {
+	else if (m->own_report)
 		a->reason = "own_report";
-		return SG_OK;
-	}
-	if (m->from_count == 0) {
+	else if (m->from_count == 0)
 		a->reason = "unknown_sender";
-		return SG_OK;
-	}
-	if (m->from_count != 1 || m->from == NULL ||
-	    (m->sender != NULL && g_ascii_strcasecmp(m->sender, m->from) != 0)) {
+	else if (m->from_count != 1 || m->from == NULL ||
+		 (m->sender != NULL && g_ascii_strcasecmp(m->sender, m->from) != 0))
 		a->reason = "several_senders";
-		return SG_OK;
-	}
+	/* m->from is the one From address, or NULL when From has none or several (then there
+	 * is no single sender to name). */
+	if (a->reason != NULL)
+		return note_dealer(st, m->from, a, err);
 	s = sg_auth_sender(st, m->from, method, a, err);
 	if (s != SG_OK || a->reason != NULL)
 		return s;

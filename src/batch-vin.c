@@ -358,8 +358,11 @@ static sg_step vin_answer(void *state, sg_batch_row *row, long http, const char 
 	if (http >= 300 || (etext && *etext && strcmp(etext, "false") != 0) ||
 	    (cJSON_IsString(st) && g_ascii_strcasecmp(st->valuestring, "error") == 0)) {
 		cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "message");
-		if (etext == NULL || strcmp(etext, "true") == 0)
+		if (etext == NULL || strcmp(etext, "true") == 0) {
+			/* "error": "true" says only that it failed: the message says why. */
+			g_free(etext);
 			etext = json_text(m);
+		}
 		if (http >= 300)
 			row->error = g_strdup_printf("HTTP %ld: %s", http, etext ? etext : "refused");
 		else

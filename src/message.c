@@ -1230,7 +1230,8 @@ static sg_status parse(const char *path, const sg_message_limits *lim_in, const 
 	}
 	if (local_fail)
 		return SG_EINTERNAL;
-	if (!ran || !decode_manifest(manifest, m, &end) || strcmp(end, "unparseable") == 0) {
+	bool decoded = ran && decode_manifest(manifest, m, &end);
+	if (!decoded || strcmp(end, "unparseable") == 0) {
 		if (size_reason != NULL) {
 			/* the size decided first; only the header facts are missing */
 			*reason = size_reason;
@@ -1238,6 +1239,15 @@ static sg_status parse(const char *path, const sg_message_limits *lim_in, const 
 				       path, lim->max_message_size);
 		}
 		*reason = "unparseable";
+		if (decoded && (m->from_count > 0 || m->message_id != NULL)) {
+			/* The headers were read, the MIME structure was not (a multipart without
+			 * a boundary): the header facts say whose mail it was (SPEC 5.7); no part
+			 * of the body is kept. */
+			g_ptr_array_set_size(m->attachments, 0);
+			g_clear_pointer(&m->key, g_free);
+			*out = g_steal_pointer(&m);
+			return sg_fail(err, SG_EDATA, "%s: the MIME structure cannot be read", path);
+		}
 		return sg_fail(err, SG_EDATA, "%s: the MIME parser failed or ran out of time",
 			       path);
 	}

@@ -54,7 +54,8 @@ typedef struct {
  *   SG_OK with *out set;
  *   SG_EDATA with *reason set to "too_large", "too_complex" or "unparseable" (the parser failed,
  *     crashed or ran out of its CPU time), and *out still set when the headers could be read
- *     (so that From is known for too_large/too_complex replies) or NULL;
+ *     (so that From is known for too_large/too_complex replies, and the record of an
+ *     unparseable one names its sender; then without attachments or key) or NULL;
  *   SG_EIO/SG_EINTERNAL for local failures (temp dir, fork).
  * tmp_parent: where to create the private dir (NULL: g_get_tmp_dir()).
  * Limits left at 0 mean none, except max_header_size (1 MiB) and cpu_seconds (10).

@@ -91,36 +91,42 @@ void sg_mirror_diff(GPtrArray *server, GPtrArray *want, GPtrArray *add, GPtrArra
 	g_ptr_array_sort(del, wh_cmp);
 }
 
-/* Appends the messages of one JSON value: a string, an array or an object of strings. */
-static void add_messages(GString *s, const cJSON *v)
+/* Adds the messages of one JSON value to out (g_free'd strings): a string, a number, an array
+ * or an object of them. */
+static void collect_messages(GPtrArray *out, const cJSON *v)
 {
 	const cJSON *it;
 
 	if (!v)
 		return;
 	if (cJSON_IsString(v)) {
-		if (s->len)
-			g_string_append_c(s, '\n');
-		g_string_append(s, v->valuestring);
+		g_ptr_array_add(out, g_strdup(v->valuestring));
 		return;
 	}
 	if (cJSON_IsNumber(v)) {
-		if (s->len)
-			g_string_append_c(s, '\n');
-		g_string_append_printf(s, "%g", v->valuedouble);
+		g_ptr_array_add(out, g_strdup_printf("%g", v->valuedouble));
 		return;
 	}
-	cJSON_ArrayForEach(it, v) add_messages(s, it);
+	cJSON_ArrayForEach(it, v) collect_messages(out, it);
+}
+
+/* The server's messages of a parsed answer (status.messages), one a string. */
+static GPtrArray *answer_messages(const cJSON *root)
+{
+	GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
+	const cJSON *status = cJSON_GetObjectItemCaseSensitive(root, "status");
+
+	if (cJSON_IsObject(status))
+		collect_messages(out, cJSON_GetObjectItemCaseSensitive(status, "messages"));
+	return out;
 }
 
 char *sg_mirror_messages(const struct cJSON *root)
 {
-	GString *s = g_string_new(NULL);
-	const cJSON *status = cJSON_GetObjectItemCaseSensitive(root, "status");
+	g_autoptr(GPtrArray) msgs = answer_messages(root);
 
-	if (cJSON_IsObject(status))
-		add_messages(s, cJSON_GetObjectItemCaseSensitive(status, "messages"));
-	return g_string_free(s, FALSE);
+	g_ptr_array_add(msgs, NULL);
+	return g_strjoinv("\n", (char **)msgs->pdata);
 }
 
 static const char *status_code(const cJSON *root)
@@ -569,6 +575,24 @@ static sg_status call(sg_mirror *m, const char *action, const char *body, rem_st
 	return sg_fail(err, st, "%s %s: %s", m->display, action, why);
 }
 
+/*
+ * The record of a refused file (SPEC 8): one error a message of the server's answer that the
+ * last call left in m->answer, code mirror_error, no line or column; when the server said
+ * nothing (an HTTP status alone), one error with why.
+ */
+static void refusal_errors(sg_mirror *m, sg_file_result *fr, const char *why)
+{
+	cJSON *j = cJSON_ParseWithLength(m->answer->str, m->answer->len);
+	g_autoptr(GPtrArray) msgs = answer_messages(j);
+
+	cJSON_Delete(j);
+	for (guint i = 0; i < msgs->len; i++)
+		sg_file_error(fr, 0, NULL, "mirror_error", NULL, "%s",
+			      (const char *)msgs->pdata[i]);
+	if (msgs->len == 0)
+		sg_file_error(fr, 0, NULL, "mirror_error", NULL, "%s", why);
+}
+
 /* Wipes a request body that held the key before freeing it. */
 static void free_secret(char *s)
 {
@@ -756,6 +780,7 @@ fail:
 				       "mirror: %s",
 				       action, codes->len ? " (" : "", codes->str,
 				       codes->len ? ")" : "", e, progress);
+			refusal_errors(m, fr, e);
 			log_warnx("mirror: %s refused: %s; already accepted: %s", action, e, progress);
 			return SG_EDATA;
 		}
@@ -814,6 +839,7 @@ sg_status sg_mirror_remains(sg_mirror *m, const char *key, const char *dealer, c
 	} else if (ret == SG_EDATA) {
 		sg_file_reject(fr, "mirror_error", "the mirror refused the remains of %s: %s", code,
 			       e);
+		refusal_errors(m, fr, e);
 		log_warnx("mirror: remains.add for %s refused: %s", code, e);
 	} else {
 		sg_fail(err, ret, "%s", e);

@@ -316,16 +316,26 @@ static sg_status not_due(const sg_ledger *l, const char *reason, char **out, con
 	return SG_OK;
 }
 
+/* Whether m is the very message l recorded (not another copy of its bytes): the same IMAP
+ * (mailbox, UIDVALIDITY, UID), or the same Maildir name (unique in its Maildir). */
+static bool same_message(const sg_source_msg *m, const sg_ledger *l)
+{
+	if (m->mailbox || l->mailbox)
+		return m->mailbox && l->mailbox && strcmp(m->mailbox, l->mailbox) == 0 &&
+		       m->uidvalidity == l->uidvalidity && m->uid == l->uid;
+	return g_str_has_prefix(m->id, "maildir:") && l->source && strcmp(m->id, l->source) == 0;
+}
+
 /*
  * A message whose outcome is in the ledger. Its report still pending (the transport was down, or
- * a crash came between the commit and the report): send it, and give the stored record. Else
- * nothing is done again: duplicate.
+ * a crash came between the commit and the report): send it, and give the stored record,
+ * resumed. The same message seen again (a crash before its move): its record, resumed. Another
+ * copy of its bytes: nothing is done again, duplicate.
  */
 static sg_status resume(sg_pipeline *p, const sg_source_msg *m, sg_ledger *l, char **out,
 			const char **outcome, const char **folder, char **err)
 {
-	bool same = m->mailbox && l->mailbox && strcmp(m->mailbox, l->mailbox) == 0 &&
-		    m->uidvalidity == l->uidvalidity && m->uid == l->uid;
+	bool same = same_message(m, l);
 	bool pending = l->report_state && strcmp(l->report_state, "pending") == 0;
 
 	/* A report is spaced like a message once a retry of it has failed: the first retry comes at
@@ -405,7 +415,15 @@ static sg_status resume(sg_pipeline *p, const sg_source_msg *m, sg_ledger *l, ch
 		l->updated = sg_now();
 		if (report_settled(p, l, err) != SG_OK)
 			return SG_EIO;
-		*out = g_strdup(l->result_json);
+		*out = sg_record_resumed(l->result_json);
+		*outcome = static_outcome(l->outcome);
+		*folder = folder_for(p->cfg, l->outcome, l->reason);
+		return SG_OK;
+	}
+	if (same) {
+		/* Handled and recorded, then a crash came before its move: the same message, not
+		 * a copy. Its record again, counted once, and on to where its outcome sends it. */
+		*out = sg_record_resumed(l->result_json);
 		*outcome = static_outcome(l->outcome);
 		*folder = folder_for(p->cfg, l->outcome, l->reason);
 		return SG_OK;
@@ -431,9 +449,8 @@ static sg_status resume(sg_pipeline *p, const sg_source_msg *m, sg_ledger *l, ch
 	}
 	*out = sg_result_to_json(r);
 	*outcome = r->outcome;
-	/* The same mailbox message seen again (a crash before its move) goes where its outcome
-	 * sends it; another copy of handled bytes is a duplicate for the processed folder. */
-	*folder = same ? folder_for(p->cfg, l->outcome, l->reason) : p->cfg->source.processed_folder;
+	/* Another copy of handled bytes is a duplicate for the processed folder. */
+	*folder = p->cfg->source.processed_folder;
 	return SG_OK;
 }
 
@@ -726,14 +743,16 @@ static sg_status fail_unread(handling *h, const char *reason, char **err)
 	r->reason = reason;
 	r->detail = g_strdup(h->e);
 	log_warnx("%s: %s%s%s", h->m->id, reason, h->e ? ": " : "", h->e ? h->e : "");
-	if (h->msg && strcmp(reason, "unparseable") != 0) {
+	if (h->msg) {
+		/* The record names the sender whenever the headers were read (5.7). */
 		h->method = sg_subject_method(h->msg->subject);
 		st = sg_auth_check_unkeyed(p->store, h->msg, h->method,
 					   p->cfg->security.trusted_authserv_id, &h->auth, err);
 		if (st != SG_OK)
 			return st;
 		set_sender(r, h->msg, &h->auth, h->method);
-		h->answer = !h->auth.reason && !h->auth.automatic;
+		h->answer = strcmp(reason, "unparseable") != 0 && !h->auth.reason &&
+			    !h->auth.automatic;
 	}
 	return SG_OK;
 }

@@ -191,7 +191,11 @@ static cJSON *issues_json(const GPtrArray *a, bool is_error)
 		const sg_issue *is = g_ptr_array_index(a, i);
 		cJSON *o = cJSON_CreateObject();
 
-		cJSON_AddNumberToObject(o, "line", (double)is->line);
+		/* An issue of the whole file (the mirror's refusal) has no line. */
+		if (is->line > 0)
+			cJSON_AddNumberToObject(o, "line", (double)is->line);
+		else
+			cJSON_AddNullToObject(o, "line");
 		if (is_error)
 			add_str(o, "column", is->column);
 		add_str(o, "code", is->code);
@@ -251,6 +255,24 @@ char *sg_result_to_json(const sg_result *r)
 	s = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
 	/* cJSON allocates with malloc; callers free with g_free. */
+	out = g_strdup(s ? s : "{}");
+	cJSON_free(s);
+	return out;
+}
+
+char *sg_record_resumed(const char *json)
+{
+	cJSON *o = cJSON_Parse(json ? json : "{}");
+	char *s, *out;
+
+	if (!cJSON_IsObject(o)) {
+		cJSON_Delete(o);
+		return g_strdup(json ? json : "{}");
+	}
+	cJSON_DeleteItemFromObjectCaseSensitive(o, "resumed");
+	cJSON_AddTrueToObject(o, "resumed");
+	s = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
 	out = g_strdup(s ? s : "{}");
 	cJSON_free(s);
 	return out;

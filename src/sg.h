@@ -81,6 +81,9 @@ sg_result *sg_result_new(const char *source);
 void sg_result_free(sg_result *r);
 /* The record as one line of JSON (no newline); g_free the result. */
 char *sg_result_to_json(const sg_result *r);
+/* A stored record printed again by the run that finishes its message after a crash cut its
+ * handling short (SPEC 5.6): the same record with "resumed": true; g_free. */
+char *sg_record_resumed(const char *json);
 /* Sets outcome from the files: applied (all), partial (some), failed (none). */
 void sg_result_settle(sg_result *r);
 

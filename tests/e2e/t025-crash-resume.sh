@@ -17,9 +17,11 @@ is "$(sg warehouses list --dealer D1 --format csv | wc -l)" "3" "the warehouses 
 out=$(sg process "$WH")
 is "$(jf "$out" .outcome)" "applied" "the rerun finishes the message: outcome applied"
 is "$(jf "$out" .report)" "written" "the rerun writes the pending report"
+is "$(jf "$out" .resumed)" "true" "the rerun's record says the message was resumed"
 is "$(outbox_count)" "1" "exactly one report after the rerun"
 out=$(sg process "$WH")
-is "$(jf "$out" .outcome)" "duplicate" "a third run does nothing again: duplicate"
+is "$(jf "$out" .outcome)/$(jf "$out" .resumed)" "duplicate/null" \
+	"a third run does nothing again: duplicate (a file given again is not resumed)"
 is "$(outbox_count)" "1" "and writes no other report"
 
 # A crash after the report was written and before it was recorded: at most one duplicate.
@@ -29,7 +31,7 @@ setup_dealer
 SG_CRASH=after_report sg process "$WH" >/dev/null 2>&1
 is "$(outbox_count)" "1" "crash after the report: it was written"
 out=$(sg process "$WH")
-is "$(jf "$out" .outcome)" "applied" "the rerun keeps the outcome"
+is "$(jf "$out" .outcome)/$(jf "$out" .resumed)" "applied/true" "the rerun keeps the outcome, resumed"
 n=$(outbox_count)
 check "at most one report twice ($n)" test "$n" -le 2
 

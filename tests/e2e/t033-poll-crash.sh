@@ -99,20 +99,51 @@ for point in after_apply after_report before_move; do
 	unlike "$(printf '%s\n' "$out" | jq -r .outcome | tr '\n' ' ')" "deferred" \
 		"$point: nothing deferred in the next poll"
 	# The rerun's record of the crashed message tells what happened to it: applied, and its
-	# report sent (by the crashed run or by this one); before_move: it was done, a duplicate.
+	# report sent (by the crashed run or by this one), the same message resumed (SPEC 5.6),
+	# not a duplicate; the two messages the crash never reached are not marked resumed.
 	first=$(printf '%s\n' "$out" | head -1)
-	case $point in
-	before_move) want=duplicate/none ;;
-	*) want=applied/sent ;;
-	esac
-	is "$(jf "$first" .outcome)/$(jf "$first" .report)" "$want" "$point: the rerun's record of ${MIDS[0]}: $want"
+	is "$(jf "$first" .outcome)/$(jf "$first" .report)" "applied/sent" \
+		"$point: the rerun's record of ${MIDS[0]}: applied/sent"
+	is "$(jf "$first" .resumed)/$(jf "$first" .message_id)" "true/${MIDS[0]}" \
+		"$point: the rerun's record of ${MIDS[0]} says resumed"
+	is "$(printf '%s\n' "$out" | tail -n +2 | jq -r .resumed | tr '\n' ' ')" "null null " \
+		"$point: the messages the crash did not reach are not resumed"
 	max=1; [ $point = after_report ] && max=2
 	check_end "$name" "$point" "$max"
+	# Each message counted once, under its outcome: no duplicate came.
+	is "$(sg status --format json | jq -c '.messages | [.applied, .failed, .duplicate]')" \
+		"[2,1,0]" "$point: status counts 2 applied, 1 failed, 0 duplicates"
 	if [ $point = after_report ] && [ "$(reports_for "$name" "${MIDS[0]}")" -eq 2 ]; then
 		is "$(grep -hi '^Message-ID:' $(grep -l "^In-Reply-To: <${MIDS[0]}>" "$T/cap-$name"/*.eml) |
 			sort -u | wc -l)" 1 "$point: the report sent twice keeps its Message-ID"
 	fi
 done
+
+# The same over a Maildir: a crash before the move, then a poll: the message (known by its
+# Maildir name) is resumed, not a duplicate, and moved to .Processed; a copy of its bytes under
+# another name is a duplicate.
+MD=$T/maildir
+mkdir -p "$MD/new" "$MD/cur" "$MD/tmp"
+printf '[source]\nurl = maildir:%s\n' "$MD" | write_config
+rm -f "$T/stockgate.db"*
+setup_dealer D1 $KEY dealer@shop.example 2>/dev/null || notok "maildir: dealer and user"
+cp "${MSGS[0]}" "$MD/new/1700000000.1_1.test"
+SG_CRASH=before_move sg poll >"$T/crash-md.out" 2>"$T/crash-md.err"; rc=$?
+is "$rc/$(jf "$(cat "$T/crash-md.out")" .outcome)" "137/applied" "maildir before_move: applied, then killed"
+out=$(sg poll 2>"$T/err-md"); rc=$?
+is "$rc/$(jf "$out" .outcome)/$(jf "$out" .resumed)" "0/applied/true" \
+	"maildir before_move: the next poll gives its record again, resumed"
+is "$(jf "$out" .source)" "maildir:1700000000.1_1.test" "maildir before_move: the same source"
+is "$(find "$MD/new" "$MD/cur" -type f | wc -l)" 0 "maildir before_move: moved out of new/ and cur/"
+is "$(find "$MD/.Processed" -type f -name '1700000000.1_1.test*' | wc -l)" 1 \
+	"maildir before_move: moved to .Processed"
+is "$(outbox_count)" 1 "maildir before_move: one report"
+cp "${MSGS[0]}" "$MD/new/1700000001.2_2.test"
+out=$(sg poll 2>>"$T/err-md")
+is "$(jf "$out" .outcome)/$(jf "$out" .resumed)" "duplicate/null" \
+	"maildir: the same bytes under another name are a duplicate"
+is "$(sg status --format json | jq -c '.messages | [.applied, .duplicate]')" "[1,1]" \
+	"maildir: status counts the message once and the copy as a duplicate"
 
 # A crash at every message in turn: each crashing poll finishes the previous message and dies
 # in the next one; then a normal poll.

@@ -74,6 +74,10 @@ is "$RC" 0 "status error: exit 0 (handled, not deferred)"
 is "$(jf "$OUT" '.files[0].status + " " + .files[0].reason')" "rejected mirror_error" \
 	"status error: file rejected mirror_error"
 is "$(jf "$OUT" .outcome)" failed "status error: outcome failed"
+# SPEC 8: the server's messages in the record, one error each, no line or column.
+is "$(jf "$OUT" '.files[0].errors' | jq -c .)" \
+	'[{"line":null,"column":null,"code":"mirror_error","message":"Склад `E` не может быть сохранён","value":null}]' \
+	"status error: the record's errors hold the server's message"
 is "$(local_wh)" "$before_wh" "status error: local warehouses unchanged"
 is "$(local_rem)" "$before_rem" "status error: local remains unchanged"
 ctl '{"error_code":null}'
@@ -85,6 +89,8 @@ before_rem=$(local_rem)
 mkmsg "$T/r3.eml" remains 7 $'Код склада;Артикул;Остаток\nD;1;1\n'
 run_msg "$T/r3.eml"
 is "$(jf "$OUT" .files[0].reason)" mirror_error "remains for a warehouse unknown to the server: mirror_error"
+is "$(jf "$OUT" '.files[0].errors | map([.line, .column, .code, .message])' | jq -c .)" \
+	'[[null,null,"mirror_error","Склад `D` не найден"]]' "unknown warehouse on the server: its message in errors"
 is "$(local_rem)" "$before_rem" "unknown warehouse on the server: local remains unchanged"
 # The next warehouses file puts D back: the diff is against the server's list.
 mkmsg "$T/w4.eml" warehouses 8 "$W2"
@@ -98,6 +104,8 @@ mkmsg "$T/k.eml" warehouses 9 "$W1" other@shop.example "$KEY2"
 run_msg "$T/k.eml"
 is "$RC" 0 "refused key: exit 0, not 75"
 is "$(jf "$OUT" '.outcome + " " + .files[0].reason')" "failed mirror_error" "refused key: failed mirror_error"
+is "$(jf "$OUT" '.files[0].errors | map(.code + ": " + .message) | join("|")')" \
+	"mirror_error: Не верный API ключ" "refused key: the server's message in errors"
 run_msg "$T/k.eml"
 is "$(jf "$OUT" .outcome)" duplicate "refused key: the same message is not tried again"
 is "$(sg warehouses list --dealer D2 --format json | jq length)" 0 "refused key: nothing stored for D2"
@@ -153,6 +161,8 @@ ctl '{"redirect_to":"'$API2'/restapi","reset_log":true}'
 mkmsg "$T/r4.eml" remains 10 "$R1"
 run_msg "$T/r4.eml"
 is "$(jf "$OUT" .files[0].reason)" mirror_error "redirect: file rejected mirror_error"
+like "$(jf "$OUT" '.files[0].errors | map(.code + " " + (.line|tostring) + " " + .message) | join("|")')" \
+	'^mirror_error null .*HTTP 30[0-9]' "redirect: one error saying the HTTP status (the server gave no message)"
 is "$(curl -s "$API2/_log" | jq length)" 0 "redirect: the other server got no request (no key)"
 ctl '{"redirect_to":null}'
 

@@ -172,6 +172,14 @@ static void test_verdicts(sg_store *st)
 		    strcmp(c->reason, "bad_key") == 0) {
 			IS(a.dealer, "D1", "%s: dealer set", c->name);
 			IS(a.reply_to, m.from, "%s: reply_to is the registry address", c->name);
+		} else if (strcmp(c->reason, "unauthenticated") != 0) {
+			/* A silent rejection still names the dealer when From is one registered
+			 * user's address (SPEC 5.7), and gives no address to reply to. */
+			bool user = m.from != NULL && m.from_count == 1 &&
+				    strcmp(m.from, "ivan@d1.example") == 0;
+			IS(a.dealer, user ? "D1" : NULL, "%s: dealer %s", c->name,
+			   user ? "named" : "null");
+			OK(a.reply_to == NULL, "%s: no reply address", c->name);
 		}
 		sg_auth_clear(&a);
 	}

@@ -137,7 +137,7 @@ static void test_json(void)
 	   "\"added\":0,\"updated\":0,\"deleted\":0,\"unchanged\":0,\"skipped\":0,\"errors\":["
 	   "{\"line\":5,\"column\":\"Остаток\",\"code\":\"bad_quantity\","
 	   "\"message\":\"'2,5' is not a whole number\",\"value\":\"2,5\"},"
-	   "{\"line\":0,\"column\":null,\"code\":\"wrong_column_count\",\"message\":null,"
+	   "{\"line\":null,\"column\":null,\"code\":\"wrong_column_count\",\"message\":null,"
 	   "\"value\":null}],\"warnings\":[]},"
 	   "{\"name\":\"winmail.dat\",\"status\":\"rejected\",\"reason\":\"bad_mime_type\","
 	   "\"warehouse\":null,\"encoding\":null,\"delimiter\":null,\"rows\":0,\"added\":0,"
