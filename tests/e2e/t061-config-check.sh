@@ -163,12 +163,13 @@ is "$(curl -s "http://127.0.0.1:$FPORT/_stats" | jq -r '.charged')" 0 "frame: st
 
 # login on the price and rental services: a wrong s_sn, a wrong password.
 echo wrong-ssn >"$T/price.ssn"; echo wrong-password >"$T/rental.pw"
+TOKEN_CALLS=$(curl -s "http://127.0.0.1:$RPORT/_stats" | jq -r '.token_calls')
 is "$(cc --connect)" 69 "a wrong s_sn and a wrong rental password: exit 69"
 like "$(line price "$O")" '^price: failed: login: .*no account for the program code \(s_sn\) \(posible no_account\); check \[price\] s_sn_file' "price: the refused s_sn, in plain words"
 like "$(line rental "$O")" '^rental: failed: login: .*refused the login ops and its password .*check \[rental\] login and password_file' "rental: the refused password, in plain words"
 unlike "$(cat "$T/out" "$T/err")" 'SGCANARY|wrong-' "… without quoting a secret"
 is "$(curl -s "http://127.0.0.1:$PPORT/_stats" | jq -r '.charged, .debited, .max_price_calls' | tr '\n' ' ')" "0 0 0 " "price: still no get_price, nothing charged"
-is "$(curl -s "http://127.0.0.1:$RPORT/_stats" | jq -c '[.refused, .starts, .stops, .order]')" '[0,{},{},{}]' "rental: still no contract call"
+is "$(curl -s "http://127.0.0.1:$RPORT/_stats" | jq -c "[.token_calls - $TOKEN_CALLS, .refused, .starts, .stops, .order]")" '[1,0,{},{},{}]' "rental: one generate_token (a refusal is not tried again), still no contract call"
 
 # protocol: the price service answers an HTML error page; then a blocked account is a login failure.
 echo "$SSN" >"$T/price.ssn"
