@@ -580,7 +580,19 @@ static sg_status rental_check(const sg_config *cfg, char **said, char **err)
 		return sg_fail(err, SG_EUNAVAIL, "login: %s refused the login %s and its password "
 			       "(generate_token); check [rental] login and password_file", u,
 			       cfg->rental.login);
-	/* SG_ETEMP: the call failed on its way, after the hook's own retries. */
+	/* SG_ETEMP: the call failed on its way, after the hook's own retries; the hook passes on
+	 * curl's words for it, which name the CURLcode that the plain words are found by. */
+	if (st == SG_ETEMP && e) {
+		static const CURLcode known[] = { CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_CONNECT,
+						  CURLE_OPERATION_TIMEDOUT, CURLE_PEER_FAILED_VERIFICATION,
+						  CURLE_SSL_CONNECT_ERROR, CURLE_GOT_NOTHING,
+						  CURLE_RECV_ERROR, CURLE_SEND_ERROR };
+		for (size_t i = 0; i < G_N_ELEMENTS(known); i++)
+			if (strstr(e, curl_easy_strerror(known[i]))) {
+				g_autofree char *w = sg_probe_curl_words(known[i], NULL);
+				return sg_fail(err, SG_EUNAVAIL, "%s (%s)", w, u);
+			}
+	}
 	return sg_fail(err, SG_EUNAVAIL, "%s: %s (%s)", st == SG_ETEMP ? "connection" : "protocol",
 		       e ? e : "generate_token failed", u);
 }

@@ -154,6 +154,10 @@ sed -i "s|^url = http://127.0.0.1:$VPORT/|url = http://127.0.0.1:$DEAD/|; s|^url
 is "$(cc --connect)" 69 "a refused port and an unknown host: exit 69"
 like "$(line vin "$O")" '^vin: failed: refused: ' "vin: the refused connection, in plain words"
 like "$(line mirror "$O")" '^mirror: failed: .*(resolve|DNS)' "mirror: the unknown host name, in plain words"
+sed -i "s|^url = http://127.0.0.1:$RPORT/|url = http://127.0.0.1:$DEAD/|" "$CONF"
+cc --connect >/dev/null
+like "$(line rental "$O")" "^rental: failed: refused: .*\\(http://127.0.0.1:$DEAD/backend/app/contracts.php\\)" "rental: the refused connection, in plain words"
+sed -i "s|^url = http://127.0.0.1:$DEAD/backend|url = http://127.0.0.1:$RPORT/backend|" "$CONF"
 
 # login on a vendor API: a wrong frame key.
 echo wrong-key >"$T/frame.key"
