@@ -355,11 +355,12 @@ static sg_status mirror_check(const sg_config *cfg, char **said, char **err)
 
 /* ---------------------------------------------------------------- vendor APIs */
 
-/* One free request to a kind's endpoint (POST when body is set), its section checked by the
- * kind's own open(). The URL may carry the key in its query: messages name the redacted URL
- * only. */
+/* One free request to a kind's endpoint (POST of body, of content_type, when body is set), its
+ * section checked by the kind's own open(). The URL may carry the key in its query: messages
+ * name the redacted URL only. */
 static sg_status http_ask(const sg_batch_kind *kind, const sg_config *cfg, const char *url,
-			  const char *body, long *http, GString *answer, char **err)
+			  const char *body, const char *content_type, long *http, GString *answer,
+			  char **err)
 {
 	struct curl_slist *h = NULL;
 	char ebuf[CURL_ERROR_SIZE] = "";
@@ -379,7 +380,8 @@ static sg_status http_ask(const sg_batch_kind *kind, const sg_config *cfg, const
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, answer);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, ebuf);
 	if (body) {
-		h = curl_slist_append(h, "Content-Type: application/json");
+		g_autofree char *ct = g_strdup_printf("Content-Type: %s", content_type);
+		h = curl_slist_append(h, ct);
 		curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
 		curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
 	}
@@ -413,7 +415,7 @@ static sg_status vin_check(const sg_config *cfg, char **said, char **err)
 	tok = sg_batch_json_str(cfg->vin.token ? cfg->vin.token : "");
 	req = g_strdup_printf("{\"token\":%s,\"check_type\":\"get_balance\"}", tok);
 	explicit_bzero(tok, strlen(tok));
-	st = http_ask(&sg_batch_vin, cfg, cfg->vin.url, req, &http, answer, err);
+	st = http_ask(&sg_batch_vin, cfg, cfg->vin.url, req, "application/json", &http, answer, err);
 	explicit_bzero(req, strlen(req));
 	if (st != SG_OK)
 		return st;
@@ -459,7 +461,7 @@ static sg_status frame_check(const sg_config *cfg, char **said, char **err)
 	url = g_strdup_printf("%s%skey=%s&mode=checkqueue&id=0", cfg->frame.url,
 			      strchr(cfg->frame.url, '?') ? "&" : "?", k);
 	explicit_bzero(k, strlen(k));
-	st = http_ask(&sg_batch_frame, cfg, url, NULL, &http, answer, err);
+	st = http_ask(&sg_batch_frame, cfg, url, NULL, NULL, &http, answer, err);
 	explicit_bzero(url, strlen(url));
 	if (st != SG_OK)
 		return st;
@@ -486,11 +488,122 @@ static sg_status frame_check(const sg_config *cfg, char **said, char **err)
 	return SG_OK;
 }
 
+static const char *price_off(const sg_config *cfg)
+{
+	return cfg->price.url ? NULL : "[price] url is not set";
+}
+
+/* get_price_info of a harmless item (oem 0): free, and the billing block it answers with says
+ * whether the program code (s_sn) has an account. The form is the kind's own next() for a row
+ * not yet asked, so the probe sends what a job sends; get_price, which charges, never. */
+static sg_status price_check(const sg_config *cfg, char **said, char **err)
+{
+	const sg_batch_kind *k = &sg_batch_price;
+	g_autoptr(GString) answer = g_string_new(NULL);
+	g_autofree char *u = NULL, *e = NULL;
+	g_autofree char **vals = g_new0(char *, k->ncolumns + 1);
+	sg_batch_conn conn = { 0 };
+	sg_batch_call call = { 0 };
+	sg_batch_row row = { .vals = vals };
+	sg_price_answer a;
+	long http = 0;
+	sg_status st = k->open(cfg, &conn, err);
+	bool made;
+
+	if (st != SG_OK)
+		return st;
+	for (size_t i = 0; i < k->ncolumns; i++)
+		vals[i] = (char *)(strcmp(k->columns[i].name, "oem") == 0 ? "0" : "");
+	made = k->next(conn.state, &row, &call);
+	k->close(conn.state);
+	if (!made || !call.body)
+		return sg_fail(err, SG_EINTERNAL, "the price kind made no get_price_info call");
+	st = http_ask(k, cfg, call.url, call.body, call.content_type, &http, answer, err);
+	explicit_bzero(call.body, strlen(call.body)); /* holds s_sn */
+	g_free(call.body);
+	g_free(call.url);
+	g_free(call.header);
+	if (st != SG_OK)
+		return st;
+	u = sg_batch_redact_url(cfg->price.url);
+	if (http != 200)
+		return sg_fail(err, SG_EUNAVAIL, "HTTP %ld: %s does not answer get_price_info (check "
+			       "[price] url)", http, u);
+	if (sg_price_answer_parse(answer->str, answer->len, &a, &e) != SG_OK)
+		return sg_fail(err, SG_EUNAVAIL, "protocol: %s answers get_price_info, but not as "
+			       "the price service (%s)", u, e);
+	if (g_strcmp0(a.posible, "no_account") == 0 || g_strcmp0(a.posible, "accaunt_blocked") == 0)
+		st = sg_fail(err, SG_EUNAVAIL, "login: %s %s (posible %s); check [price] s_sn_file",
+			     u, strcmp(a.posible, "no_account") == 0
+					? "knows no account for the program code (s_sn)"
+					: "says the account of the program code (s_sn) is blocked",
+			     a.posible);
+	else if (a.posible == NULL || a.result == NULL ||
+		 g_ascii_strcasecmp(a.result, "SUCCESS") != 0)
+		st = sg_fail(err, SG_EUNAVAIL, "protocol: %s answers get_price_info with %s (%s%s%s)",
+			     u, a.result ? a.result : "no result", a.code ? a.code : "no code",
+			     a.text ? ": " : "", a.text ? a.text : "");
+	else
+		*said = g_strdup_printf("%s: the program code is accepted; posible %s, get_price "
+					"costs %s (get_price_info, free)", u, a.posible,
+					a.cost ? a.cost : "?");
+	sg_price_answer_clear(&a);
+	return st;
+}
+
+static const char *rental_off(const sg_config *cfg)
+{
+	return cfg->rental.url ? NULL : "[rental] url is not set";
+}
+
+/* The kind's own login (generate_token): it changes nothing. No start, update or stop is sent;
+ * the token stays in the kind's state, wiped by its close(). */
+static sg_status rental_check(const sg_config *cfg, char **said, char **err)
+{
+	const sg_batch_kind *k = &sg_batch_rental;
+	g_autofree char *u = NULL, *e = NULL;
+	sg_batch_conn conn = { 0 };
+	sg_status st = k->open(cfg, &conn, err);
+
+	if (st != SG_OK)
+		return st;
+	st = k->login(conn.state, &conn, NULL, HTTP_TIMEOUT, HTTP_CONNECT_TIMEOUT, &e);
+	k->close(conn.state);
+	u = sg_batch_redact_url(cfg->rental.url);
+	if (st == SG_OK) {
+		*said = g_strdup_printf("%s: the login %s is accepted (generate_token; the token is "
+					"not shown)", u, cfg->rental.login);
+		return SG_OK;
+	}
+	/* The hook says a refusal (code 4, or HTTP 401/403) in these words; it holds no secret. */
+	if (e && strstr(e, "refused the login"))
+		return sg_fail(err, SG_EUNAVAIL, "login: %s refused the login %s and its password "
+			       "(generate_token); check [rental] login and password_file", u,
+			       cfg->rental.login);
+	/* SG_ETEMP: the call failed on its way, after the hook's own retries; the hook passes on
+	 * curl's words for it, which name the CURLcode that the plain words are found by. */
+	if (st == SG_ETEMP && e) {
+		static const CURLcode known[] = { CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_CONNECT,
+						  CURLE_OPERATION_TIMEDOUT, CURLE_PEER_FAILED_VERIFICATION,
+						  CURLE_SSL_CONNECT_ERROR, CURLE_GOT_NOTHING,
+						  CURLE_RECV_ERROR, CURLE_SEND_ERROR };
+		for (size_t i = 0; i < G_N_ELEMENTS(known); i++)
+			if (strstr(e, curl_easy_strerror(known[i]))) {
+				g_autofree char *w = sg_probe_curl_words(known[i], NULL);
+				return sg_fail(err, SG_EUNAVAIL, "%s (%s)", w, u);
+			}
+	}
+	return sg_fail(err, SG_EUNAVAIL, "%s: %s (%s)", st == SG_ETEMP ? "connection" : "protocol",
+		       e ? e : "generate_token failed", u);
+}
+
 const sg_peer sg_peers[] = {
 	{ "source", imap_off, imap_check },
 	{ "report", smtp_off, smtp_check },
 	{ "mirror", mirror_off, mirror_check },
 	{ "vin", vin_off, vin_check },
 	{ "frame", frame_off, frame_check },
+	{ "price", price_off, price_check },
+	{ "rental", rental_off, rental_check },
 	{ NULL, NULL, NULL },
 };

@@ -8,7 +8,7 @@
  * Kinds and the receiver add their row to sg_peers[] when they land.
  */
 typedef struct {
-	const char *name; /* the config section: "source", "report", "mirror", "vin", "frame" */
+	const char *name; /* the config section: "source", "report", "mirror", "vin", … */
 	/* NULL when the config uses the peer, else why it is not checked (static text). */
 	const char *(*off)(const sg_config *cfg);
 	/* SG_OK with *said (g_free) saying what works; else SG_EUNAVAIL (or SG_ECONFIG for a
