@@ -1002,13 +1002,21 @@ static bool identity_field(const char *line, size_t len)
 static sg_message *message_new(char *tmpdir);
 static bool decode_manifest(const GByteArray *b, sg_message *m, const char **end);
 
+/* The template of a message's private directory: in tmp_parent, else in the process's scratch
+ * directory (emptied by the next run if this one is killed); g_free. NULL with *err. */
+static char *tmpdir_template(const char *tmp_parent, char **err)
+{
+	const char *parent = tmp_parent ? tmp_parent : sg_scratch_dir(err);
+
+	return parent ? g_build_filename(parent, "sg-msg-XXXXXX", NULL) : NULL;
+}
+
 /* For a header block over the limits: the identity fields that are within the limit, written
  * to a file of their own and parsed (headers only) by the child. NULL when none can be read. */
 static sg_message *header_facts(const char *path, gint64 skip, const sg_message_limits *lim,
 				const char *tmp_parent)
 {
-	g_autofree char *tmpl = g_build_filename(tmp_parent ? tmp_parent : g_get_tmp_dir(),
-						 "sg-msg-XXXXXX", NULL);
+	g_autofree char *tmpl = tmpdir_template(tmp_parent, NULL);
 	g_autofree char *hpath = NULL, *line = NULL;
 	g_autoptr(GString) field = g_string_new(NULL);
 	g_autoptr(GByteArray) manifest = g_byte_array_new();
@@ -1020,7 +1028,7 @@ static sg_message *header_facts(const char *path, gint64 skip, const sg_message_
 	FILE *in, *out;
 	job j;
 
-	if (g_mkdtemp_full(tmpl, 0700) == NULL)
+	if (tmpl == NULL || g_mkdtemp_full(tmpl, 0700) == NULL)
 		return NULL;
 	m = message_new(g_strdup(tmpl));
 	hpath = g_build_filename(m->tmpdir, "headers", NULL);
@@ -1211,7 +1219,9 @@ static sg_status parse(const char *path, const sg_message_limits *lim_in, const 
 			       lim->max_header_size);
 	}
 
-	tmpl = g_build_filename(tmp_parent ? tmp_parent : g_get_tmp_dir(), "sg-msg-XXXXXX", NULL);
+	tmpl = tmpdir_template(tmp_parent, err);
+	if (tmpl == NULL)
+		return SG_EIO;
 	if (g_mkdtemp_full(tmpl, 0700) == NULL)
 		return sg_fail(err, SG_EIO, "%s: %s", tmpl, g_strerror(errno));
 	m = message_new(g_strdup(tmpl));

@@ -449,11 +449,10 @@ static sg_status imap_fetch(sg_source *src, sg_source_msg *m, bool headers_only,
 	gint64 cap = s->cfg->limits.max_message_size;
 	if (cap <= 0)
 		cap = G_MAXINT32;
-	g_autoptr(GError) gerr = NULL;
 	char *path = NULL;
-	int fd = g_file_open_tmp("stockgate-imap-XXXXXX.eml", &path, &gerr);
+	int fd = sg_scratch_file("imap", &path, err);
 	if (fd < 0)
-		return sg_fail(err, SG_EIO, "temporary file: %s", gerr->message);
+		return SG_EIO;
 	fetch_ctx fc = {.uid = m->uid, .fd = fd};
 	g_autofree char *cmd = g_strdup_printf("UID FETCH %" G_GINT64_FORMAT " BODY.PEEK[%s]",
 					       m->uid, headers_only ? "HEADER" : "");
@@ -562,7 +561,6 @@ static sg_status imap_fetch_set(sg_source *src, sg_source_msg **ms, guint n, gin
 
 		for (guint i = 0; i < n && !st; i++) {
 			bool big = max_size > 0 && ms[i]->size > max_size;
-			g_autoptr(GError) gerr = NULL;
 			fetch_slot *slot;
 
 			if (big != (bool)headers_only)
@@ -570,10 +568,10 @@ static sg_status imap_fetch_set(sg_source *src, sg_source_msg **ms, guint n, gin
 			slot = g_new0(fetch_slot, 1);
 			slot->m = ms[i];
 			slot->fc.uid = ms[i]->uid;
-			slot->fc.fd = g_file_open_tmp("stockgate-imap-XXXXXX.eml", &slot->path, &gerr);
+			slot->fc.fd = sg_scratch_file("imap", &slot->path, err);
 			g_ptr_array_add(slots, slot);
 			if (slot->fc.fd < 0) {
-				st = sg_fail(err, SG_EIO, "temporary file: %s", gerr->message);
+				st = SG_EIO;
 				break;
 			}
 			g_ptr_array_add(set, ms[i]);

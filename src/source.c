@@ -83,10 +83,9 @@ void sg_source_msg_free(sg_source_msg *m)
 /* Copies standard input into a private temporary file. */
 static sg_status spool_stdin(char **path, gint64 *size, char **err)
 {
-	g_autoptr(GError) gerr = NULL;
-	int fd = g_file_open_tmp("stockgate-stdin-XXXXXX.eml", path, &gerr);
+	int fd = sg_scratch_file("stdin", path, err);
 	if (fd < 0)
-		return sg_fail(err, SG_EIO, "temporary file for standard input: %s", gerr->message);
+		return SG_EIO;
 	char buf[65536];
 	gint64 total = 0;
 	sg_status st = SG_OK;

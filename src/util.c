@@ -4,6 +4,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -322,4 +324,93 @@ char *sg_oauth2_token(const char *section, const char *command, char **err)
 		return NULL;
 	}
 	return g_steal_pointer(&out);
+}
+
+/* nftw callback: removes what it is given (children first, FTW_DEPTH). */
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if (flag == FTW_DP || flag == FTW_D)
+		rmdir(path);
+	else
+		unlink(path);
+	return 0;
+}
+
+/* Removes the scratch directories in base whose process is gone. A pid that was taken again
+ * keeps its old directory until that process ends too: never one of a live process. */
+static void sweep_scratch(const char *base)
+{
+	g_autoptr(GDir) d = g_dir_open(base, 0, NULL);
+	const char *name;
+
+	while (d && (name = g_dir_read_name(d))) {
+		char *end;
+		long pid = strtol(name, &end, 10);
+		if (*end || pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 ||
+		    errno != ESRCH)
+			continue;
+		g_autofree char *dir = g_build_filename(base, name, NULL);
+		nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+	}
+}
+
+static char *scratch;
+static pid_t scratch_owner;
+
+/* At exit: the process's own scratch directory goes when its files have (a forked child that
+ * calls exit() leaves its parent's alone). */
+static void scratch_remove(void)
+{
+	if (scratch && scratch_owner == getpid())
+		rmdir(scratch);
+}
+
+const char *sg_scratch_dir(char **err)
+{
+	struct stat st;
+
+	if (scratch && scratch_owner == getpid())
+		return scratch;
+	g_autofree char *base = g_strdup_printf("%s/stockgate-%u", g_get_tmp_dir(),
+						(unsigned)getuid());
+	if (mkdir(base, 0700) != 0 && errno != EEXIST) {
+		sg_fail(err, SG_EIO, "%s: %s", base, g_strerror(errno));
+		return NULL;
+	}
+	if (lstat(base, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid() ||
+	    (st.st_mode & 077)) {
+		sg_fail(err, SG_EIO, "%s: not a private directory of this user (remove it)", base);
+		return NULL;
+	}
+	sweep_scratch(base);
+	char *mine = g_strdup_printf("%s/%ld", base, (long)getpid());
+	if (mkdir(mine, 0700) != 0 && errno != EEXIST) {
+		sg_fail(err, SG_EIO, "%s: %s", mine, g_strerror(errno));
+		g_free(mine);
+		return NULL;
+	}
+	if (!scratch)
+		atexit(scratch_remove);
+	g_free(scratch);
+	scratch = mine;
+	scratch_owner = getpid();
+	return scratch;
+}
+
+int sg_scratch_file(const char *prefix, char **path, char **err)
+{
+	const char *dir = sg_scratch_dir(err);
+	int fd;
+
+	if (!dir)
+		return -1;
+	*path = g_strdup_printf("%s/%s-XXXXXX.eml", dir, prefix);
+	fd = g_mkstemp_full(*path, O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		sg_fail(err, SG_EIO, "%s: %s", *path, g_strerror(errno));
+		g_clear_pointer(path, g_free);
+	}
+	return fd;
 }

@@ -27,6 +27,19 @@ bool sg_write_all(int fd, const void *buf, size_t len);
 /* Writes data to path atomically (temp file in the same directory, fsync, rename). */
 bool sg_write_atomic(const char *path, const void *data, size_t len, int mode, char **err);
 
+/*
+ * The process's scratch directory, for files that live one run (a fetched message, standard
+ * input, a parser's attachments): "$TMPDIR/stockgate-UID/PID", mode 700, made on first use.
+ * Making it removes the directories of processes that are gone, so what a killed run left (a
+ * dealer's stock, among others) is gone with the next run instead of staying in /tmp. The
+ * parent must be a real directory owned by the user (not a link another user planted). Borrowed
+ * for the process's life; NULL with *err (SG_EIO) when it cannot be made.
+ */
+const char *sg_scratch_dir(char **err);
+/* Opens a new file "PREFIX-XXXXXX.eml" in the scratch directory (mode 600): the fd, *path
+ * (g_free); -1 with *err. */
+int sg_scratch_file(const char *prefix, char **path, char **err);
+
 /* Runs an oauth2_token_command of a config section ("[source]") and returns the access token it
  * prints (g_free), or NULL with *err (SG_ETEMP). The token is never logged. */
 char *sg_oauth2_token(const char *section, const char *command, char **err);

@@ -493,5 +493,8 @@ int main(void)
 	g_clear_pointer(&err, g_free);
 	NUM(sg_store_open(path, &st, &err), SG_ECONFIG, "newer schema refused");
 	OK(err && strstr(err, "newer"), "says why: %s", err ? err : "");
+	g_autofree char *rm = g_strdup_printf("rm -rf '%s'", dir);
+	if (system(rm) != 0)
+		printf("# could not remove %s\n", dir);
 	return tap_done();
 }
