@@ -68,4 +68,7 @@ check "dpkg --purge" quiet "$T/purge.log" dpkg --purge stockgate
 check "purge removes the binary" test ! -e /usr/bin/stockgate
 check "purge removes the state and the spool" test ! -e /var/lib/stockgate -a ! -e /var/spool/stockgate
 check "purge removes the configuration" test ! -e /etc/stockgate/stockgate.conf
-done_testing
+done_testing; rc=$?
+# The closing line CI reads, as tests/run.sh ends make check.
+echo "package: $((_n - _failed)) passed, $_failed failed"
+exit $rc
