@@ -197,19 +197,25 @@ static bool is_int(const char *s)
 	return n > 0 && n <= 15 && s[n] == 0;
 }
 
-/* A decimal degree within ±limit, "55,75" or "55.75"; normalised to a dot in place. */
-static bool is_degree(char *s, double limit)
+/* A decimal degree within ±limit, "55,75", "+55.75" or "55."; replaced by the number as JSON
+ * writes it (it goes into the request as is). */
+static bool is_degree(char **s, double limit)
 {
-	char *end;
+	char buf[G_ASCII_DTOSTR_BUF_SIZE], *end;
 	double v;
 
-	for (char *p = s; *p; p++)
+	for (char *p = *s; *p; p++)
 		if (*p == ',')
 			*p = '.';
-	if (!(g_ascii_isdigit(*s) || ((*s == '-' || *s == '+') && g_ascii_isdigit(s[1]))))
+	if (strlen(*s) > 20 || strspn(*s, "+-0123456789.") != strlen(*s) ||
+	    !(g_ascii_isdigit(**s) || ((**s == '-' || **s == '+') && g_ascii_isdigit((*s)[1]))))
 		return false;
-	v = g_ascii_strtod(s, &end);
-	return *end == 0 && v >= -limit && v <= limit && strlen(s) <= 20;
+	v = g_ascii_strtod(*s, &end);
+	if (*end || !(v >= -limit && v <= limit))
+		return false;
+	g_free(*s);
+	*s = g_strdup(g_ascii_dtostr(buf, sizeof buf, v));
+	return true;
 }
 
 /* Seconds since the epoch of "2025-03-01 10:00[:SS]", "2025-03-01T10:00:00+03:00", "…Z",
@@ -275,10 +281,10 @@ static char *check_location(char **vals, int lat, int lon, int addr, bool requir
 							  : rental_columns[lon].name,
 					       *vals[lat] ? rental_columns[lon].name
 							  : rental_columns[lat].name);
-		if (!is_degree(vals[lat], 90))
+		if (!is_degree(&vals[lat], 90))
 			return g_strdup_printf("%s: '%s' is not a latitude (-90 … 90)",
 					       rental_columns[lat].name, vals[lat]);
-		if (!is_degree(vals[lon], 180))
+		if (!is_degree(&vals[lon], 180))
 			return g_strdup_printf("%s: '%s' is not a longitude (-180 … 180)",
 					       rental_columns[lon].name, vals[lon]);
 	} else if (!*vals[addr] && required) {
@@ -577,7 +583,6 @@ static bool rental_next(void *state, sg_batch_row *row, sg_batch_call *call)
 	call->body = rental_body(row->vals);
 	call->content_type = "application/json";
 	call->charged = true; /* a contract's start, update and stop act on the world */
-	call->once = true;
 	call->what = cmd_name(row->vals[C_CMD]);
 	call->header = g_strdup_printf("Authorization: Bearer %s", s->token ? s->token : "");
 	row->phase = s->gen;
@@ -593,7 +598,8 @@ static sg_step rental_answer(void *state, sg_batch_row *row, long http, const ch
 
 	if (sg_batch_rental_parse(body, len, &code, &odo, &msg, &e) != SG_OK) {
 		row->error = g_strdup_printf("HTTP %ld: %s", http, e);
-		return SG_STEP_DONE;
+		/* A 2xx the service sent after taking the command: it may have acted. */
+		return http >= 200 && http < 300 ? SG_STEP_UNKNOWN : SG_STEP_DONE;
 	}
 	text = describe(s, code, msg);
 	if (code == 4) {

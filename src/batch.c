@@ -458,6 +458,10 @@ static void validate_rows(job *j)
 			j->sum->warnings++;
 			log_debug("%s:%ld: %s", j->input_name, r->pub.line, warning);
 		}
+		if (k->sequence)
+			/* A row of a sequence is a command in its place (a second identical update
+			 * after another one changes the contract again): never merged. */
+			continue;
 		g_autofree char *key = g_strjoinv("\x1f", r->pub.vals);
 		gpointer leader;
 		if (g_hash_table_lookup_extended(seen, key, NULL, &leader)) {
@@ -1082,7 +1086,7 @@ static void on_done(job *j, brow *r, CURLcode rc)
 		row_gone(j, r);
 		return;
 	}
-	if (http >= 500 && r->call.once && r->charged_now) {
+	if (http >= 500 && r->charged_now) {
 		/* The service took the request and failed somewhere: it may have acted. */
 		log_warnx("%s:%ld: %s: HTTP %ld: outcome unknown (not retried; see --retry-unknown)",
 			  j->input_name, r->pub.line, r->call.what, http);

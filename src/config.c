@@ -800,6 +800,15 @@ sg_status sg_config_load(const char *path, sg_config **out, char **err)
 										 : "callback_secret_file",
 			  "the secret has %zu characters; give at least 32 (e.g. openssl rand -hex 24)",
 			  strlen(c->vin.callback_secret));
+	if (c && c->rental.time_zone) {
+		GTimeZone *tz = g_time_zone_new_identifier(c->rental.time_zone);
+		if (tz)
+			g_time_zone_unref(tz);
+		else
+			add_error(&L, "rental", "time_zone",
+				  "'%s' is not a time zone (Europe/Moscow, +03:00, UTC)",
+				  c->rental.time_zone);
+	}
 	if (c && c->serve.public_url &&
 	    !(url_has(c->serve.public_url, "https://") || url_has(c->serve.public_url, "http://")))
 		add_error(&L, "serve", "public_url",

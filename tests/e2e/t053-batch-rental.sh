@@ -168,6 +168,15 @@ is "$rc" 0 "code 22 alone exits 0"
 like "$(sed -n 2p "$T/c2.out")" ',ok,,22,"существующий договор был закрыт, создан новый' \
 	"the car's other contract closed: code 22 is ok, its warning in message"
 
+# A command repeated later in a contract is a command again, not a copy of the first: the
+# service sees all four, in order, and keeps the last limit; a location is sent as a number.
+printf 'cmd,mva,ra,plate_number,driver_name,driver_phone,ts_expected,te_expected,start_lat,start_lon,mileage_limit\nstart,502,9007,X7,Анна,+7 7,1740812400,1740848400,+55.5,037.25,\nupdate,,9007,,,,,,,,2000\nupdate,,9007,,,,,,,,3000\nupdate,,9007,,,,,,,,2000\n' >"$T/c3.csv"
+sg batch rental "$T/c3.csv" -o "$T/c3.out" 2>/dev/null; rc=$?
+is "$rc" 0 "a repeated update: exit 0"
+is "$(grep -c ',ok,,0,' "$T/c3.out")" 4 "every row is ok on its own answer"
+is "$(stats | jq -r '.order["9007"] | join(",")')" "start,update,update,update" "the service took all four commands in order"
+is "$(stats | jq -c '.last["9007"].start.start_location')" '{"lat":55.5,"lon":37.25}' "'+55.5' and '037.25' go as the numbers 55.5 and 37.25"
+
 # 4. SIGKILL at the journal's named points and at a random moment, then re-runs until done:
 # no contract started or stopped twice, every ra in file order.
 control '{"latency": 0.03}'

@@ -286,6 +286,41 @@ static void test_rental(void)
 		IS(ra, "67890", "rental: a number loses its leading zeros (one ra, valid JSON)");
 		IS(addr, "0101", "rental: an address keeps them");
 	}
+	{
+		/* A degree goes into the request as written here: the number, as JSON spells it. */
+		static const struct {
+			const char *in, *out; /* NULL out: invalid */
+		} d[] = {
+			{ "55,75", "55.75" }, { "+55.5", "55.5" }, { "55.", "55" }, { "055.5", "55.5" },
+			{ "-0.5", "-0.5" },   { "0x10", NULL },    { "1e2", NULL }, { "55.5.5", NULL },
+		};
+		for (size_t i = 0; i < G_N_ELEMENTS(d); i++) {
+			g_autofree char *row = g_strdup_printf("cmd=stop|ra=1|end_lat=%s|end_lon=37",
+							       d[i].in);
+			g_autofree char *lat = NULL;
+			g_autofree char *why = rental_row(row, "end_lat", &lat);
+			if (d[i].out)
+				IS(lat, d[i].out, "rental: end_lat '%s' is sent as %s", d[i].in,
+				   d[i].out);
+			else
+				OK(why && strstr(why, "is not a latitude"), "rental: end_lat '%s' is "
+				   "invalid (%s)", d[i].in, why ? why : "valid");
+		}
+	}
+	{
+		/* A 2xx the service sent after a command went out, unreadable: it may have acted. */
+		sg_batch_row row = { .line = 2, .state = g_strdup("sent") };
+		OK(sg_batch_rental.answer(conn.state, &row, 200, "<html>ok</html>", 15) ==
+			   SG_STEP_UNKNOWN,
+		   "rental: an unreadable 200 after sending is unknown");
+		g_clear_pointer(&row.error, g_free);
+		OK(sg_batch_rental.answer(conn.state, &row, 400, "<html>no</html>", 15) ==
+			   SG_STEP_DONE,
+		   "rental: an unreadable 400 fails the row");
+		g_free(row.error);
+		g_free(row.state);
+		g_free(row.answer);
+	}
 	sg_batch_rental.close(conn.state);
 
 	static const struct {

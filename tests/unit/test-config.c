@@ -47,6 +47,8 @@ static const struct bad bad_cases[] = {
 	{ "bad number", "[mirror]\ntimeout = -5\n", 0600, { ":2: [mirror] timeout:" } },
 	{ "bad boolean", "[source]\ntls_verify = maybe\n", 0600, { ":2: [source] tls_verify:" } },
 	{ "negative price budget", "[price]\nmax_cost = -1\n", 0600, { ":2: [price] max_cost:" } },
+	{ "unknown time zone", "[rental]\n# a desk's zone\ntime_zone = Mars/Olympus\n", 0600,
+	  { ":3: [rental] time_zone: 'Mars/Olympus' is not a time zone" } },
 	{ "verification off", "[mirror]\nurl = https://x.example/restapi\ntls_verify = false\n", 0600,
 	  { ":3: [mirror] tls_verify:", "always verified", "ca_file" } },
 	{ "bad language", "[report]\nlanguage = de\n", 0600,
