@@ -55,13 +55,13 @@ typedef struct {
 	char *url;                /* full URL; it may carry a secret in its query (never logged) */
 	char *body;               /* POST body, or NULL for GET */
 	const char *content_type; /* static, for a body */
-	bool charged;             /* costs money: journalled "sent" (committed) before it is made,
-	                           * and never made again when its outcome is unknown */
+	bool charged;             /* costs money or acts on the world: journalled "sent"
+	                           * (committed) before it is made, never made again when its
+	                           * outcome is unknown, and a 5xx answer leaves it unknown (the
+	                           * service took the request and may have acted on it) */
 	const char *what;         /* static step name for logs: "submit", "setqueue", … */
 	char *header;             /* one more request header ("Authorization: Bearer …"), or
 	                           * NULL; it carries a secret and is never logged; engine frees */
-	bool once;                /* acts on the world (a contract starts): once the request may
-	                           * have reached the service, a 5xx is unknown too, not retried */
 	double cost;              /* a charged call's price: reserved against opts->max_cost in
 	                           * the journal with its "sent"; a call that would take the job's
 	                           * reserved total over the cap is not made (row failed,

@@ -121,20 +121,25 @@ gaps=$(stats | jq -r '[.log | . as $l | range(1; length) | select($l[. - 1][1] =
 is "$gaps" 0 "no call within 1 s of a 429"
 date429=$(LC_ALL=C date -u -d '+2 seconds' '+%a, %d %b %Y %H:%M:%S GMT')
 make_list 5 3 "$T/r2.csv" >/dev/null
-control "{\"fault\": \"503\", \"count\": 1, \"retry_after\": \"$date429\"}"
+control "{\"fault\": \"429\", \"count\": 1, \"retry_after\": \"$date429\"}"
 t0=$(date +%s.%N)
 sg batch vin "$T/r2.csv" --concurrency 1 >"$T/r2.out" 2>/dev/null
 t1=$(date +%s.%N)
 check "Retry-After as an HTTP-date is obeyed" awk -v a="$t0" -v b="$t1" 'BEGIN { exit !(b - a >= 0.9) }'
 control '{"retry_after": null}'
 
-# 6. 500s are retried; the row is charged once.
+# 6. A paid call answered 500 may have been queued: unknown, never sent again by itself.
 make_list 6 5 "$T/f.csv" >/dev/null
-c0=$(charged)
+c0=$(charged) r0=$(stats | jq -r .requests)
 control '{"fault": "500", "count": 2}'
-sg batch vin "$T/f.csv" --concurrency 1 >"$T/f.out" 2>/dev/null
-is "$(grep -c ',ok,' "$T/f.out")" 5 "rows answered 500 twice end ok"
-is "$(( $(charged) - c0 ))" 5 "and each is charged once"
+sg batch vin "$T/f.csv" --concurrency 1 >"$T/f.out" 2>/dev/null; rc=$?
+is "$rc" 75 "500s on the paid call: exit 75"
+is "$(grep -c ',unknown,' "$T/f.out")" 2 "the two rows answered 500 are unknown"
+is "$(grep -c ',ok,' "$T/f.out")" 3 "the others are ok"
+is "$(( $(stats | jq -r .requests) - r0 ))" 5 "a 500 is not retried: one call a row"
+sg batch vin "$T/f.csv" --retry-unknown >"$T/f2.out" 2>/dev/null
+is "$(grep -c ',ok,' "$T/f2.out")" 5 "--retry-unknown settles them"
+is "$(( $(charged) - c0 ))" 5 "and each row is charged once"
 
 # 7. 401 stops the whole job at once.
 make_list 7 60 "$T/u.csv" >/dev/null
