@@ -894,8 +894,11 @@ static sg_status record(handling *h, char **err)
 	if (st == SG_OK && h->report_pending)
 		st = sg_report_spool_put(p->store, h->sha, h->report, h->report_len, err);
 	if (st == SG_OK) {
-		h->in_tx = false;
 		st = sg_store_commit(p->store, err);
+		/* A failed COMMIT (disk full) leaves the transaction open: the clean-up rolls it
+		 * back, or every later message of a daemon would fail to begin its own. */
+		if (st == SG_OK)
+			h->in_tx = false;
 	}
 	return st;
 }

@@ -371,7 +371,8 @@ const char *sg_scratch_dir(char **err)
 {
 	struct stat st;
 
-	if (scratch && scratch_owner == getpid())
+	/* A tmp cleaner may have removed it under a long-running daemon: made again then. */
+	if (scratch && scratch_owner == getpid() && stat(scratch, &st) == 0)
 		return scratch;
 	g_autofree char *base = g_strdup_printf("%s/stockgate-%u", g_get_tmp_dir(),
 						(unsigned)getuid());

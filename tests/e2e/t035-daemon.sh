@@ -68,12 +68,18 @@ is "$rc" 75 "a second poll while the daemon runs exits 75"
 is "$out" "" "the second poll handles nothing"
 like "$(cat "$T/second.err")" "lock" "the second poll names the lock"
 
+# A tmp cleaner removes the daemon's scratch directory between two messages: made again.
+SCRATCH=${TMPDIR:-/tmp}/stockgate-$(id -u)/$DPID
+check "the daemon has its scratch directory" test -d "$SCRATCH"
+rm -rf "$SCRATCH"
+
 # SIGHUP: the configuration is re-read.
 maildir_config en
 kill -HUP "$DPID"
 check "SIGHUP: the configuration is re-read" wait_for 5 in_log "configuration re-read"
 drop m2 remains --rows D4R7WE:A2:2
-check "after SIGHUP the next message is handled" wait_for 5 has_records 2
+check "after SIGHUP (and its scratch directory removed) the next message is handled" \
+	wait_for 5 has_records 2
 is "$(report_lang m2@shop.example)" en "after SIGHUP the report is in English"
 
 # SIGHUP with a broken file: logged, the old configuration kept, the daemon goes on.
