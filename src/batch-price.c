@@ -600,7 +600,9 @@ out:
 	return step;
 }
 
-/* A row stage 1 finished without prices while there was no budget: stage 2 now that there is. */
+/* A row stage 1 finished without prices while there was no budget: stage 2 now that there is.
+ * One whose account could not pay then (posible not yes, e.g. not_enough_money) asks stage 1
+ * again, which is free: the account may have been topped up. */
 static bool price_resume(void *state, sg_batch_row *row)
 {
 	price_state *s = state;
@@ -617,6 +619,11 @@ static bool price_resume(void *state, sg_batch_row *row)
 	if (back) {
 		cJSON_DeleteItemFromObjectCaseSensitive(a, "stage");
 		set_row(row, "info", a);
+	} else if (cJSON_GetObjectItemCaseSensitive(a, "stage") && g_strcmp0(hv, "1") == 0 &&
+		   pos && strcmp(pos, "yes") != 0) {
+		g_clear_pointer(&row->state, g_free);
+		g_clear_pointer(&row->answer, g_free);
+		back = true;
 	}
 	cJSON_Delete(a);
 	return back;

@@ -217,6 +217,17 @@ control '{"set_balance": 1000}'
 sg batch price "$T/o.csv" --concurrency 4 --max-cost 100 >"$T/o2.out" 2>/dev/null
 is "$(( $(st .debited) - d0 ))" "$data" "after a top-up every row with data is bought once ($data)"
 is "$(st .max_per_item)" 1 "no request_id charged twice"
+# Stage 1 alone while the account is empty says not_enough_money; after a top-up, a run with a
+# budget asks stage 1 again (free) and buys.
+read -r valid data < <(make_list 9 20 "$T/p.csv")
+control '{"set_balance": 0}'
+sg batch price "$T/p.csv" --concurrency 4 >"$T/p.out" 2>/dev/null
+check "stage 1 on an empty account: the journal says not_enough_money" test "$(sqlite3 "$T/stockgate.db" \
+	"SELECT count(*) FROM journal WHERE kind = 'price' AND answer LIKE '%not_enough_money%'")" -gt 0
+control '{"set_balance": 1000}'
+d0=$(st .debited)
+sg batch price "$T/p.csv" --concurrency 4 --max-cost 100 >"$T/p2.out" 2>/dev/null
+is "$(( $(st .debited) - d0 ))" "$data" "after a top-up a run with a budget buys every row with data ($data)"
 echo wrong-code >"$T/s_sn"
 printf 'name\nдворник\nрычаг\nшрус\n' >"$T/n.csv"
 r0=$(st .requests)
