@@ -246,6 +246,7 @@ typedef struct brow {
 	bool over_budget;   /* the current charged call would pass opts->max_cost: not made */
 	sg_batch_call call;
 	GByteArray *body;
+	bool too_big; /* the answer passed BATCH_MAX_ANSWER: cut, not the service's */
 	CURL *easy;
 	struct curl_slist *headers;
 	char *retry_after;
@@ -733,8 +734,10 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
 	brow *r = ud;
 
-	if (r->body->len + size * n > BATCH_MAX_ANSWER)
+	if (r->body->len + size * n > BATCH_MAX_ANSWER) {
+		r->too_big = true;
 		return 0;
+	}
 	g_byte_array_append(r->body, (const guint8 *)p, (guint)(size * n));
 	return size * n;
 }
@@ -799,6 +802,7 @@ static sg_status start_call(job *j, brow *r)
 		g_byte_array_set_size(r->body, 0);
 	else
 		r->body = g_byte_array_new();
+	r->too_big = false;
 	g_clear_pointer(&r->retry_after, g_free);
 	curl_easy_setopt(e, CURLOPT_URL, r->call.url);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
@@ -1057,13 +1061,18 @@ static void on_done(job *j, brow *r, CURLcode rc)
 	r->attempts++;
 
 	if (rc != CURLE_OK) {
-		g_autofree char *why = g_strdup_printf("%s: %s", r->call.what,
-						       curl_easy_strerror(rc));
+		g_autofree char *why =
+			r->too_big ? g_strdup_printf("%s: an answer over %d KiB, not the service's",
+						     r->call.what, BATCH_MAX_ANSWER / 1024)
+				   : g_strdup_printf("%s: %s", r->call.what, curl_easy_strerror(rc));
 		if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
 		    rc == CURLE_UNSUPPORTED_PROTOCOL || rc == CURLE_URL_MALFORMAT) {
 			unsend(r);
 			stop_job(j, "%s", why);
 			row_gone(j, r);
+		} else if (r->too_big && !r->call.charged) {
+			/* The same call would get the same answer: the row fails at once. */
+			fail_row(j, r, "%s", why);
 		} else if (sent == 0) {
 			/* Nothing reached the service: safe to try again. */
 			retry(j, r, why, -1, true);

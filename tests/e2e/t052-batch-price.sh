@@ -182,6 +182,13 @@ read -r valid data < <(make_list 7 8 "$T/f4.csv")
 control '{"fault": "drop", "count": 2, "set_fault_on": "get_price_info"}'
 sg batch price "$T/f4.csv" --concurrency 1 >"$T/f4.out" 2>/dev/null
 is "$(grep -c ',ok,' "$T/f4.out")" "$(grep -vc ',invalid,\|^Марка' "$T/f4.out")" "a dropped get_price_info is tried again"
+printf 'name\nфара задняя\n' >"$T/h.csv"
+r0=$(st .requests)
+control '{"fault": "huge", "count": -1, "set_fault_on": "get_price_info"}'
+sg batch price "$T/h.csv" >"$T/h.out" 2>/dev/null
+like "$(sed -n 2p "$T/h.out")" ';failed;get_price_info: an answer over 1024 KiB' "a 2 MB answer fails its row, named"
+is "$(( $(st .requests) - r0 ))" 1 "… at once: the same call is not made again"
+control '{"fault": "none"}'
 printf 'name\nфара передняя\n' >"$T/x.csv"
 d0=$(st .debited)
 control '{"fault": "drop_after", "count": 1, "set_fault_on": "get_price"}'

@@ -12,7 +12,7 @@ balance is spent. check_type "get_balance" answers {"balance": N}.
 Test hooks (shared with frame_server.py):
   GET  /_stats    JSON counters: requests, charged, per_item (charges per VIN+check type),
                   log [[time, status], …]
-  POST /_control  JSON {"fault": "429"|"500"|"503"|"401"|"hang"|"drop"|"drop_after"|"none",
+  POST /_control  JSON {"fault": "429"|"500"|"503"|"401"|"hang"|"drop"|"drop_after"|"huge"|"none",
                   "count": N (-1: until changed), "retry_after": "2" or an HTTP-date,
                   "latency": S, "redirect": URL}
   POST /_deliver  JSON {"callback": URL, "form": "json"|"form"|"multipart"|"nested"|
@@ -26,7 +26,8 @@ Test hooks (shared with frame_server.py):
 With --delay S the results also go by themselves S seconds after acceptance, retried each
 second until a 2xx (a real service's behaviour; the tests use /_deliver, which does not race).
 Faults apply to the service's requests, not to the hooks. "drop" closes the connection before
-doing anything; "drop_after" charges first, then closes (an ambiguous outcome).
+doing anything; "drop_after" charges first, then closes (an ambiguous outcome); "huge" answers
+200 with 2 MB of JSON, doing nothing.
 """
 import http.client
 import json
@@ -180,6 +181,9 @@ class Handler(BaseHTTPRequestHandler):
             return
         if fault == "drop":
             self.drop()
+            return
+        if fault == "huge":
+            self.reply(200, {"pad": "x" * (2 << 20)})
             return
         self.service(method, body, fault == "drop_after")
 
