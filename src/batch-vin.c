@@ -661,8 +661,10 @@ sg_status sg_batch_vin_deliver(const sg_config *cfg, sg_store *store, const sg_d
 			*what = SG_VIN_REPEAT;
 			g_clear_pointer(&path, g_free);
 		}
-	} else if (strcmp(state, "waiting") != 0) {
-		/* Filed before, or the row ended otherwise: a repeat changes nothing. */
+	} else if (strcmp(state, "waiting") != 0 &&
+		   !(strcmp(state, "failed") == 0 && !d->failed)) {
+		/* Filed before, or failed and failed again: a repeat changes nothing. (A report
+		 * that comes after an error status is filed: it was paid for.) */
 		*what = SG_VIN_REPEAT;
 		g_clear_pointer(&path, g_free);
 	} else {

@@ -378,8 +378,11 @@ char *sg_serve_url(const sg_config *cfg, char **err)
 	}
 	if (base == NULL)
 		base = def = g_strdup_printf("http://%s", cfg->serve.listen);
-	return g_strdup_printf("%s%s/vin/%s", base, g_str_has_suffix(base, "/") ? "" : "",
-			       cfg->vin.callback_secret);
+	/* "https://gw.example.com/" must not give "//vin/", which the receiver refuses. */
+	size_t n = strlen(base);
+	while (n > 0 && base[n - 1] == '/')
+		n--;
+	return g_strdup_printf("%.*s/vin/%s", (int)n, base, cfg->vin.callback_secret);
 }
 
 sg_status sg_serve_run(const sg_config *cfg, sg_store *store, char **err)

@@ -86,6 +86,9 @@ start_serve || { notok "serve started"; done_testing; exit 1; }
 
 # 0. The URL to give the service.
 is "$(sg serve --print-url)" "http://127.0.0.1:$SPORT/vin/$SECRET" "--print-url prints the delivery URL"
+sed 's|^\[serve\]$|[serve]\npublic_url = https://gw.example.com/|' "$CONF" >"$T/pub.conf"; chmod 600 "$T/pub.conf"
+is "$("$STOCKGATE" -c "$T/pub.conf" serve --print-url)" "https://gw.example.com/vin/$SECRET" \
+	"a public_url ending in / gives one slash before vin/"
 
 # 1. A CLI list: queued rows are pending until their reports come, in every form.
 make_list 1 5 "$T/a.csv"
@@ -174,6 +177,10 @@ deliver '{"status":"error","form":"form"}' >/dev/null
 sg batch vin "$T/b.csv" >"$T/b.out" 2>/dev/null; rc=$?
 is "$rc" 65 "rows with a failed report: exit 65"
 is "$(grep -c ',failed,the service reported a failure' "$T/b.out")" 2 "both rows are failed with the service's reason"
+deliver '{"status":"ok","form":"multipart","again":true}' >/dev/null
+sg batch vin "$T/b.csv" >"$T/b2.out" 2>/dev/null; rc=$?
+is "$rc" 0 "the reports that came after the error status: exit 0"
+is "$(grep -c ',ok,.*\.pdf$' "$T/b2.out")" 2 "… both filed, their rows ok"
 
 # 4b. A delivery as a GET with a query.
 make_list 7 1 "$T/g.csv"
@@ -201,7 +208,7 @@ d=$(deliver '{"form":"multipart"}')
 is "$(jf "$d" .delivered)" 1 "the service's retry is answered 200"
 sg batch vin "$T/c.csv" >"$T/c.out" 2>/dev/null; rc=$?
 is "$rc" 0 "the row is ok"
-is "$(reports)" 5 "its report is filed once"
+is "$(reports)" 7 "its report is filed once"
 is "$(find "$T/reports" -name '.*' | wc -l)" 0 "no temporary file is left"
 
 # 6. Hostile requests: each answered, nothing left behind.
