@@ -179,9 +179,10 @@ static sg_status poll_chunk(const sg_config *cfg, sg_pipeline *p, sg_source *src
 		}
 		g_ptr_array_add(sets[k].msgs, m);
 	}
-	/* Every record of the chunk is durable (and, flushed here, the marks of the reports sent):
-	 * a crash from here on finds them in the ledger, and the next poll moves the messages
-	 * (SPEC 7). A flush that fails leaves them all for the next poll. */
+	/* The chunk's records (and the marks of the reports sent), committed without waiting for
+	 * the disk, are synced here in one go: a crash from here on finds them in the ledger, and
+	 * the next poll moves the messages (SPEC 7). A flush that fails leaves them all for the
+	 * next poll. */
 	if (nsets > 0 && sg_store_flush(p->store, &flush_e) != SG_OK) {
 		log_warnx("poll: the chunk is not moved: %s", flush_e ? flush_e : "");
 		*deferred = true;

@@ -197,7 +197,8 @@ static sg_status send_spooled(sg_pipeline *p, const char *path, const char *to, 
  */
 static sg_status report_settled(sg_pipeline *p, const sg_ledger *l, char **err)
 {
-	sg_status st = sg_store_durable(p->store, false, err);
+	/* a poll's commits are all unsynced already (sg_pipeline_handle) */
+	sg_status st = p->poll ? SG_OK : sg_store_durable(p->store, false, err);
 
 	if (st == SG_OK && (st = sg_store_begin(p->store, err)) == SG_OK) {
 		if ((st = sg_ledger_put(p->store, l, err)) == SG_OK &&
@@ -206,7 +207,8 @@ static sg_status report_settled(sg_pipeline *p, const sg_ledger *l, char **err)
 		if (st != SG_OK)
 			sg_store_rollback(p->store);
 	}
-	if (sg_store_durable(p->store, true, st == SG_OK ? err : NULL) != SG_OK && st == SG_OK)
+	if (!p->poll && sg_store_durable(p->store, true, st == SG_OK ? err : NULL) != SG_OK &&
+	    st == SG_OK)
 		st = SG_EIO;
 	return st;
 }
@@ -871,8 +873,8 @@ static sg_status answer(handling *h, char **err)
 	return st;
 }
 
-/* Record: the ledger entry and the report committed with what was applied, one synced commit
- * (a dry run keeps nothing). */
+/* Record: the ledger entry and the report committed with what was applied, one commit (synced
+ * but in a poll, which syncs a chunk's records before it moves them; a dry run keeps nothing). */
 static sg_status record(handling *h, char **err)
 {
 	sg_pipeline *p = h->p;
@@ -969,6 +971,11 @@ sg_status sg_pipeline_handle(sg_pipeline *p, const sg_source_msg *m, char **out,
 	h.too_large = !m->path || (cfg->limits.max_message_size > 0 &&
 				   m->size > cfg->limits.max_message_size);
 
+	/* A poll's commits do not wait for the disk: the only effect that must follow them, the
+	 * move out of the mailbox, comes after the chunk's WAL sync (sg_store_flush in cmd-poll.c);
+	 * lost in an OS crash before it, a message is handled again (its report sent twice). */
+	if (p->poll && (st = sg_store_durable(p->store, false, err)) != SG_OK)
+		goto out;
 	if ((st = read_message(&h, err)) != SG_OK || (st = look_up(&h, err)) != SG_OK)
 		goto out;
 	if (h.prev && strcmp(h.prev->outcome, "deferred") != 0) {
@@ -986,6 +993,9 @@ sg_status sg_pipeline_handle(sg_pipeline *p, const sg_source_msg *m, char **out,
 	st = deliver(&h, out, outcome, folder, err);
 out:
 	handling_clear(&h);
+	if (p->poll && sg_store_durable(p->store, true, st == SG_OK ? err : NULL) != SG_OK &&
+	    st == SG_OK)
+		st = SG_EIO;
 	return st;
 }
 

@@ -764,17 +764,14 @@ static void finalize_stmts(run *r)
 {
 	sqlite3_stmt **all[] = {&r->ins_wh, &r->has_wh};
 	for (size_t i = 0; i < G_N_ELEMENTS(all); i++) {
-		sqlite3_finalize(*all[i]);
+		sg_store_done(r->st, *all[i]);
 		*all[i] = NULL;
 	}
 }
 
 static sg_status prepare(run *r, const char *sql, sqlite3_stmt **s, char **err)
 {
-	int rc = sqlite3_prepare_v2(r->db, sql, -1, s, NULL);
-	if (rc != SQLITE_OK)
-		return sg_fail(err, SG_EINTERNAL, "state db: %s", sqlite3_errmsg(r->db));
-	return SG_OK;
+	return sg_store_prepare(r->st, sql, s, err);
 }
 
 /* Runs a query returning up to four integers from its single row (NULL = 0). */
@@ -792,7 +789,7 @@ static sg_status query_ints(run *r, const char *sql, const char *a, const char *
 	int rc = sqlite3_step(s);
 	for (int i = 0; i < n; i++)
 		out[i] = rc == SQLITE_ROW ? sqlite3_column_int64(s, i) : 0;
-	sqlite3_finalize(s);
+	sg_store_done(r->st, s);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return sg_fail(err, rc == SQLITE_BUSY ? SG_ETEMP : SG_EIO, "state db: %s",
 			       sqlite3_errmsg(r->db));
@@ -990,7 +987,7 @@ static sg_status mark_uncatalogued(run *r, long *n, char **err)
 			(*n)--;
 		}
 	}
-	sqlite3_finalize(s);
+	sg_store_done(r->st, s);
 	if (rc != SQLITE_DONE)
 		return sg_fail(err, rc == SQLITE_BUSY ? SG_ETEMP : SG_EIO, "state db: %s",
 			       sqlite3_errmsg(r->db));

@@ -8,8 +8,15 @@
 
 struct sg_store {
 	sqlite3 *db;
-	bool unsynced; /* a commit made while not durable is not yet known to be on disk */
+	bool normal;	  /* synchronous = NORMAL: commits do not wait for the disk */
+	bool unsynced;	  /* a commit made while not durable is not yet known to be on disk */
+	GHashTable *kept; /* SQL text -> kept_stmt: statements prepared once (see prepare) */
 };
+
+typedef struct {
+	sqlite3_stmt *s;
+	bool lent; /* handed out by prepare, not yet given back by sg_store_done */
+} kept_stmt;
 
 /*
  * The schema, one SQL script per version: migrations[i] takes user_version i to i + 1. Append
@@ -143,12 +150,62 @@ static sg_status db_fail(sg_store *st, char **err, int rc, const char *what)
 	return sg_fail(err, db_status(rc), "state db: %s: %s", what, sqlite3_errmsg(st->db));
 }
 
-static sg_status prepare(sg_store *st, const char *sql, sqlite3_stmt **out, char **err)
+static void kept_free(gpointer p)
 {
-	int rc = sqlite3_prepare_v2(st->db, sql, -1, out, NULL);
+	kept_stmt *k = p;
+
+	sqlite3_finalize(k->s);
+	g_free(k);
+}
+
+/*
+ * Statements are prepared once a connection and kept, keyed by their SQL text: preparing the
+ * ledger's and the stock's statements afresh for every message was a sixth of a poll. A kept
+ * statement is lent to one user at a time; a second user of the same SQL while it is lent (a
+ * nested query) gets one of its own, finalized when given back. Every statement from here goes
+ * back through sg_store_done, never sqlite3_finalize.
+ */
+sg_status sg_store_prepare(sg_store *st, const char *sql, sqlite3_stmt **out, char **err)
+{
+	kept_stmt *k = g_hash_table_lookup(st->kept, sql);
+	int rc;
+
+	if (k != NULL && !k->lent) {
+		k->lent = true;
+		*out = k->s;
+		return SG_OK;
+	}
+	rc = sqlite3_prepare_v3(st->db, sql, -1, k ? 0 : SQLITE_PREPARE_PERSISTENT, out, NULL);
 	if (rc != SQLITE_OK)
 		return db_fail(st, err, rc, "prepare");
+	if (k == NULL) {
+		k = g_new0(kept_stmt, 1);
+		k->s = *out;
+		k->lent = true;
+		g_hash_table_insert(st->kept, g_strdup(sql), k);
+	}
 	return SG_OK;
+}
+
+void sg_store_done(sg_store *st, sqlite3_stmt *s)
+{
+	kept_stmt *k;
+
+	if (s == NULL)
+		return;
+	k = g_hash_table_lookup(st->kept, sqlite3_sql(s));
+	if (k == NULL || k->s != s) {
+		sqlite3_finalize(s);
+		return;
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	k->lent = false;
+}
+
+static sg_status prepare(sg_store *st, const char *sql, sqlite3_stmt **out, char **err)
+{
+	return sg_store_prepare(st, sql, out, err);
 }
 
 /* Binds text, NULL for NULL. */
@@ -173,7 +230,7 @@ static sg_status step_done(sg_store *st, sqlite3_stmt *s, const char *what, char
 	sg_status ret = SG_OK;
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
 		ret = db_fail(st, err, rc, what);
-	sqlite3_finalize(s);
+	sg_store_done(st, s);
 	return ret;
 }
 
@@ -198,11 +255,11 @@ static sg_status query_int(sg_store *st, const char *sql, gint64 *out, char **er
 	int rc = sqlite3_step(s);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
 		sg_status ret = db_fail(st, err, rc, sql);
-		sqlite3_finalize(s);
+		sg_store_done(st, s);
 		return ret;
 	}
 	*out = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
-	sqlite3_finalize(s);
+	sg_store_done(st, s);
 	return SG_OK;
 }
 
@@ -251,6 +308,8 @@ sg_status sg_store_open(const char *path, sg_store **out, char **err)
 {
 	sg_store *st = g_new0(sg_store, 1);
 	sg_status ret;
+
+	st->kept = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, kept_free);
 	*out = NULL;
 	/* "" makes SQLite open a private temporary db, deleted on close. */
 	int rc =
@@ -266,7 +325,8 @@ sg_status sg_store_open(const char *path, sg_store **out, char **err)
 	sqlite3_busy_timeout(st->db, 5000);
 	/*
 	 * synchronous=FULL with WAL costs one fsync of the WAL per commit, and a commit is one
-	 * message (or one journal mark). NORMAL would survive a crash of stockgate itself, but an
+	 * message (or one journal mark; a poll's messages are synced a chunk at a time instead,
+	 * see sg_store_flush). NORMAL would survive a crash of stockgate itself, but an
 	 * OS crash or power loss could drop the last commits after their external effect already
 	 * happened: the IMAP move of an applied message (the message would be lost), or a batch
 	 * call that costs money (it would be charged twice). Those effects always follow a commit,
@@ -291,6 +351,7 @@ void sg_store_close(sg_store *st)
 {
 	if (!st)
 		return;
+	g_hash_table_destroy(st->kept);
 	if (st->db)
 		sqlite3_close_v2(st->db);
 	g_free(st);
@@ -303,26 +364,48 @@ sg_status sg_store_begin(sg_store *st, char **err)
 	return sg_store_exec(st, "BEGIN IMMEDIATE", err);
 }
 
-sg_status sg_store_commit(sg_store *st, char **err) { return sg_store_exec(st, "COMMIT", err); }
+sg_status sg_store_commit(sg_store *st, char **err)
+{
+	sg_status ret = sg_store_exec(st, "COMMIT", err);
+
+	if (ret == SG_OK && st->normal)
+		st->unsynced = true;
+	return ret;
+}
 
 sg_status sg_store_durable(sg_store *st, bool durable, char **err)
 {
-	if (!durable)
-		st->unsynced = true;
-	return sg_store_exec(st, durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
-			     err);
+	sg_status ret;
+
+	if (durable == !st->normal)
+		return SG_OK;
+	ret = sg_store_exec(st, durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
+			    err);
+	if (ret == SG_OK)
+		st->normal = !durable;
+	return ret;
 }
 
 sg_status sg_store_flush(sg_store *st, char **err)
 {
+	sqlite3_file *wal = NULL;
 	int rc;
 
 	if (!st->unsynced)
 		return SG_OK;
-	/* A checkpoint under synchronous = FULL syncs the WAL (every commit in it), then the db. */
-	rc = sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	/*
+	 * Every commit is in the WAL once written; syncing the WAL file makes them all durable at
+	 * once (recovery replays each committed frame). A checkpoint would not do: it syncs nothing
+	 * while another connection (serve, the metrics timer) holds a snapshot older than the
+	 * frames. Without an open WAL (another journal mode) a checkpoint is all there is.
+	 */
+	rc = sqlite3_file_control(st->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal);
+	if (rc == SQLITE_OK && wal != NULL && wal->pMethods != NULL)
+		rc = wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL);
+	else
+		rc = sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 	if (rc != SQLITE_OK)
-		return db_fail(st, err, rc, "flushing the WAL");
+		return sg_fail(err, db_status(rc), "state db: syncing the WAL: %s", sqlite3_errstr(rc));
 	st->unsynced = false;
 	return SG_OK;
 }
@@ -495,7 +578,7 @@ sg_status sg_dealer_get(sg_store *st, const char *id, sg_dealer **out, char **er
 		ret = sg_fail(err, SG_ENOINPUT, "no dealer '%s'", id ? id : "");
 	else
 		ret = db_fail(st, err, rc, "reading a dealer");
-	sqlite3_finalize(s);
+	sg_store_done(st, s);
 	return ret;
 }
 
@@ -509,7 +592,7 @@ sg_status sg_dealer_list(sg_store *st, GPtrArray **out, char **err)
 	GPtrArray *a = g_ptr_array_new_with_free_func((GDestroyNotify)sg_dealer_free);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
 		g_ptr_array_add(a, dealer_from_row(s));
-	sqlite3_finalize(s);
+	sg_store_done(st, s);
 	if (rc != SQLITE_DONE) {
 		g_ptr_array_unref(a);
 		return db_fail(st, err, rc, "listing dealers");
@@ -600,7 +683,7 @@ sg_status sg_user_add(sg_store *st, const char *email, const char *dealer, unsig
 		return SG_EINTERNAL;
 	bind_text(s, 1, dealer);
 	int rc = sqlite3_step(s);
-	sqlite3_finalize(s);
+	sg_store_done(st, s);
 	if (rc == SQLITE_DONE)
 		return sg_fail(err, SG_ENOINPUT, "no dealer '%s'", dealer ? dealer : "");
 	if (rc != SQLITE_ROW)
@@ -642,7 +725,7 @@ sg_status sg_user_get(sg_store *st, const char *email, sg_user **out, char **err
 		ret = sg_fail(err, SG_ENOINPUT, "no user '%s'", e);
 	else
 		ret = db_fail(st, err, rc, "reading a user");
-	sqlite3_finalize(s);
+	sg_store_done(st, s);
 	return ret;
 }
 
@@ -660,7 +743,7 @@ sg_status sg_user_list(sg_store *st, const char *dealer, GPtrArray **out, char *
 	GPtrArray *a = g_ptr_array_new_with_free_func((GDestroyNotify)sg_user_free);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
 		g_ptr_array_add(a, user_from_row(s));
-	sqlite3_finalize(s);
+	sg_store_done(st, s);
 	if (rc != SQLITE_DONE) {
 		g_ptr_array_unref(a);
 		return db_fail(st, err, rc, "listing users");
@@ -717,7 +800,7 @@ sg_status sg_catalog_each(sg_store *st, void (*fn)(void *ctx, const char *articl
 		return SG_EINTERNAL;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
 		fn(ctx, (const char *)sqlite3_column_text(s, 0));
-	sqlite3_finalize(s);
+	sg_store_done(st, s);
 	return rc == SQLITE_DONE ? SG_OK : db_fail(st, err, rc, "reading the catalogue");
 }
 
@@ -751,7 +834,7 @@ sg_status sg_warehouse_list(sg_store *st, const char *dealer, GPtrArray **out, c
 		w->contacts = col_dup(s, 2);
 		g_ptr_array_add(a, w);
 	}
-	sqlite3_finalize(s);
+	sg_store_done(st, s);
 	if (rc != SQLITE_DONE) {
 		g_ptr_array_unref(a);
 		return db_fail(st, err, rc, "listing warehouses");
@@ -881,7 +964,7 @@ void sg_remains_close(sg_remains_reader *r)
 {
 	if (!r)
 		return;
-	sqlite3_finalize(r->s);
+	sg_store_done(r->st, r->s);
 	g_free(r->warehouse);
 	g_byte_array_unref(r->buf);
 	g_free(r->err);
@@ -941,7 +1024,7 @@ sg_status sg_remains_replace(sg_store *st, const char *dealer, const char *code,
 	if (ret == SG_OK && b->len)
 		ret = put_chunk(st, s, chunk, b, err);
 	g_string_free(b, TRUE);
-	sqlite3_finalize(s);
+	sg_store_done(st, s);
 	return ret;
 }
 
@@ -1033,7 +1116,7 @@ static sg_status remains_to_lists(sg_store *st, char **err)
 		    "SELECT article, quantity FROM remains_v1 WHERE dealer = ?1 AND warehouse = ?2"
 		    " ORDER BY article",
 		    &v.s, err)) {
-		sqlite3_finalize(lists);
+		sg_store_done(st, lists);
 		return SG_EINTERNAL;
 	}
 	while (ret == SG_OK && (rc = sqlite3_step(lists)) == SQLITE_ROW) {
@@ -1048,8 +1131,8 @@ static sg_status remains_to_lists(sg_store *st, char **err)
 	}
 	if (ret == SG_OK && rc != SQLITE_DONE)
 		ret = db_fail(st, err, rc, "listing remains_v1");
-	sqlite3_finalize(v.s);
-	sqlite3_finalize(lists);
+	sg_store_done(st, v.s);
+	sg_store_done(st, lists);
 	if (ret == SG_OK)
 		ret = sg_store_exec(st, "DROP TABLE remains_v1", err);
 	return ret;
@@ -1069,7 +1152,7 @@ sg_status sg_mark_get(sg_store *st, const char *dealer, const char *kind, const 
 	int rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW)
 		*when = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
+	sg_store_done(st, s);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? SG_OK
 						     : db_fail(st, err, rc, "reading a mark");
 }
@@ -1143,7 +1226,7 @@ static sg_status ledger_one(sg_store *st, sqlite3_stmt *s, sg_ledger **out, char
 		ret = sg_fail(err, SG_ENOINPUT, "message not in the ledger");
 	else
 		ret = db_fail(st, err, rc, "reading the ledger");
-	sqlite3_finalize(s);
+	sg_store_done(st, s);
 	return ret;
 }
 
@@ -1231,7 +1314,7 @@ sg_status sg_ledger_pending_reports(sg_store *st, GPtrArray **out, char **err)
 	GPtrArray *a = g_ptr_array_new_with_free_func((GDestroyNotify)sg_ledger_free);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
 		g_ptr_array_add(a, ledger_from_row(s));
-	sqlite3_finalize(s);
+	sg_store_done(st, s);
 	if (rc != SQLITE_DONE) {
 		g_ptr_array_unref(a);
 		return db_fail(st, err, rc, "reading the ledger");
@@ -1276,7 +1359,7 @@ sg_status sg_report_spool_get(sg_store *st, const char *sha256, char **data, gsi
 	} else {
 		ret = db_fail(st, err, rc, "reading the report spool");
 	}
-	sqlite3_finalize(s);
+	sg_store_done(st, s);
 	return ret;
 }
 
@@ -1326,7 +1409,7 @@ sg_status sg_store_status_get(sg_store *st, sg_store_status *out, char **err)
 		out->last_poll_outcome = g_strdup(sqlite3_column_int(s, 1) ? "ok" : "failed");
 		out->last_poll_error = col_dup(s, 2);
 	}
-	sqlite3_finalize(s);
+	sg_store_done(st, s);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return db_fail(st, err, rc, "reading polls");
 
@@ -1338,7 +1421,7 @@ sg_status sg_store_status_get(sg_store *st, sg_store_status *out, char **err)
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
 		g_hash_table_insert(out->by_outcome, col_dup(s, 0),
 				    GINT_TO_POINTER(sqlite3_column_int(s, 1)));
-	sqlite3_finalize(s);
+	sg_store_done(st, s);
 	if (rc != SQLITE_DONE)
 		return db_fail(st, err, rc, "reading the ledger");
 	out->deferred = GPOINTER_TO_INT(g_hash_table_lookup(out->by_outcome, "deferred"));

@@ -12,6 +12,10 @@ sg_status sg_store_open(const char *path, sg_store **out, char **err);
 void sg_store_close(sg_store *st);
 /* The connection, for modules that run their own statements (stock, batch journal). */
 sqlite3 *sg_store_db(sg_store *st);
+/* A statement of the connection's kept ones, prepared at its first use (a second one while it
+ * is in use); give it back with sg_store_done (reset, bindings cleared), never finalize it. */
+sg_status sg_store_prepare(sg_store *st, const char *sql, sqlite3_stmt **out, char **err);
+void sg_store_done(sg_store *st, sqlite3_stmt *s);
 
 /* Transactions (BEGIN IMMEDIATE) and named savepoints. */
 sg_status sg_store_begin(sg_store *st, char **err);
@@ -27,7 +31,7 @@ void sg_store_rollback_to(sg_store *st, const char *name);
  * crash repeats something harmless, such as the mark that a report was delivered.
  */
 sg_status sg_store_durable(sg_store *st, bool durable, char **err);
-/* Makes every commit so far durable (a WAL checkpoint), before an effect outside the db that
+/* Makes every commit so far durable (the WAL synced), before an effect outside the db that
  * must follow them (a message moved out of the mailbox). Nothing to do after synced commits. */
 sg_status sg_store_flush(sg_store *st, char **err);
 /* Runs one SQL statement without results (for DDL and simple updates). */

@@ -423,6 +423,33 @@ static void test_savepoints(sg_store *st)
 	NUM(sg_dealer_remove(st, "TMP2", NULL), SG_ENOINPUT, "remove unknown dealer");
 }
 
+/* Statements are kept a connection: one user at a time, given back reset and unbound. */
+static void test_kept_statements(sg_store *st)
+{
+	static const char sql[] = "SELECT ?1 + 1";
+	sqlite3_stmt *a = NULL, *b = NULL, *c = NULL;
+
+	NUM(sg_store_prepare(st, sql, &a, NULL), SG_OK, "prepare a statement");
+	sqlite3_bind_int(a, 1, 41);
+	NUM(sqlite3_step(a), SQLITE_ROW, "it runs");
+	NUM(sqlite3_column_int(a, 0), 42, "with its binding");
+	NUM(sg_store_prepare(st, sql, &b, NULL), SG_OK, "the same SQL while the first is in use");
+	OK(b != a, "is a statement of its own");
+	sqlite3_bind_int(b, 1, 1);
+	NUM(sqlite3_step(b), SQLITE_ROW, "which runs beside the first");
+	NUM(sqlite3_column_int(b, 0), 2, "with its own binding");
+	NUM(sqlite3_column_int(a, 0), 42, "leaving the first one's row alone");
+	sg_store_done(st, b);
+	sg_store_done(st, a);
+	NUM(sg_store_prepare(st, sql, &c, NULL), SG_OK, "prepared again");
+	OK(c == a, "the kept statement is lent again");
+	NUM(sqlite3_step(c), SQLITE_ROW, "from its start");
+	NUM(sqlite3_column_type(c, 0), SQLITE_NULL, "without the last user's binding");
+	sg_store_done(st, c);
+	NUM(sg_store_prepare(st, "SELECT nonsense FROM nowhere", &a, NULL), SG_EINTERNAL,
+	    "a statement that does not prepare fails");
+}
+
 static void test_cascade(sg_store *st)
 {
 	sg_user *u = NULL;
@@ -467,6 +494,7 @@ int main(void)
 	test_ledger(st);
 	test_status(st);
 	test_savepoints(st);
+	test_kept_statements(st);
 	sg_store_close(st);
 
 	st = NULL;
