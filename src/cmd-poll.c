@@ -205,11 +205,14 @@ static sg_status poll_chunk(const sg_config *cfg, sg_pipeline *p, sg_source *src
 		g_ptr_array_unref(sets[k].msgs);
 		sg_crash_point("after_set_move");
 	}
-	/* The chunk's fetched copies are not needed any more (a message left is fetched again). */
+	/* The chunk's fetched copies are not needed any more (a message left is fetched again);
+	 * kept files are rewritten by the next chunk. */
 	for (guint i = 0; i < n; i++)
-		if (ms[i]->path && ms[i]->path_is_temp) {
-			unlink(ms[i]->path);
+		if (ms[i]->path && (ms[i]->path_is_temp || ms[i]->path_is_kept)) {
+			if (ms[i]->path_is_temp)
+				unlink(ms[i]->path);
 			g_clear_pointer(&ms[i]->path, g_free);
+			ms[i]->path_is_temp = ms[i]->path_is_kept = false;
 		}
 	return *err ? st : SG_OK;
 }

@@ -13,6 +13,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <string.h>
 #include <unistd.h>
@@ -42,6 +43,8 @@ typedef struct {
 	unsigned tagn;
 	GByteArray *in;      /* bytes received and not yet consumed */
 	GHashTable *folders; /* folder names known to exist */
+	GPtrArray *bodies;   /* char *: the files fetch_set writes bodies to, one a place in a
+	                      * chunk (kept_body) */
 } imap_source;
 
 static sg_status imap_fail(imap_source *s, char **err, sg_status st, const char *fmt, ...)
@@ -310,6 +313,10 @@ static void imap_close(sg_source *src)
 		g_byte_array_unref(s->in);
 	if (s->folders)
 		g_hash_table_destroy(s->folders);
+	for (guint i = 0; s->bodies && i < s->bodies->len; i++)
+		unlink(s->bodies->pdata[i]);
+	if (s->bodies)
+		g_ptr_array_unref(s->bodies);
 	g_free(s);
 }
 
@@ -488,6 +495,7 @@ static sg_status imap_fetch(sg_source *src, sg_source_msg *m, bool headers_only,
 	g_free(m->path);
 	m->path = path;
 	m->path_is_temp = true;
+	m->path_is_kept = false;
 	m->headers_only = headers_only;
 	if (!headers_only)
 		m->size = fc.body_len;
@@ -540,6 +548,36 @@ static char *uid_set(sg_source_msg **ms, guint n)
 }
 
 /*
+ * The file for the i-th body of a chunk, opened empty for writing. The files are kept for the
+ * session and rewritten chunk after chunk: a file made and removed a message cost more than
+ * writing it (ext4 without a journal steps over every recently removed inode when it makes
+ * one), and no removed copy of a dealer's stock is left behind in the blocks of a new name.
+ */
+static int kept_body(imap_source *s, guint i, char **path, char **err)
+{
+	int fd;
+
+	if (i < s->bodies->len) {
+		fd = open(s->bodies->pdata[i], O_RDWR | O_TRUNC | O_CLOEXEC | O_NOFOLLOW);
+		if (fd >= 0) {
+			*path = g_strdup(s->bodies->pdata[i]);
+			return fd;
+		}
+		/* removed under us (a tmp cleaner): made again below */
+	}
+	fd = sg_scratch_file("imap", path, err);
+	if (fd < 0)
+		return -1;
+	if (i < s->bodies->len) {
+		g_free(s->bodies->pdata[i]);
+		s->bodies->pdata[i] = g_strdup(*path);
+	} else {
+		g_ptr_array_add(s->bodies, g_strdup(*path));
+	}
+	return fd;
+}
+
+/*
  * Fetches a set of messages with one UID FETCH for the whole bodies and, when some are over
  * max_size, one for their header blocks. The bodies are not synced to disk: the server keeps
  * each message until the move that follows its durable record, so a copy lost in a crash is
@@ -551,6 +589,7 @@ static sg_status imap_fetch_set(sg_source *src, sg_source_msg **ms, guint n, gin
 	imap_source *s = (imap_source *)src;
 	gint64 cap = max_size > 0 ? max_size : G_MAXINT32;
 	sg_status st = SG_OK;
+	guint place = 0;
 
 	for (int headers_only = 0; headers_only < 2 && !st; headers_only++) {
 		g_autoptr(GHashTable) by_uid = g_hash_table_new(g_int64_hash, g_int64_equal);
@@ -568,7 +607,8 @@ static sg_status imap_fetch_set(sg_source *src, sg_source_msg **ms, guint n, gin
 			slot = g_new0(fetch_slot, 1);
 			slot->m = ms[i];
 			slot->fc.uid = ms[i]->uid;
-			slot->fc.fd = sg_scratch_file("imap", &slot->path, err);
+			/* a place a message of the chunk, whole or headers only */
+			slot->fc.fd = kept_body(s, place++, &slot->path, err);
 			g_ptr_array_add(slots, slot);
 			if (slot->fc.fd < 0) {
 				st = SG_EIO;
@@ -605,8 +645,6 @@ static sg_status imap_fetch_set(sg_source *src, sg_source_msg **ms, guint n, gin
 				if (!st)
 					log_warnx("%s: UID %" G_GINT64_FORMAT " is gone (moved by another "
 						  "poller?)", m->id, m->uid);
-				if (slot->path)
-					unlink(slot->path);
 				g_free(slot->path);
 				continue;
 			}
@@ -614,7 +652,8 @@ static sg_status imap_fetch_set(sg_source *src, sg_source_msg **ms, guint n, gin
 				unlink(m->path);
 			g_free(m->path);
 			m->path = slot->path;
-			m->path_is_temp = true;
+			m->path_is_temp = false;
+			m->path_is_kept = true;
 			m->headers_only = headers_only;
 			if (!headers_only)
 				m->size = slot->fc.body_len;
@@ -823,6 +862,7 @@ sg_status sg_source_imap_open(const sg_config *cfg, sg_source **out, char **err)
 	s->mailbox = g_steal_pointer(&mailbox);
 	s->in = g_byte_array_new();
 	s->folders = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	s->bodies = g_ptr_array_new_with_free_func(g_free);
 	if (!imaps && cfg->source.tls.off)
 		log_warnx("[source] tls = off: %s without TLS (meant for loopback tests only)",
 			  s->where);

@@ -9,6 +9,8 @@ typedef struct {
 	char *path;        /* a local file with the message bytes (a temp file for IMAP, filled by
 	                    * fetch), or NULL before fetch */
 	bool path_is_temp; /* path is removed by sg_source_msg_free */
+	bool path_is_kept; /* path is one of the source's files for fetched bodies: rewritten by
+	                    * its next fetch_set, removed when the source closes */
 	gint64 size;       /* RFC822.SIZE or the file size */
 	gint64 received;   /* INTERNALDATE or the file's mtime (unix time) */
 	bool headers_only; /* path holds only the header block (a message over
@@ -30,7 +32,8 @@ typedef struct {
 	sg_status (*move)(sg_source *s, sg_source_msg *m, const char *folder, char **err);
 	/* Optional (NULL: fetch one by one): fetches ms[0..n) in one round trip, each message over
 	 * max_size (0: no limit) headers only, as fetch does. A message the server no longer has
-	 * keeps path NULL. SG_ETEMP when the connection failed. */
+	 * keeps path NULL. The paths may be kept files (path_is_kept), valid until the next
+	 * fetch_set. SG_ETEMP when the connection failed. */
 	sg_status (*fetch_set)(sg_source *s, sg_source_msg **ms, guint n, gint64 max_size,
 			       char **err);
 	/* Optional (NULL: move one by one): moves ms[0..n) to folder with one command (or one
