@@ -237,7 +237,27 @@ static sg_status step_done(sg_store *st, sqlite3_stmt *s, const char *what, char
 sg_status sg_store_exec(sg_store *st, const char *sql, char **err)
 {
 	char *msg = NULL;
-	int rc = sqlite3_exec(st->db, sql, NULL, NULL, &msg);
+	int rc;
+
+	/* One statement (the transactions, savepoints, a file's staging) runs as a kept one; a
+	 * script (migrations, the pragmas at open) through sqlite3_exec. */
+	if (strchr(sql, ';') == NULL) {
+		sqlite3_stmt *s;
+
+		if (sg_store_prepare(st, sql, &s, NULL) == SG_OK) {
+			while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+				;
+			if (rc != SQLITE_DONE) {
+				sg_status ret = sg_fail(err, db_status(rc), "state db: %s",
+							sqlite3_errmsg(st->db));
+				sg_store_done(st, s);
+				return ret;
+			}
+			sg_store_done(st, s);
+			return SG_OK;
+		}
+	}
+	rc = sqlite3_exec(st->db, sql, NULL, NULL, &msg);
 	if (rc != SQLITE_OK) {
 		sg_status ret =
 		    sg_fail(err, db_status(rc), "state db: %s", msg ? msg : sqlite3_errstr(rc));
