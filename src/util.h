@@ -46,3 +46,6 @@ char *sg_oauth2_token(const char *section, const char *command, char **err);
 
 /* Test hook (STYLE 15): when $SG_CRASH names this point, the process kills itself here. */
 void sg_crash_point(const char *name);
+/* Whether this passing of the point is the one $SG_CRASH names (every passing without ":N",
+ * only the Nth with it), for a hook that acts elsewhere (message-child: the parser worker). */
+bool sg_crash_due(const char *name);
