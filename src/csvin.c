@@ -100,7 +100,8 @@ static ssize_t read_full(source *src, void *buf, size_t len)
 
 	if (src->fd < 0) {
 		got = MIN(len, src->len - src->pos);
-		memcpy(buf, src->mem + src->pos, got);
+		if (got > 0) /* an empty buffer may have no address */
+			memcpy(buf, src->mem + src->pos, got);
 		src->pos += got;
 		return (ssize_t)got;
 	}
