@@ -1,5 +1,5 @@
 #!/bin/bash
-# t028-parser-worker.sh: one parser worker takes the messages of a poll one after another; a
+# t029-parser-worker.sh: one parser worker takes the messages of a poll one after another; a
 # message that kills it (SG_CRASH=message-child:2) or spins to its CPU limit
 # (SG_CRASH=message-spin:2) fails alone as unparseable, and the messages after it in the same
 # poll are parsed by a fresh worker and applied (issue 12).
