@@ -59,8 +59,15 @@ static void cp1251_init(void)
 
 typedef enum { DEC_UTF8, DEC_CP1251, DEC_ICONV } dec_kind;
 
+/* Where the bytes come from: a file (fd) or a buffer in memory (an attachment). */
 typedef struct {
-	int fd;
+	int fd; /* -1: mem */
+	const guint8 *mem;
+	size_t len, pos;
+} source;
+
+typedef struct {
+	source *src;
 	dec_kind kind;
 	const char *name; /* the encoding's name for messages */
 	GIConv cd;
@@ -87,12 +94,19 @@ static size_t utf8_tail(const unsigned char *s, size_t n)
 	return 0;
 }
 
-static ssize_t read_full(int fd, void *buf, size_t len)
+static ssize_t read_full(source *src, void *buf, size_t len)
 {
 	size_t got = 0;
 
+	if (src->fd < 0) {
+		got = MIN(len, src->len - src->pos);
+		if (got > 0) /* an empty buffer may have no address */
+			memcpy(buf, src->mem + src->pos, got);
+		src->pos += got;
+		return (ssize_t)got;
+	}
 	while (got < len) {
-		ssize_t r = read(fd, (char *)buf + got, len - got);
+		ssize_t r = read(src->fd, (char *)buf + got, len - got);
 
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -130,7 +144,7 @@ static int decoder_next(decoder *d)
 	bool eof;
 
 	g_byte_array_set_size(d->out, 0);
-	r = read_full(d->fd, d->in + d->carry, READ_CHUNK);
+	r = read_full(d->src, d->in + d->carry, READ_CHUNK);
 	if (r < 0) {
 		d->io_error = true;
 		return -1;
@@ -253,7 +267,8 @@ static bool label_is(const char *l, const char *const *names)
 }
 
 /* Checks the file's first bytes and, without a BOM, reads it once to see whether it is UTF-8. */
-static sg_status decide_encoding(int fd, const char *label, enc_choice *c, sg_csv_info *info)
+static sg_status decide_encoding(source *src, const char *label, enc_choice *c,
+				 sg_csv_info *info)
 {
 	static const char *const utf8_names[] = {"utf-8", "utf8", "us-ascii", "ascii", NULL};
 	static const char *const cp1251_names[] = {"windows-1251", "cp1251",  "x-cp1251",
@@ -265,7 +280,7 @@ static sg_status decide_encoding(int fd, const char *label, enc_choice *c, sg_cs
 
 	memset(c, 0, sizeof(*c));
 	for (;;) {
-		ssize_t r = read_full(fd, buf + carry, READ_CHUNK);
+		ssize_t r = read_full(src, buf + carry, READ_CHUNK);
 		size_t n, use;
 		const gchar *end;
 
@@ -593,7 +608,18 @@ static sg_status fail_data(sg_csv_info *info, char **err, const char *path, cons
 	return sg_fail(err, SG_EDATA, "%s: %s: %s", base, reason, detail ? detail : "");
 }
 
-sg_status sg_csv_read(const char *path, const sg_csv_opts *opts, sg_csv_info *info, char **err)
+/* Moves src to offset (from the start); false when it cannot. */
+static bool source_seek(source *src, size_t offset)
+{
+	if (src->fd >= 0)
+		return lseek(src->fd, (off_t)offset, SEEK_SET) >= 0;
+	src->pos = MIN(offset, src->len);
+	return true;
+}
+
+/* The reader proper, over src; path names the input in messages. */
+static sg_status read_source(const char *path, source *src, const sg_csv_opts *opts,
+			     sg_csv_info *info, char **err)
 {
 	g_autofree decoder *d = NULL;
 	g_autoptr(GByteArray) prefix = g_byte_array_new();
@@ -603,18 +629,12 @@ sg_status sg_csv_read(const char *path, const sg_csv_opts *opts, sg_csv_info *in
 	int win = -1, widest = 0;
 	bool whole = false;
 	sg_status st = SG_OK;
-	int fd, r;
+	int r;
 
-	memset(info, 0, sizeof(*info));
 	memset(sn, 0, sizeof(sn));
 	cp1251_init();
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return sg_fail(err, errno == ENOENT ? SG_ENOINPUT : SG_EIO, "%s: %s", path,
-			       g_strerror(errno));
-
-	st = decide_encoding(fd, opts->charset_label, &ec, info);
+	st = decide_encoding(src, opts->charset_label, &ec, info);
 	if (st == SG_EIO) {
 		sg_fail(err, SG_EIO, "%s: %s", path, g_strerror(errno));
 		goto out;
@@ -625,13 +645,13 @@ sg_status sg_csv_read(const char *path, const sg_csv_opts *opts, sg_csv_info *in
 	}
 	info->encoding = ec.encoding;
 	info->bom = ec.bom_len > 0;
-	if (lseek(fd, (off_t)ec.bom_len, SEEK_SET) < 0) {
+	if (!source_seek(src, ec.bom_len)) {
 		st = sg_fail(err, SG_EIO, "%s: %s", path, g_strerror(errno));
 		goto out;
 	}
 
 	d = g_new0(decoder, 1);
-	d->fd = fd;
+	d->src = src;
 	d->kind = ec.kind;
 	d->name = ec.encoding;
 	d->offset = ec.bom_len;
@@ -748,8 +768,30 @@ out:
 			g_byte_array_unref(d->out);
 		g_free(d->bad);
 	}
-	close(fd);
 	return st;
+}
+
+sg_status sg_csv_read(const char *path, const sg_csv_opts *opts, sg_csv_info *info, char **err)
+{
+	source src = {.fd = open(path, O_RDONLY | O_CLOEXEC)};
+	sg_status st;
+
+	memset(info, 0, sizeof(*info));
+	if (src.fd < 0)
+		return sg_fail(err, errno == ENOENT ? SG_ENOINPUT : SG_EIO, "%s: %s", path,
+			       g_strerror(errno));
+	st = read_source(path, &src, opts, info, err);
+	close(src.fd);
+	return st;
+}
+
+sg_status sg_csv_read_mem(const char *name, const void *data, size_t len,
+			  const sg_csv_opts *opts, sg_csv_info *info, char **err)
+{
+	source src = {.fd = -1, .mem = data, .len = len};
+
+	memset(info, 0, sizeof(*info));
+	return read_source(name, &src, opts, info, err);
 }
 
 void sg_csv_info_clear(sg_csv_info *info)

@@ -64,6 +64,10 @@ typedef struct {
  * treat the file as all-or-nothing. *err gets "NAME: reason: detail" (NAME = the basename).
  */
 sg_status sg_csv_read(const char *path, const sg_csv_opts *opts, sg_csv_info *info, char **err);
+/* The same over len bytes at data (an attachment in memory); name stands for the path in the
+ * messages. Never SG_ENOINPUT or SG_EIO. */
+sg_status sg_csv_read_mem(const char *name, const void *data, size_t len,
+			  const sg_csv_opts *opts, sg_csv_info *info, char **err);
 void sg_csv_info_clear(sg_csv_info *info);
 
 /* Normalises a header name for matching: trimmed, case-folded, ё→е, a trailing ':' dropped. */

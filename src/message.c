@@ -1,4 +1,4 @@
-/* message.c: a message taken apart safely: raw pre-scan, then gmime in a CPU-limited child. */
+/* message.c: a message taken apart safely: raw pre-scan, then gmime in a CPU-limited worker. */
 #include "message.h"
 
 #include <errno.h>
@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -19,10 +20,11 @@
 #include "util.h"
 
 /*
- * The child reports its findings in a manifest: records of one tag byte, a 4-byte little-endian
- * length and that many bytes. The parent decodes it as untrusted input: every length is checked
- * against what is left, strings must be NUL-free and are made valid UTF-8, numbers are parsed
- * strictly, and attachment sizes come from stat(), not from the child.
+ * The worker reports its findings on a message in a manifest: records of one tag byte, a 4-byte
+ * little-endian length and that many bytes. The parent decodes it as untrusted input: every
+ * length is checked against what is left, strings must be NUL-free and are made valid UTF-8,
+ * numbers are parsed strictly, each attachment has exactly one data record (its decoded bytes,
+ * the only binary record) and its size is the length of those bytes, whatever else is claimed.
  */
 enum {
 	T_FROM = 'F',
@@ -42,23 +44,28 @@ enum {
 	T_ATT = 'a', /* starts an attachment: its raw file name ("" when none) */
 	T_ATT_TYPE = 't',
 	T_ATT_CHARSET = 'c',
+	T_ATT_DATA = 'b', /* the attachment's decoded bytes (binary) */
 	T_PARTS = 'p',
 	T_DEPTH = 'd',
 	T_END = 'E', /* last record: "ok", "too_complex" or "unparseable" */
 };
 
-#define MANIFEST_MAX (8 << 20)
+/* A manifest is bounded by the message it describes: decoded parts are never larger than
+ * their encoded text, a forwarded message written back by gmime only a little (headers
+ * refolded), and the rest of the records are small. */
+#define MANIFEST_SLACK (8 << 20)
+#define MANIFEST_MAX(msg_size) ((gsize)(msg_size) * 2 + MANIFEST_SLACK)
 #define KEY_MAX 1024
 #define TEXT_MAX (1 << 20) /* decoded body text read to find the key */
 
-/* ---- manifest writing (child) ---- */
+/* ---- manifest writing (worker) ---- */
 
 static void put(GByteArray *b, char tag, const char *s, size_t n)
 {
 	guint8 h[5];
 
-	if (n > MANIFEST_MAX)
-		n = MANIFEST_MAX;
+	if (n > G_MAXUINT32)
+		n = G_MAXUINT32; /* only a string can be this long; the parent refuses it */
 	h[0] = (guint8)tag;
 	h[1] = n & 0xff;
 	h[2] = (n >> 8) & 0xff;
@@ -117,11 +124,10 @@ static char *header_clean(GMimeObject *o, const char *name)
 	return g_strstrip(c);
 }
 
-/* ---- child: facts from the tree ---- */
+/* ---- worker: facts from the tree ---- */
 
 typedef struct {
 	const sg_message_limits *lim;
-	const char *tmpdir;
 	GByteArray *out;
 	int parts, depth;
 	bool too_complex, failed;
@@ -195,35 +201,25 @@ static bool safe_to_write(GMimeObject *o, int level)
 
 static void add_attachment(walk *w, GMimeObject *o, GMimeContentType *ct, const char *filename)
 {
-	g_autofree char *path = NULL, *type = NULL;
+	g_autofree char *type = NULL;
 	const char *charset, *mt, *st;
-	GMimeStream *fs;
-	int fd;
+	GMimeStream *mem = g_mime_stream_mem_new();
+	GByteArray *data;
 	bool ok = false;
 
-	path = g_strdup_printf("%s/%d", w->tmpdir, w->nattach);
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		w->failed = true;
-		return;
-	}
-	/* A pipe stream writes straight to the fd and, unlike an fs stream, does not fsync on
-	 * flush: the file only lives for this run (a crash parses the message again). */
-	fs = g_mime_stream_pipe_new(fd); /* owns fd */
 	if (GMIME_IS_PART(o)) {
 		GMimeDataWrapper *dw = g_mime_part_get_content(GMIME_PART(o));
-		ok = dw == NULL || g_mime_data_wrapper_write_to_stream(dw, fs) != -1;
+		ok = dw == NULL || g_mime_data_wrapper_write_to_stream(dw, mem) != -1;
 	} else if (GMIME_IS_MESSAGE_PART(o)) {
 		GMimeMessage *m = g_mime_message_part_get_message(GMIME_MESSAGE_PART(o));
 		if (m != NULL && safe_to_write(GMIME_OBJECT(o), 0))
-			ok = g_mime_object_write_to_stream(GMIME_OBJECT(m), NULL, fs) != -1;
+			ok = g_mime_object_write_to_stream(GMIME_OBJECT(m), NULL, mem) != -1;
 		else if (m == NULL)
 			ok = true;
 	}
-	if (ok)
-		ok = g_mime_stream_flush(fs) == 0;
-	g_object_unref(fs);
-	if (!ok) {
+	data = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
+	if (!ok || data->len > G_MAXUINT32) {
+		g_object_unref(mem);
 		w->failed = true;
 		return;
 	}
@@ -236,6 +232,8 @@ static void add_attachment(walk *w, GMimeObject *o, GMimeContentType *ct, const 
 	put_str(w->out, T_ATT_TYPE, type);
 	charset = g_mime_object_get_content_type_parameter(o, "charset");
 	put_str(w->out, T_ATT_CHARSET, charset);
+	put(w->out, T_ATT_DATA, (const char *)data->data, data->len);
+	g_object_unref(mem);
 	w->nattach++;
 }
 
@@ -269,7 +267,7 @@ static void walk_leaf(walk *w, GMimeObject *o)
 
 /* Counts parts and depth, stopping as soon as a limit is passed; with leaves, also takes the
  * body and the attachments. The first pass counts only, so that a tree over the limits is
- * refused before any file is written. */
+ * refused before any attachment is decoded. */
 static void walk_tree(walk *w, GMimeObject *o, int depth, bool leaves)
 {
 	if (o == NULL || w->too_complex || w->failed)
@@ -537,29 +535,35 @@ static void put_headers(GByteArray *out, GMimeMessage *msg)
 }
 
 typedef struct {
-	const char *path;
+	const char *path;     /* the message file, or NULL: the message is data */
+	const guint8 *data;   /* a message in memory (the identity fields of header_facts) */
+	size_t len;
 	const sg_message_limits *lim;
-	const char *tmpdir;
 	gint64 skip;        /* bytes of an mbox "From " line to skip */
 	gint64 headers_end; /* > 0: parse only the header block [skip, headers_end) */
+	bool die, spin;     /* test hooks (SG_CRASH=message-child, message-spin) */
 } job;
 
-/* The parse proper; fills out with the manifest. Runs in the child (or in process for fuzzing). */
+/* The parse proper; fills out with the manifest. Runs in the worker (or in process for
+ * fuzzing). */
 static void parse_into(const job *j, GByteArray *out)
 {
 	GMimeParserOptions *opts;
 	GMimeParser *parser;
 	GMimeStream *fs, *sub;
 	GMimeMessage *msg;
-	walk w = {.lim = j->lim, .tmpdir = j->tmpdir, .out = out};
-	int fd;
+	walk w = {.lim = j->lim, .out = out};
 
-	fd = open(j->path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		put_str(out, T_END, "unparseable");
-		return;
+	if (j->path != NULL) {
+		int fd = open(j->path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			put_str(out, T_END, "unparseable");
+			return;
+		}
+		fs = g_mime_stream_fs_new(fd);
+	} else {
+		fs = g_mime_stream_mem_new_with_buffer((const char *)j->data, j->len);
 	}
-	fs = g_mime_stream_fs_new(fd);
 	sub = g_mime_stream_substream(fs, j->skip, j->headers_end > 0 ? j->headers_end : -1);
 	g_object_unref(fs);
 	opts = g_mime_parser_options_new();
@@ -615,34 +619,126 @@ out:
 	g_object_unref(sub);
 }
 
-static G_GNUC_NORETURN void child_main(const job *j, int wfd)
-{
-	struct rlimit rl;
-	GByteArray *out = g_byte_array_new();
+/*
+ * The worker: one process parses message after message, so that a message costs no fork (nor
+ * the copy-on-write faults a fork leaves in the parent). A job is one wire_job, then path_len
+ * bytes of path and data_len bytes of message; the answer is an 8-byte little-endian length and
+ * that many bytes of manifest. The worker is trusted no more than the mail it parses: the
+ * parent bounds each job in CPU and wall-clock time and the answer in size, and a worker that
+ * breaks any of it is killed; the next message starts a fresh one.
+ */
+typedef struct {
+	gint64 skip, headers_end, max_message_size, max_header_size;
+	gint32 max_mime_depth, max_parts, cpu_seconds;
+	guint32 flags; /* WJ_* */
+	guint32 path_len, data_len;
+} wire_job;
 
-	signal(SIGALRM, SIG_DFL);
-	signal(SIGXCPU, SIG_DFL);
-	signal(SIGPIPE, SIG_DFL);
-	rl.rlim_cur = (rlim_t)j->lim->cpu_seconds;
-	rl.rlim_max = (rlim_t)j->lim->cpu_seconds + 1;
+enum { WJ_DIE = 1, WJ_SPIN = 2 };
+
+#define WORKER_JOBS 256         /* a worker is replaced after this many, to bound gmime's leaks */
+#define WORKER_FD 3             /* the worker's end of its socket */
+#define JOB_PATH_MAX 65536      /* a job the worker refuses is a parent gone wrong: it exits */
+#define JOB_DATA_MAX (256 << 20)
+
+static bool read_full(int fd, void *buf, size_t len)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t r = read(fd, (char *)buf + got, len - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return false;
+		got += (size_t)r;
+	}
+	return true;
+}
+
+/* Whole seconds of CPU this process has used, rounded up. */
+static rlim_t cpu_used(void)
+{
+	struct rusage ru;
+
+	guint64 us;
+
+	if (getrusage(RUSAGE_SELF, &ru) != 0)
+		return 0;
+	us = (guint64)ru.ru_utime.tv_sec * 1000000 + (guint64)ru.ru_utime.tv_usec +
+	     (guint64)ru.ru_stime.tv_sec * 1000000 + (guint64)ru.ru_stime.tv_usec;
+	return (rlim_t)((us + 999999) / 1000000);
+}
+
+/* Runs one job read from fd; false at the end of the jobs (the parent closed its end). */
+static bool worker_job(int fd)
+{
+	wire_job wj;
+	sg_message_limits lim = {0};
+	g_autofree char *path = NULL;
+	g_autofree guint8 *data = NULL;
+	g_autoptr(GByteArray) out = g_byte_array_new();
+	struct rlimit rl;
+	guint8 len[8];
+	job j;
+
+	if (!read_full(fd, &wj, sizeof wj) || wj.path_len > JOB_PATH_MAX ||
+	    wj.data_len > JOB_DATA_MAX || wj.cpu_seconds <= 0)
+		return false;
+	path = wj.path_len ? g_malloc0(wj.path_len + 1) : NULL;
+	data = wj.data_len ? g_malloc(wj.data_len) : NULL;
+	if ((path && !read_full(fd, path, wj.path_len)) ||
+	    (data && !read_full(fd, data, wj.data_len)))
+		return false;
+	/* This message's CPU time on top of what the earlier ones used: one spinning in gmime
+	 * dies of SIGXCPU after its own cpu_seconds (the hard limit is left as it is). */
+	if (getrlimit(RLIMIT_CPU, &rl) != 0)
+		_exit(3);
+	rl.rlim_cur = cpu_used() + (rlim_t)wj.cpu_seconds;
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_cur > rl.rlim_max)
+		rl.rlim_cur = rl.rlim_max;
 	if (setrlimit(RLIMIT_CPU, &rl) != 0)
 		_exit(3);
-	/* Decoded files can never be larger than the message that holds them. */
-	if (j->lim->max_message_size > 0) {
-		rl.rlim_cur = rl.rlim_max = (rlim_t)j->lim->max_message_size + (1 << 20);
-		setrlimit(RLIMIT_FSIZE, &rl);
-	}
-	alarm((unsigned)j->lim->cpu_seconds * 2 + 1);
-	/* test hooks: a child that dies, or one that spins until its CPU limit */
-	sg_crash_point("message-child");
-	if (g_strcmp0(g_getenv("SG_CRASH"), "message-spin") == 0)
+	alarm((unsigned)wj.cpu_seconds * 2 + 1);
+	/* test hooks: a worker that dies, or one that spins until its CPU limit */
+	if (wj.flags & WJ_DIE)
+		raise(SIGKILL);
+	if (wj.flags & WJ_SPIN)
 		for (volatile unsigned long n = 0;; n++)
 			;
-	g_mime_init();
-	parse_into(j, out);
-	if (!sg_write_all(wfd, out->data, out->len))
+	lim = (sg_message_limits){.max_message_size = wj.max_message_size,
+				  .max_header_size = wj.max_header_size,
+				  .max_mime_depth = wj.max_mime_depth,
+				  .max_parts = wj.max_parts,
+				  .cpu_seconds = wj.cpu_seconds};
+	j = (job){.path = path,
+		  .data = data,
+		  .len = wj.data_len,
+		  .lim = &lim,
+		  .skip = wj.skip,
+		  .headers_end = wj.headers_end};
+	parse_into(&j, out);
+	alarm(0);
+	for (int i = 0; i < 8; i++)
+		len[i] = (guint8)((guint64)out->len >> (8 * i));
+	if (!sg_write_all(fd, len, sizeof len) || !sg_write_all(fd, out->data, out->len))
 		_exit(4);
-	close(wfd);
+	return true;
+}
+
+static G_GNUC_NORETURN void worker_main(void)
+{
+	static const int sigs[] = {SIGALRM, SIGXCPU, SIGPIPE, SIGINT, SIGTERM, SIGHUP};
+	sigset_t none;
+
+	/* Nothing of the parent's signal handling applies here: a signal ends the worker. */
+	for (size_t i = 0; i < G_N_ELEMENTS(sigs); i++)
+		signal(sigs[i], SIG_DFL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	g_mime_init();
+	while (worker_job(WORKER_FD))
+		;
 	_exit(0);
 }
 
@@ -650,7 +746,7 @@ static G_GNUC_NORETURN void child_main(const job *j, int wfd)
 
 static gint64 mono_ms(void) { return g_get_monotonic_time() / 1000; }
 
-/* The SHA-256 of the message file, computed here while the child parses it. */
+/* The SHA-256 of the message file, computed here while the worker parses it. */
 typedef struct {
 	int fd; /* -1 once done */
 	GChecksum *ck;
@@ -679,15 +775,16 @@ static bool hash_step(hasher *h)
 }
 
 /*
- * Reaps the child, waiting for its exit until deadline (monotonic ms; 0: not at all) without
- * sleeping on a guess: a pidfd polled wakes the parent the moment the child is gone. Past the
- * deadline it is killed. Without pidfds (Linux < 5.3) the wait blocks: the child's own alarm
- * and CPU limit bound it. False when the child had to be killed.
+ * Reaps the worker, waiting for its exit until deadline (monotonic ms; 0: not at all) without
+ * sleeping on a guess: a pidfd polled wakes the parent the moment the worker is gone. Past the
+ * deadline it is killed. Without pidfds (Linux < 5.3) the wait blocks: the worker's own alarm
+ * and CPU limit bound it. False when the worker had to be killed.
  */
-static bool reap(pid_t pid, gint64 deadline, int *status)
+static bool reap(pid_t pid, gint64 deadline)
 {
 	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	bool exited = pidfd < 0 && deadline > 0;
+	int status;
 	pid_t r;
 
 	while (pidfd >= 0 && !exited) {
@@ -707,103 +804,219 @@ static bool reap(pid_t pid, gint64 deadline, int *status)
 	if (!exited)
 		kill(pid, SIGKILL);
 	do
-		r = waitpid(pid, status, 0);
+		r = waitpid(pid, &status, 0);
 	while (r < 0 && errno == EINTR);
 	return exited && r == pid;
 }
 
-/* Runs the child and collects its manifest, hashing with h (if any) while it waits; false on
- * crash, timeout or a local failure. */
-static bool run_child(const job *j, GByteArray *manifest, hasher *h, char **err, bool *local_fail)
-{
-	int pfd[2], status = 0;
-	pid_t pid;
-	gint64 deadline = mono_ms() + (gint64)j->lim->cpu_seconds * 3000 + 1000;
-	pid_t parent = getpid();
-	bool ok = true;
+/* The worker of this process (module state): started at the first parse. */
+static struct {
+	pid_t pid;   /* 0: none */
+	pid_t owner; /* the process that started it (a forked copy of this one has none) */
+	int fd;      /* the parent's end of the socket */
+	int jobs;
+} W;
 
-	if (pipe2(pfd, O_CLOEXEC) != 0) {
-		*local_fail = true;
-		sg_fail(err, SG_EINTERNAL, "pipe: %s", g_strerror(errno));
+/* Ends the worker: at once (kill) or after its current job (close: it reads the end of its
+ * jobs and exits); reaped either way. */
+static void worker_stop(bool kill_now)
+{
+	if (W.pid <= 0)
+		return;
+	if (W.owner == getpid()) {
+		if (kill_now)
+			kill(W.pid, SIGKILL);
+		close(W.fd);
+		reap(W.pid, kill_now ? 0 : mono_ms() + 5000);
+	} else {
+		close(W.fd); /* a forked copy's: the worker belongs to the parent */
+	}
+	W.pid = 0;
+	W.fd = -1;
+}
+
+pid_t sg_message_worker_pid(void)
+{
+	return W.pid > 0 && W.owner == getpid() ? W.pid : 0;
+}
+
+static bool worker_start(char **err)
+{
+	int sv[2];
+	pid_t parent = getpid();
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+		sg_fail(err, SG_EINTERNAL, "socketpair: %s", g_strerror(errno));
 		return false;
 	}
-	pid = fork();
-	if (pid < 0) {
-		*local_fail = true;
+	W.pid = fork();
+	if (W.pid < 0) {
 		sg_fail(err, SG_EINTERNAL, "fork: %s", g_strerror(errno));
-		close(pfd[0]);
-		close(pfd[1]);
+		W.pid = 0;
+		close(sv[0]);
+		close(sv[1]);
 		return false;
 	}
-	if (pid == 0) {
-		/* The child ends with its parent: a poller killed mid-parse leaves nothing
+	if (W.pid == 0) {
+		/* The worker ends with its parent: a poller killed mid-parse leaves nothing
 		 * running (and a parent gone before the prctl is seen by getppid). */
 		if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
 			_exit(5);
-		close(pfd[0]);
-		child_main(j, pfd[1]);
+		/* It keeps its socket and 0-2 only: an IMAP or SMTP socket or the db held open
+		 * here would outlive the parent's close of it. */
+		if (dup2(sv[1], WORKER_FD) != WORKER_FD)
+			_exit(6);
+		if (close_range(WORKER_FD + 1, ~0U, 0) != 0) {
+			long max = sysconf(_SC_OPEN_MAX);
+			for (int fd = WORKER_FD + 1; fd < (max > 0 ? max : 65536); fd++)
+				close(fd);
+		}
+		worker_main();
 	}
-	close(pfd[1]);
+	close(sv[1]);
+	W.owner = parent;
+	W.fd = sv[0];
+	W.jobs = 0;
+	return true;
+}
+
+/* Sends j to a live worker, starting one when there is none (or the one there is died between
+ * jobs: then once more to a fresh one). False with *err when no worker can be had. */
+static bool send_job(const job *j, char **err)
+{
+	wire_job wj = {.skip = j->skip,
+		       .headers_end = j->headers_end,
+		       .max_message_size = j->lim->max_message_size,
+		       .max_header_size = j->lim->max_header_size,
+		       .max_mime_depth = j->lim->max_mime_depth,
+		       .max_parts = j->lim->max_parts,
+		       .cpu_seconds = j->lim->cpu_seconds,
+		       .flags = (j->die ? WJ_DIE : 0) | (j->spin ? WJ_SPIN : 0),
+		       .path_len = j->path ? (guint32)strlen(j->path) : 0,
+		       .data_len = (guint32)j->len};
+	g_autoptr(GByteArray) b = g_byte_array_sized_new(sizeof wj + wj.path_len + wj.data_len);
+
+	g_byte_array_append(b, (const guint8 *)&wj, sizeof wj);
+	if (j->path)
+		g_byte_array_append(b, (const guint8 *)j->path, wj.path_len);
+	if (j->len)
+		g_byte_array_append(b, j->data, wj.data_len);
+	if (W.pid > 0 && W.owner != getpid())
+		worker_stop(false);
+	for (int attempt = 0; attempt < 2; attempt++) {
+		size_t off = 0;
+
+		if (W.pid <= 0 && !worker_start(err))
+			return false;
+		while (off < b->len) {
+			ssize_t k = send(W.fd, b->data + off, b->len - off, MSG_NOSIGNAL);
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k <= 0)
+				break;
+			off += (size_t)k;
+		}
+		if (off == b->len)
+			return true;
+		worker_stop(true);
+	}
+	sg_fail(err, SG_EINTERNAL, "the parser worker does not take jobs");
+	return false;
+}
+
+/* Runs j in the worker and collects its manifest (at most max bytes), hashing with h (if any)
+ * while it waits; false on a crash, a timeout or a malformed answer (the worker is killed), or
+ * a local failure (*local_fail). */
+static bool run_job(const job *j, gsize max, GByteArray *manifest, hasher *h, char **err,
+		    bool *local_fail)
+{
+	gint64 deadline = mono_ms() + (gint64)j->lim->cpu_seconds * 3000 + 1000;
+	guint64 want = G_MAXUINT64; /* manifest bytes announced, once the length is read */
+	guint8 len[8];
+	size_t got_len = 0;
+	bool ok = false;
+
+	if (!send_job(j, err)) {
+		*local_fail = true;
+		return false;
+	}
+	W.jobs++;
 	for (;;) {
-		struct pollfd p = {.fd = pfd[0], .events = POLLIN};
+		struct pollfd p = {.fd = W.fd, .events = POLLIN};
 		guint8 buf[65536];
 		gint64 left = deadline - mono_ms();
+		bool hashing = h && h->fd >= 0;
+		size_t room;
 		ssize_t k;
 		int r;
 
-		if (left <= 0) {
-			ok = false;
+		if (got_len == sizeof len && manifest->len == want) {
+			ok = true;
 			break;
 		}
-		bool hashing = h && h->fd >= 0;
+		if (left <= 0)
+			break;
 		r = poll(&p, 1, hashing ? 0 : (int)MIN(left, 1000));
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r < 0) {
-			ok = false;
+		if (r < 0)
 			break;
-		}
 		if (r == 0) {
 			if (hashing)
 				hash_step(h);
 			continue;
 		}
-		k = read(pfd[0], buf, sizeof buf);
+		/* never read past this answer: the worker sends nothing unasked */
+		if (got_len < sizeof len)
+			k = read(W.fd, len + got_len, sizeof len - got_len);
+		else if ((room = (size_t)MIN(want - manifest->len, sizeof buf)) > 0)
+			k = read(W.fd, buf, room);
+		else
+			k = 0;
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k <= 0)
-			break;
-		if (manifest->len + (size_t)k > MANIFEST_MAX) {
-			ok = false;
-			break;
+			break; /* the worker died (or crashed) before its answer was whole */
+		if (got_len < sizeof len) {
+			got_len += (size_t)k;
+			if (got_len == sizeof len) {
+				want = 0;
+				for (int i = 0; i < 8; i++)
+					want |= (guint64)len[i] << (8 * i);
+				if (want > max)
+					break;
+			}
+			continue;
 		}
 		g_byte_array_append(manifest, buf, (guint)k);
 	}
-	close(pfd[0]);
-	if (!reap(pid, ok ? deadline : 0, &status))
+	if (!ok) {
+		worker_stop(true);
 		return false;
-	return ok && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	}
+	if (W.jobs >= WORKER_JOBS)
+		worker_stop(false);
+	return true;
 }
 
 typedef struct {
-	const guint8 *p;
+	const guint8 *start, *p;
 	size_t left;
 } reader;
 
-static bool next_rec(reader *r, char *tag, char **val)
+/* The next record: *tag, its bytes at *at (n of them) within the manifest. */
+static bool next_raw(reader *r, char *tag, size_t *at, size_t *n)
 {
-	size_t n;
-
 	if (r->left < 5)
 		return false;
 	*tag = (char)r->p[0];
-	n = (size_t)r->p[1] | ((size_t)r->p[2] << 8) | ((size_t)r->p[3] << 16) |
-	    ((size_t)r->p[4] << 24);
-	if (n > r->left - 5 || memchr(r->p + 5, '\0', n) != NULL)
+	*n = (size_t)r->p[1] | ((size_t)r->p[2] << 8) | ((size_t)r->p[3] << 16) |
+	     ((size_t)r->p[4] << 24);
+	if (*n > r->left - 5)
 		return false;
-	*val = g_utf8_make_valid((const char *)r->p + 5, (gssize)n);
-	r->p += 5 + n;
-	r->left -= 5 + n;
+	*at = (size_t)(r->p + 5 - r->start);
+	r->p += 5 + *n;
+	r->left -= 5 + *n;
 	return true;
 }
 
@@ -819,7 +1032,8 @@ static void attachment_free(gpointer p)
 	g_free(a->name);
 	g_free(a->content_type);
 	g_free(a->charset);
-	g_free(a->path);
+	if (a->data != NULL)
+		g_bytes_unref(a->data);
 	g_free(a);
 }
 
@@ -852,19 +1066,47 @@ static bool clean_type(const char *s)
 	return slashes == 1 && s[0] != '/' && p[-1] != '/';
 }
 
-/* Decodes the manifest into m; *end gets the child's verdict. False when it is malformed. */
-static bool decode_manifest(const GByteArray *b, sg_message *m, const char **end)
+/* Whether every attachment got its bytes. */
+static bool all_have_data(const sg_message *m)
 {
-	reader r = {b->data, b->len};
+	for (guint i = 0; i < m->attachments->len; i++)
+		if (((sg_attachment *)m->attachments->pdata[i])->data == NULL)
+			return false;
+	return true;
+}
+
+/* Decodes the manifest into m (attachments' data are slices of b); *end gets the worker's
+ * verdict. False when it is malformed. */
+static bool decode_manifest(GBytes *b, sg_message *m, const char **end)
+{
+	gsize blen;
+	const guint8 *bp = g_bytes_get_data(b, &blen);
+	reader r = {bp, bp, blen};
 	GPtrArray *ar = g_ptr_array_new();
 	sg_attachment *cur = NULL;
 	char tag;
 	char *val;
+	size_t at, n;
 	gint64 v;
 	bool ok = true;
 
 	*end = NULL;
-	while (ok && *end == NULL && next_rec(&r, &tag, &val)) {
+	while (ok && *end == NULL && next_raw(&r, &tag, &at, &n)) {
+		if (tag == T_ATT_DATA) {
+			/* binary: the one record that may hold NULs and any bytes */
+			if (cur == NULL || cur->data != NULL) {
+				ok = false;
+			} else {
+				cur->data = g_bytes_new_from_bytes(b, at, n);
+				cur->size = (gint64)n;
+			}
+			continue;
+		}
+		if (memchr(bp + at, '\0', n) != NULL) {
+			ok = false;
+			break;
+		}
+		val = g_utf8_make_valid((const char *)bp + at, (gssize)n);
 		switch (tag) {
 		case T_FROM:
 			g_free(m->from);
@@ -916,21 +1158,13 @@ static bool decode_manifest(const GByteArray *b, sg_message *m, const char **end
 			g_free(m->key);
 			m->key = g_strdup(val);
 			break;
-		case T_ATT: {
-			struct stat sb;
+		case T_ATT:
 			cur = g_new0(sg_attachment, 1);
 			g_ptr_array_add(m->attachments, cur);
-			cur->path = g_strdup_printf("%s/%u", m->tmpdir, m->attachments->len - 1);
 			cur->name = *val ? sg_sanitize_filename(val)
 					 : g_strdup_printf("attachment-%u", m->attachments->len);
 			cur->content_type = g_strdup("application/octet-stream");
-			/* The size is what is on disk, whatever the child might claim. */
-			if (lstat(cur->path, &sb) != 0 || !S_ISREG(sb.st_mode))
-				ok = false;
-			else
-				cur->size = sb.st_size;
 			break;
-		}
 		case T_ATT_TYPE:
 			if (cur == NULL) {
 				ok = false;
@@ -971,7 +1205,7 @@ static bool decode_manifest(const GByteArray *b, sg_message *m, const char **end
 	g_ptr_array_add(ar, NULL);
 	g_strfreev(m->auth_results);
 	m->auth_results = (char **)g_ptr_array_free(ar, FALSE);
-	return ok && *end != NULL && r.left == 0;
+	return ok && *end != NULL && r.left == 0 && all_have_data(m);
 }
 
 /* ---- pre-scan ---- */
@@ -999,55 +1233,36 @@ static bool identity_field(const char *line, size_t len)
 	return false;
 }
 
-static sg_message *message_new(char *tmpdir);
-static bool decode_manifest(const GByteArray *b, sg_message *m, const char **end);
+static sg_message *message_new(void);
+static bool decode_manifest(GBytes *b, sg_message *m, const char **end);
+static sg_status run_parse(const job *j, gsize max, hasher *h, sg_message *m, const char **end,
+			   bool *decoded, char **err);
 
-/* The template of a message's private directory: in tmp_parent, else in the process's scratch
- * directory (emptied by the next run if this one is killed); g_free. NULL with *err. */
-static char *tmpdir_template(const char *tmp_parent, char **err)
+/* For a header block over the limits: the identity fields that are within the limit, copied
+ * and parsed (headers only) by the worker. NULL when none can be read. */
+static sg_message *header_facts(const char *path, gint64 skip, const sg_message_limits *lim)
 {
-	const char *parent = tmp_parent ? tmp_parent : sg_scratch_dir(err);
-
-	return parent ? g_build_filename(parent, "sg-msg-XXXXXX", NULL) : NULL;
-}
-
-/* For a header block over the limits: the identity fields that are within the limit, written
- * to a file of their own and parsed (headers only) by the child. NULL when none can be read. */
-static sg_message *header_facts(const char *path, gint64 skip, const sg_message_limits *lim,
-				const char *tmp_parent)
-{
-	g_autofree char *tmpl = tmpdir_template(tmp_parent, NULL);
-	g_autofree char *hpath = NULL, *line = NULL;
+	g_autofree char *line = NULL;
 	g_autoptr(GString) field = g_string_new(NULL);
-	g_autoptr(GByteArray) manifest = g_byte_array_new();
-	g_autoptr(sg_message) m = NULL;
+	g_autoptr(GString) copy = g_string_new(NULL);
+	g_autoptr(sg_message) m = message_new();
 	const char *end = NULL;
 	size_t cap = 0;
 	ssize_t n;
-	bool keep = false, over = false, local_fail = false;
-	FILE *in, *out;
+	bool keep = false, over = false, decoded = false;
+	FILE *in;
 	job j;
 
-	if (tmpl == NULL || g_mkdtemp_full(tmpl, 0700) == NULL)
-		return NULL;
-	m = message_new(g_strdup(tmpl));
-	hpath = g_build_filename(m->tmpdir, "headers", NULL);
 	in = fopen(path, "rb");
-	out = fopen(hpath, "wb");
-	if (!in || !out) {
-		if (in)
-			fclose(in);
-		if (out)
-			fclose(out);
+	if (!in)
 		return NULL;
-	}
 	fseeko(in, skip, SEEK_SET);
 	while ((n = getline(&line, &cap, in)) > 0) {
 		bool blank = n == 1 || (n == 2 && line[0] == '\r');
 		bool cont = line[0] == ' ' || line[0] == '\t';
 		if (!cont || blank) {
 			if (keep && !over)
-				fwrite(field->str, 1, field->len, out);
+				g_string_append_len(copy, field->str, (gssize)field->len);
 			g_string_truncate(field, 0);
 			over = false;
 			if (blank)
@@ -1061,19 +1276,14 @@ static sg_message *header_facts(const char *path, gint64 skip, const sg_message_
 				g_string_append_len(field, line, n);
 		}
 	}
-	fputs("\n", out);
+	g_string_append_c(copy, '\n');
 	fclose(in);
-	if (fclose(out) != 0)
-		return NULL;
-	j = (job){.path = hpath, .lim = lim, .tmpdir = m->tmpdir, .skip = 0, .headers_end = 1};
-	{
-		struct stat sb;
-		if (stat(hpath, &sb) != 0)
-			return NULL;
-		j.headers_end = sb.st_size;
-	}
-	if (!run_child(&j, manifest, NULL, NULL, &local_fail) || local_fail ||
-	    !decode_manifest(manifest, m, &end) || strcmp(end, "unparseable") == 0)
+	j = (job){.data = (const guint8 *)copy->str,
+		  .len = copy->len,
+		  .lim = lim,
+		  .headers_end = (gint64)copy->len};
+	if (run_parse(&j, MANIFEST_MAX(copy->len), NULL, m, &end, &decoded, NULL) != SG_OK ||
+	    !decoded || strcmp(end, "unparseable") == 0)
 		return NULL;
 	return g_steal_pointer(&m);
 }
@@ -1145,37 +1355,64 @@ static scan_result prescan(int fd, gint64 fsize, gint64 max_header, gint64 *skip
 	return SCAN_OK;
 }
 
-static sg_message *message_new(char *tmpdir)
+static sg_message *message_new(void)
 {
 	sg_message *m = g_new0(sg_message, 1);
 
 	m->date = -1;
-	m->tmpdir = tmpdir;
 	m->attachments = g_ptr_array_new_with_free_func(attachment_free);
 	m->auth_results = g_new0(char *, 1);
 	return m;
 }
 
-static sg_status parse(const char *path, const sg_message_limits *lim_in, const char *tmp_parent,
-		       hasher *h, sg_message **out, const char **reason, char **err)
+/* Parses j in the worker (in process when the limits say so) into m: *end the worker's verdict,
+ * *decoded whether its manifest could be read. SG_OK, or a local failure (no worker). */
+static sg_status run_parse(const job *j_in, gsize max, hasher *h, sg_message *m, const char **end,
+			   bool *decoded, char **err)
+{
+	g_autoptr(GByteArray) manifest = g_byte_array_new();
+	g_autoptr(GBytes) bytes = NULL;
+	job j = *j_in;
+	bool ran, local_fail = false;
+
+	*decoded = false;
+	*end = NULL;
+	if (j.lim->in_process) {
+		g_mime_init();
+		parse_into(&j, manifest);
+		ran = manifest->len <= max;
+	} else {
+		/* the test hooks count the messages of this process, not of one worker */
+		j.die = sg_crash_due("message-child");
+		j.spin = sg_crash_due("message-spin");
+		ran = run_job(&j, max, manifest, h, err, &local_fail);
+	}
+	if (local_fail)
+		return SG_EINTERNAL;
+	bytes = g_byte_array_free_to_bytes(g_steal_pointer(&manifest));
+	*decoded = ran && decode_manifest(bytes, m, end);
+	return SG_OK;
+}
+
+static sg_status parse(const char *path, const sg_message_limits *lim_in, hasher *h,
+		       sg_message **out, const char **reason, char **err)
 {
 	sg_message_limits l;
 	const sg_message_limits *lim;
-	g_autoptr(GByteArray) manifest = g_byte_array_new();
 	g_autoptr(sg_message) m = NULL;
-	g_autofree char *tmpl = NULL;
 	const char *end = NULL, *size_reason = NULL;
 	struct stat sb;
 	gint64 skip = 0, hend = 0;
 	scan_result sr;
+	sg_status st;
 	job j;
 	int fd;
-	bool ran, local_fail = false;
+	bool decoded;
 
 	*out = NULL;
 	*reason = NULL;
 	/* A limit left at 0 by the caller means "none", except the header block (1 MiB, as the
-	 * pre-scan reads it into memory) and the CPU time (10 s); the child and the pre-scan see
+	 * pre-scan reads it into memory) and the CPU time (10 s); the worker and the pre-scan see
 	 * this normalised copy only. */
 	l = *lim_in;
 	if (l.max_header_size <= 0)
@@ -1213,34 +1450,18 @@ static sg_status parse(const char *path, const sg_message_limits *lim_in, const 
 		/* The sender facts still decide whether the refusal is answered (SPEC 5.7): read
 		 * them from a copy of the identity fields that are within the limit. */
 		*reason = "too_complex";
-		*out = header_facts(path, skip, lim, tmp_parent);
+		*out = header_facts(path, skip, lim);
 		return sg_fail(err, SG_EDATA,
 			       "%s: a header is longer than %" G_GINT64_FORMAT " bytes", path,
 			       lim->max_header_size);
 	}
 
-	tmpl = tmpdir_template(tmp_parent, err);
-	if (tmpl == NULL)
-		return SG_EIO;
-	if (g_mkdtemp_full(tmpl, 0700) == NULL)
-		return sg_fail(err, SG_EIO, "%s: %s", tmpl, g_strerror(errno));
-	m = message_new(g_strdup(tmpl));
-
-	j = (job){.path = path,
-		  .lim = lim,
-		  .tmpdir = m->tmpdir,
-		  .skip = skip,
-		  .headers_end = size_reason ? hend : 0};
-	if (lim->in_process) {
-		g_mime_init();
-		parse_into(&j, manifest);
-		ran = true;
-	} else {
-		ran = run_child(&j, manifest, h, err, &local_fail);
-	}
-	if (local_fail)
-		return SG_EINTERNAL;
-	bool decoded = ran && decode_manifest(manifest, m, &end);
+	m = message_new();
+	j = (job){.path = path, .lim = lim, .skip = skip, .headers_end = size_reason ? hend : 0};
+	st = run_parse(&j, MANIFEST_MAX(size_reason ? hend : sb.st_size), h, m, &end, &decoded,
+		       err);
+	if (st != SG_OK)
+		return st;
 	if (!decoded || strcmp(end, "unparseable") == 0) {
 		if (size_reason != NULL) {
 			/* the size decided first; only the header facts are missing */
@@ -1262,7 +1483,7 @@ static sg_status parse(const char *path, const sg_message_limits *lim_in, const 
 			       path);
 	}
 	if (size_reason != NULL) {
-		/* header facts only: no file was written */
+		/* header facts only: no part was decoded */
 		*reason = size_reason;
 		*out = g_steal_pointer(&m);
 		return sg_fail(err, SG_EDATA, "%s: larger than %" G_GINT64_FORMAT " bytes", path,
@@ -1278,23 +1499,21 @@ static sg_status parse(const char *path, const sg_message_limits *lim_in, const 
 	return SG_OK;
 }
 
-sg_status sg_message_parse(const char *path, const sg_message_limits *lim,
-			   const char *tmp_parent, sg_message **out, const char **reason,
-			   char **err)
+sg_status sg_message_parse(const char *path, const sg_message_limits *lim, sg_message **out,
+			   const char **reason, char **err)
 {
-	return parse(path, lim, tmp_parent, NULL, out, reason, err);
+	return parse(path, lim, NULL, out, reason, err);
 }
 
 sg_status sg_message_parse_hashed(const char *path, const sg_message_limits *lim,
-				  const char *tmp_parent, sg_message **out, const char **reason,
-				  char **sha256, char **err)
+				  sg_message **out, const char **reason, char **sha256, char **err)
 {
 	hasher h = {.fd = open(path, O_RDONLY | O_CLOEXEC),
 		    .ck = g_checksum_new(G_CHECKSUM_SHA256)};
 	sg_status st;
 
 	h.failed = h.fd < 0;
-	st = parse(path, lim, tmp_parent, &h, out, reason, err);
+	st = parse(path, lim, &h, out, reason, err);
 	while (hash_step(&h))
 		;
 	*sha256 = h.failed ? NULL : g_strdup(g_checksum_get_string(h.ck));
@@ -1306,18 +1525,6 @@ void sg_message_free(sg_message *m)
 {
 	if (m == NULL)
 		return;
-	if (m->tmpdir != NULL) {
-		GDir *d = g_dir_open(m->tmpdir, 0, NULL);
-		const char *n;
-		if (d != NULL) {
-			while ((n = g_dir_read_name(d)) != NULL) {
-				g_autofree char *p = g_build_filename(m->tmpdir, n, NULL);
-				unlink(p);
-			}
-			g_dir_close(d);
-		}
-		rmdir(m->tmpdir);
-	}
 	g_free(m->from);
 	g_free(m->sender);
 	g_free(m->message_id);
@@ -1328,7 +1535,6 @@ void sg_message_free(sg_message *m)
 	g_free(m->key);
 	if (m->attachments != NULL)
 		g_ptr_array_free(m->attachments, TRUE);
-	g_free(m->tmpdir);
 	g_free(m);
 }
 

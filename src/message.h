@@ -1,6 +1,8 @@
-/* message.h: an incoming message taken apart safely: parsed by gmime in a child process under
+/* message.h: an incoming message taken apart safely: parsed by gmime in a worker process under
  * a CPU-time limit and the [limits], reduced to the facts the pipeline needs (SPEC 5, 10). */
 #pragma once
+#include <sys/types.h>
+
 #include "sg.h"
 
 typedef struct {
@@ -8,8 +10,8 @@ typedef struct {
 	                     * "attachment-N" when the part has none */
 	char *content_type; /* "type/subtype", lower case, no parameters */
 	char *charset;      /* the charset parameter, or NULL */
-	char *path;         /* the decoded content in the message's private temp dir (owned) */
-	gint64 size;        /* decoded size in bytes */
+	GBytes *data;       /* the decoded content (owned), as the worker sent it */
+	gint64 size;        /* decoded size in bytes: the length of data */
 } sg_attachment;
 
 typedef struct {
@@ -35,7 +37,6 @@ typedef struct {
 	                         * signatures and vCards already left out */
 	int parts;             /* MIME parts seen */
 	int depth;             /* deepest nesting seen */
-	char *tmpdir;          /* private dir holding the attachments; removed by sg_message_free */
 } sg_message;
 
 typedef struct {
@@ -44,8 +45,8 @@ typedef struct {
 	int max_mime_depth;
 	int max_parts;
 	int max_attachments; /* more: too_many_attachments (decided by the pipeline, not here) */
-	int cpu_seconds;     /* CPU limit of the parsing child */
-	bool in_process;     /* fuzz targets only: parse in this process, without the child (no
+	int cpu_seconds;     /* CPU time a message may take in the parser worker */
+	bool in_process;     /* fuzz targets only: parse in this process, without the worker (no
 	                      * CPU limit; crashes are not contained) */
 } sg_message_limits;
 
@@ -56,22 +57,27 @@ typedef struct {
  *     crashed or ran out of its CPU time), and *out still set when the headers could be read
  *     (so that From is known for too_large/too_complex replies, and the record of an
  *     unparseable one names its sender; then without attachments or key) or NULL;
- *   SG_EIO/SG_EINTERNAL for local failures (temp dir, fork).
- * tmp_parent: where to create the private dir (NULL: g_get_tmp_dir()).
+ *   SG_EIO/SG_EINTERNAL for local failures (the file, the worker).
  * Limits left at 0 mean none, except max_header_size (1 MiB) and cpu_seconds (10).
  * A parameter given twice with different values (e.g. two filenames, gmime's conflicting-parameter
  * warning) makes the message "unparseable": no name is guessed for the file.
- * Attachments are written to tmpdir/0, tmpdir/1, … (never a name from the message); a
+ * The parse runs in this process's parser worker: one process, started at the first parse, that
+ * takes message after message (no fork per message); each message gets cpu_seconds of CPU time
+ * there and three times that in wall-clock time, past which the worker is killed (the message
+ * is "unparseable"; the next one starts a fresh worker, as does every 256th). The worker holds
+ * no file descriptor of this process but its own socket (and 0-2) and dies with it.
+ * Attachments come back in memory (never a file, never a name from the message as a path); a
  * message/rfc822 part is one attachment: the forwarded message written back by gmime from its
  * parsed headers and parts (refused as "unparseable" when one of its multiparts has no boundary).
  */
-sg_status sg_message_parse(const char *path, const sg_message_limits *lim, const char *tmp_parent,
-			   sg_message **out, const char **reason, char **err);
+sg_status sg_message_parse(const char *path, const sg_message_limits *lim, sg_message **out,
+			   const char **reason, char **err);
 /* The same, and *sha256 (g_free; NULL when the file could not be read) the hex SHA-256 of the
- * file's bytes, computed while the child parses. */
+ * file's bytes, computed while the worker parses. */
 sg_status sg_message_parse_hashed(const char *path, const sg_message_limits *lim,
-				  const char *tmp_parent, sg_message **out, const char **reason,
-				  char **sha256, char **err);
+				  sg_message **out, const char **reason, char **sha256, char **err);
+/* The parser worker's pid, or 0 when this process has none running (for tests). */
+pid_t sg_message_worker_pid(void);
 void sg_message_free(sg_message *m);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(sg_message, sg_message_free)
 

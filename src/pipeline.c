@@ -112,7 +112,7 @@ static sg_status apply_files(sg_pipeline *p, const sg_message *msg, const sg_aut
 			.mirror = p->dry_run ? NULL : p->mirror,
 			.key = msg->key,
 		};
-		st = sg_stock_apply_file(p->store, &ctx, a->path, fr, err);
+		st = sg_stock_apply_bytes(p->store, &ctx, a->name, a->data, fr, err);
 		if (st != SG_OK)
 			return st;
 	}
@@ -493,19 +493,27 @@ static char *results_name(const char *input_name, const char *what)
 	return g_strdup_printf("%s-%s.csv", stem, what);
 }
 
-/* Copies src to dst atomically (fsync, rename); SG_EIO with *err. */
-static sg_status copy_file(const char *src, const char *dst, char **err)
+/* A new file in the scratch directory holding data (NULL: empty), for the batch engine, which
+ * reads and writes by path: *path (g_free; the caller unlinks it). SG_EIO with *err. */
+static sg_status scratch_write(const char *prefix, GBytes *data, char **path, char **err)
 {
-	g_autofree char *data = NULL;
 	gsize len = 0;
-	GError *gerr = NULL;
+	const void *bytes = data ? g_bytes_get_data(data, &len) : NULL;
+	int fd = sg_scratch_file(prefix, path, err);
+	bool ok;
 
-	if (!g_file_get_contents(src, &data, &len, &gerr)) {
-		sg_fail(err, SG_EIO, "%s: %s", src, gerr->message);
-		g_error_free(gerr);
+	if (fd < 0)
 		return SG_EIO;
+	ok = len == 0 || sg_write_all(fd, bytes, len);
+	if (!ok)
+		sg_fail(err, SG_EIO, "%s: %s", *path, g_strerror(errno));
+	if (close(fd) != 0 && ok)
+		ok = !sg_fail(err, SG_EIO, "%s: %s", *path, g_strerror(errno));
+	if (!ok) {
+		unlink(*path);
+		g_clear_pointer(path, g_free);
 	}
-	return sg_write_atomic(dst, data, len, 0600, err) ? SG_OK : SG_EIO;
+	return ok ? SG_OK : SG_EIO;
 }
 
 /*
@@ -519,9 +527,10 @@ static sg_status copy_file(const char *src, const char *dst, char **err)
  * was meant. In development mode or a dry run nothing is registered; in development mode
  * *check_csv names the checked list for the report (g_free).
  */
-static sg_status batch_accept(sg_pipeline *p, const sg_source_msg *m, const sg_message *msg,
-			      const sg_auth *auth, const char *sha, sg_result *r, bool *in_tx,
-			      char **check_csv, char **err)
+static sg_status batch_accept_list(sg_pipeline *p, const sg_source_msg *m,
+				   const sg_message *msg, const sg_auth *auth, const char *sha,
+				   const char *list, const char *check, sg_result *r, bool *in_tx,
+				   char **check_csv, char **err)
 {
 	const sg_config *cfg = p->cfg;
 	const sg_batch_kind *kind = sg_batch_kind_find(r->method);
@@ -529,8 +538,10 @@ static sg_status batch_accept(sg_pipeline *p, const sg_source_msg *m, const sg_m
 	sg_file_result *fr;
 	sg_batch_opts o;
 	sg_batch_summary sum;
-	g_autofree char *e = NULL, *check = NULL, *dir = NULL, *input = NULL;
+	g_autofree char *e = NULL, *dir = NULL, *input = NULL;
 	g_autoptr(sg_batch_job) job = NULL;
+	gsize len = 0;
+	const void *bytes;
 	sg_status st;
 
 	if (kind == NULL) {
@@ -561,9 +572,8 @@ static sg_status batch_accept(sg_pipeline *p, const sg_source_msg *m, const sg_m
 	}
 
 	/* The list as the job will read it; the dry run makes no call and writes no journal. */
-	check = g_build_filename(msg->tmpdir, "check.csv", NULL);
 	sg_batch_opts_init(&o);
-	o.input = a->path;
+	o.input = list;
 	o.charset_label = a->charset;
 	o.output = check;
 	o.dry_run = true;
@@ -607,7 +617,7 @@ static sg_status batch_accept(sg_pipeline *p, const sg_source_msg *m, const sg_m
 			   "Список проверен: строк %ld, из них с ошибками %ld (см. приложенный файл). "
 			   "Режим разработки: проверки не выполнялись."),
 			sum.rows, sum.invalid);
-		*check_csv = g_steal_pointer(&check);
+		*check_csv = g_strdup(check);
 		return SG_OK;
 	}
 	if (p->dry_run)
@@ -620,8 +630,9 @@ static sg_status batch_accept(sg_pipeline *p, const sg_source_msg *m, const sg_m
 		return sg_fail(err, SG_EIO, "%s: cannot create the job directory: %s", dir,
 			       g_strerror(errno));
 	input = g_build_filename(dir, "input.csv", NULL);
-	if ((st = copy_file(a->path, input, err)) != SG_OK)
-		return st;
+	bytes = a->data ? g_bytes_get_data(a->data, &len) : NULL;
+	if (!sg_write_atomic(input, bytes ? bytes : "", len, 0600, err))
+		return SG_EIO;
 	job = g_new0(sg_batch_job, 1);
 	job->kind = g_strdup(kind->name);
 	job->input_sha256 = sg_sha256_file(input);
@@ -656,6 +667,30 @@ static sg_status batch_accept(sg_pipeline *p, const sg_source_msg *m, const sg_m
 	log_info("%s: job %" G_GINT64_FORMAT ": %s list %s, %ld rows, for %s", m->id, job->id,
 		 kind->name, a->name, sum.rows, auth->reply_to);
 	return SG_OK;
+}
+
+/* batch_accept_list over the message's one attachment, written for the batch engine to a file
+ * of its own in the scratch directory, with the file the check is written to; both go when
+ * the message is done (the check stays as *check_csv for the report, unlinked with it). */
+static sg_status batch_accept(sg_pipeline *p, const sg_source_msg *m, const sg_message *msg,
+			      const sg_auth *auth, const char *sha, sg_result *r, bool *in_tx,
+			      char **check_csv, char **err)
+{
+	const sg_attachment *a = msg->attachments->len == 1 ? msg->attachments->pdata[0] : NULL;
+	g_autofree char *list = NULL, *check = NULL;
+	sg_status st;
+
+	if ((st = scratch_write("list", a ? a->data : NULL, &list, err)) != SG_OK)
+		return st;
+	if ((st = scratch_write("check", NULL, &check, err)) != SG_OK) {
+		unlink(list);
+		return st;
+	}
+	st = batch_accept_list(p, m, msg, auth, sha, list, check, r, in_tx, check_csv, err);
+	unlink(list);
+	if (*check_csv == NULL)
+		unlink(check);
+	return st;
 }
 
 /* One message on its way through the stages of sg_pipeline_handle. */
@@ -693,19 +728,24 @@ static void handling_clear(handling *h)
 	g_clear_pointer(&h->prev, sg_ledger_free);
 	g_free(h->sha);
 	g_free(h->e);
+	if (h->check_csv)
+		unlink(h->check_csv);
 	g_free(h->check_csv);
 	g_free(h->report);
 }
 
-/* Read: the message parsed in a child while this process hashes it (the hash says whether it
+/* Read: the message parsed in the worker while this process hashes it (the hash says whether it
  * is new; when it is not, the parse is dropped). Stale or too large: only hashed. */
 static sg_status read_message(handling *h, char **err)
 {
 	const sg_source_msg *m = h->m;
 
+	/* Every run that reads mail makes its scratch directory, which sweeps away what killed
+	 * runs left there (t027), even when this one writes nothing to it. */
+	sg_scratch_dir(NULL);
 	if (!h->stale && !h->too_large)
-		h->parsed = sg_message_parse_hashed(m->path, &h->lim, NULL, &h->msg, &h->why,
-						    &h->sha, &h->e);
+		h->parsed = sg_message_parse_hashed(m->path, &h->lim, &h->msg, &h->why, &h->sha,
+						    &h->e);
 	else if (m->path)
 		h->sha = sg_sha256_file(m->path);
 	else
@@ -778,7 +818,7 @@ static sg_status authenticate(handling *h, char **err)
 		if (h->m->path) {
 			/* Only the headers are read, for the reply decision. */
 			const char *ignored = NULL;
-			sg_message_parse(h->m->path, &h->lim, NULL, &h->msg, &ignored, NULL);
+			sg_message_parse(h->m->path, &h->lim, &h->msg, &ignored, NULL);
 		}
 		return fail_unread(h, "too_large", err);
 	}

@@ -894,7 +894,24 @@ static sg_status apply_remains(run *r, char **err)
 	return sg_remains_replace(r->st, r->c->dealer, r->warehouse, next_article, r, err);
 }
 
-static void run_reset(run *r, const char *path)
+/* The file to read: at path, or in memory (data, len) under the name path. */
+typedef struct {
+	const char *path;
+	const void *data; /* NULL: read path */
+	size_t len;
+} input;
+
+/* Its size in bytes, or 0 when it cannot be known. */
+static gint64 input_size(const input *in)
+{
+	GStatBuf sb;
+
+	if (in->data != NULL)
+		return (gint64)in->len;
+	return g_stat(in->path, &sb) == 0 ? (gint64)sb.st_size : 0;
+}
+
+static void run_reset(run *r, const input *in)
 {
 	sg_file_result *fr = r->fr;
 	g_ptr_array_set_size(fr->errors, 0);
@@ -912,8 +929,7 @@ static void run_reset(run *r, const char *path)
 	if (r->remains) {
 		/* A remains row is rarely shorter than 32 bytes: a guess from the file's size,
 		 * never above max_rows. */
-		GStatBuf sb;
-		gint64 est = g_stat(path, &sb) == 0 ? (gint64)sb.st_size / 32 : 0;
+		gint64 est = input_size(in) / 32;
 		if (r->c->max_rows > 0)
 			est = MIN(est, r->c->max_rows);
 		art_reserve(&r->arts, (guint32)MIN(est, (gint64)G_MAXUINT32 / 8));
@@ -922,7 +938,7 @@ static void run_reset(run *r, const char *path)
 }
 
 /* Reads the file once, staging its rows. */
-static sg_status read_pass(run *r, const char *path, sg_csv_info *info, char **err)
+static sg_status read_pass(run *r, const input *in, sg_csv_info *info, char **err)
 {
 	sg_csv_opts opts = {
 	    .charset_label = r->c->charset_label,
@@ -932,12 +948,14 @@ static sg_status read_pass(run *r, const char *path, sg_csv_info *info, char **e
 	};
 	sg_status ret;
 
-	run_reset(r, path);
+	run_reset(r, in);
 	if ((ret = sg_store_exec(r->st,
 				 "DELETE FROM temp.stage_wh", err)))
 		return ret;
 	memset(info, 0, sizeof *info);
-	return sg_csv_read(path, &opts, info, err);
+	if (in->data != NULL)
+		return sg_csv_read_mem(in->path, in->data, in->len, &opts, info, err);
+	return sg_csv_read(in->path, &opts, info, err);
 }
 
 static bool same_header(run *r, const sg_csv_info *info)
@@ -1093,8 +1111,8 @@ static sg_status settle(run *r, bool *keep, char **err)
 	return SG_OK;
 }
 
-sg_status sg_stock_apply_file(sg_store *st, const sg_stock_ctx *ctx, const char *path,
-			      sg_file_result *fr, char **err)
+static sg_status apply(sg_store *st, const sg_stock_ctx *ctx, const input *in,
+		       sg_file_result *fr, char **err)
 {
 	run r = {.c = ctx, .st = st, .db = sg_store_db(st), .fr = fr};
 	sg_csv_info info = {0};
@@ -1127,7 +1145,7 @@ sg_status sg_stock_apply_file(sg_store *st, const sg_stock_ctx *ctx, const char 
 		goto out;
 	r.catalog = ncat != 0;
 
-	ret = read_pass(&r, path, &info, err);
+	ret = read_pass(&r, in, &info, err);
 	if (ret == SG_OK && !r.fail && !r.reject && r.have_header && !same_header(&r, &info)) {
 		/* The reader settled on another record than the first one that matched: read
 		 * again with the header it chose. */
@@ -1139,7 +1157,7 @@ sg_status sg_stock_apply_file(sg_store *st, const sg_stock_ctx *ctx, const char 
 			r.name[f] = g_strdup(r.pos[f] >= 0 ? info.header[r.pos[f]] : NULL);
 		}
 		sg_csv_info_clear(&info);
-		ret = read_pass(&r, path, &info, err);
+		ret = read_pass(&r, in, &info, err);
 	}
 	fr->encoding = csv_encoding(info.encoding);
 	fr->delimiter = info.delimiter;
@@ -1211,4 +1229,22 @@ out:
 			  ctx->kind, fr->applied ? "applied" : fr->reason, fr->rows, fr->added,
 			  fr->updated, fr->deleted);
 	return ret;
+}
+
+sg_status sg_stock_apply_file(sg_store *st, const sg_stock_ctx *ctx, const char *path,
+			      sg_file_result *fr, char **err)
+{
+	input in = {.path = path};
+
+	return apply(st, ctx, &in, fr, err);
+}
+
+sg_status sg_stock_apply_bytes(sg_store *st, const sg_stock_ctx *ctx, const char *name,
+			       GBytes *data, sg_file_result *fr, char **err)
+{
+	gsize len = 0;
+	const void *p = g_bytes_get_data(data, &len);
+	input in = {.path = name, .data = p ? p : "", .len = len};
+
+	return apply(st, ctx, &in, fr, err);
 }

@@ -35,6 +35,9 @@ typedef struct {
  */
 sg_status sg_stock_apply_file(sg_store *st, const sg_stock_ctx *ctx, const char *path,
 			      sg_file_result *fr, char **err);
+/* The same for a file in memory (an attachment's bytes), called name in the messages. */
+sg_status sg_stock_apply_bytes(sg_store *st, const sg_stock_ctx *ctx, const char *name,
+			       GBytes *data, sg_file_result *fr, char **err);
 
 /* Parses a quantity (SPEC 5.4): whole number 0–999999999, spaces/NBSP/U+202F group thousands,
  * ',' or '.' decimal with a zero fraction. Returns false when it is not one. */

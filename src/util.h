@@ -29,7 +29,7 @@ bool sg_write_atomic(const char *path, const void *data, size_t len, int mode, c
 
 /*
  * The process's scratch directory, for files that live one run (a fetched message, standard
- * input, a parser's attachments): "$TMPDIR/stockgate-UID/PID", mode 700, made on first use.
+ * input, an e-mailed batch list): "$TMPDIR/stockgate-UID/PID", mode 700, made on first use.
  * Making it removes the directories of processes that are gone, so what a killed run left (a
  * dealer's stock, among others) is gone with the next run instead of staying in /tmp. The
  * parent must be a real directory owned by the user (not a link another user planted). Borrowed
@@ -46,3 +46,6 @@ char *sg_oauth2_token(const char *section, const char *command, char **err);
 
 /* Test hook (STYLE 15): when $SG_CRASH names this point, the process kills itself here. */
 void sg_crash_point(const char *name);
+/* Whether this passing of the point is the one $SG_CRASH names (every passing without ":N",
+ * only the Nth with it), for a hook that acts elsewhere (message-child: the parser worker). */
+bool sg_crash_due(const char *name);

@@ -1,7 +1,7 @@
 #!/bin/bash
-# t026-parser-child.sh: the parsing child ends with its parent (issue 12): a `process` killed
-# with SIGKILL while its child parses (SG_CRASH=message-spin: the child spins toward a CPU limit
-# of 60 s) leaves no child running; a spinning child is still stopped at its own limit.
+# t026-parser-child.sh: the parser worker ends with its parent (issue 12): a `process` killed
+# with SIGKILL while its worker parses (SG_CRASH=message-spin: the worker spins toward a CPU limit
+# of 60 s) leaves no worker running; a spinning worker is still stopped at its own limit.
 . "$(dirname "$0")/../lib.sh"
 write_config <<'CONF'
 [limits]

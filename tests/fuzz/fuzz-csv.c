@@ -43,8 +43,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FILE *sink = fopen("/dev/null", "w");
 	sg_csv_writer *w;
 	sg_csv_opts opts = {0};
-	sg_csv_info info;
+	sg_csv_info info, mem;
 	char *err = NULL;
+	sg_status st_file, st_mem;
 	uint8_t sel = size ? data[size - 1] : 0;
 
 	if (fd < 0 || sink == NULL)
@@ -59,8 +60,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	opts.header = (sel & 2) ? NULL : has_code;
 	opts.row = row;
 	opts.ctx = w;
-	sg_csv_read(path, &opts, &info, &err);
+	st_file = sg_csv_read(path, &opts, &info, &err);
+	g_clear_pointer(&err, g_free);
+	/* The same bytes in memory (an attachment) must get the same verdict. */
+	st_mem = sg_csv_read_mem("in.csv", data, size, &opts, &mem, &err);
+	if (st_mem != st_file || g_strcmp0(mem.reason, info.reason) != 0 ||
+	    mem.records != info.records || mem.delimiter != info.delimiter ||
+	    mem.header_line != info.header_line)
+		abort();
 	sg_csv_info_clear(&info);
+	sg_csv_info_clear(&mem);
 	g_free(err);
 	sg_csv_writer_close(w);
 	fclose(sink);

@@ -35,13 +35,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (!g_file_set_contents(path, (const char *)data, (gssize)size, NULL))
 		abort();
-	sg_message_parse(path, &lim, dir, &m, &reason, &err);
+	sg_message_parse(path, &lim, &m, &reason, &err);
 	if (m != NULL) {
-		/* every attachment must be a file in the private dir, under a generated name */
+		/* every attachment has a name that is no path, and its bytes (size is their length) */
 		for (guint i = 0; i < m->attachments->len; i++) {
 			sg_attachment *a = g_ptr_array_index(m->attachments, i);
-			if (a->name == NULL || strchr(a->name, '/') != NULL || a->size < 0 ||
-			    !g_str_has_prefix(a->path, m->tmpdir))
+			if (a->name == NULL || strchr(a->name, '/') != NULL || a->data == NULL ||
+			    a->size != (gint64)g_bytes_get_size(a->data))
 				abort();
 		}
 		if (m->from != NULL && m->from_count != 1)

@@ -239,22 +239,32 @@ static void run_read(const read_case *c)
 		break;
 	}
 	path = write_file("in.csv", bytes, len);
-	st = sg_csv_read(path, &opts, &info, &err);
-	NUM(st, c->st, "%s: status", c->name);
-	IS(info.reason, c->reason, "%s: reason", c->name);
-	if (c->encoding)
-		IS(info.encoding, c->encoding, "%s: encoding", c->name);
-	NUM(info.delimiter, c->delim, "%s: delimiter", c->name);
-	NUM(info.header_line, c->header_line, "%s: header line", c->name);
-	NUM(info.title_rows, c->title_rows, "%s: title rows", c->name);
-	IS(col.rows->str, c->rows, "%s: rows", c->name);
-	if (c->detail)
-		OK(info.detail && strstr(info.detail, c->detail), "%s: detail '%s' has '%s'",
-		   c->name, info.detail ? info.detail : "(null)", c->detail);
-	NUM(info.error_line, c->error_line, "%s: error line", c->name);
-	if (c->st != SG_OK)
-		OK(err != NULL, "%s: err set (%s)", c->name, err ? err : "");
-	sg_csv_info_clear(&info);
+	/* the same verdict from the file and from the bytes in memory (an attachment) */
+	for (int mem = 0; mem < 2; mem++) {
+		const char *src = mem ? "mem" : "file";
+
+		g_string_truncate(col.rows, 0);
+		g_clear_pointer(&err, g_free);
+		st = mem ? sg_csv_read_mem("in.csv", bytes, len, &opts, &info, &err)
+			 : sg_csv_read(path, &opts, &info, &err);
+		NUM(st, c->st, "%s (%s): status", c->name, src);
+		IS(info.reason, c->reason, "%s (%s): reason", c->name, src);
+		if (c->encoding)
+			IS(info.encoding, c->encoding, "%s (%s): encoding", c->name, src);
+		NUM(info.delimiter, c->delim, "%s (%s): delimiter", c->name, src);
+		NUM(info.header_line, c->header_line, "%s (%s): header line", c->name, src);
+		NUM(info.title_rows, c->title_rows, "%s (%s): title rows", c->name, src);
+		IS(col.rows->str, c->rows, "%s (%s): rows", c->name, src);
+		if (c->detail)
+			OK(info.detail && strstr(info.detail, c->detail),
+			   "%s (%s): detail '%s' has '%s'", c->name, src,
+			   info.detail ? info.detail : "(null)", c->detail);
+		NUM(info.error_line, c->error_line, "%s (%s): error line", c->name, src);
+		if (c->st != SG_OK)
+			OK(err != NULL && g_str_has_prefix(err, "in.csv: "),
+			   "%s (%s): err names the file (%s)", c->name, src, err ? err : "");
+		sg_csv_info_clear(&info);
+	}
 	g_string_free(col.rows, TRUE);
 }
 
@@ -310,6 +320,17 @@ static void test_large(void)
 	snprintf(want, sizeof(want), "100001:Склад1|Артикул-099999|%d\n", 99999 % 97);
 	OK(g_str_has_suffix(col.rows->str, want), "large cp1251: last row and line");
 	sg_csv_info_clear(&info);
+
+	/* From memory, the same rows. */
+	{
+		g_autoptr(GString) file_rows = g_string_new(col.rows->str);
+		g_string_truncate(col.rows, 0);
+		NUM(sg_csv_read_mem("big.csv", bytes, len, &opts, &info, NULL), SG_OK,
+		    "large cp1251 in memory: read");
+		NUM(info.records, 100000, "large cp1251 in memory: records");
+		OK(strcmp(file_rows->str, col.rows->str) == 0, "large cp1251 in memory: same rows");
+		sg_csv_info_clear(&info);
+	}
 	g_free(g_steal_pointer(&path));
 	g_free(g_steal_pointer(&bytes));
 

@@ -31,7 +31,9 @@ static char *write_tmp(const char *text, size_t len)
 	return path;
 }
 
-static sg_file_result *apply_path(const char *kind, const char *path, const opts *o)
+/* Applies the file at path, or (path NULL) the bytes data as an attachment is applied. */
+static sg_file_result *apply_input(const char *kind, const char *path, GBytes *data,
+				   const opts *o)
 {
 	static const opts none = {0};
 	static int fake_mirror;
@@ -51,7 +53,8 @@ static sg_file_result *apply_path(const char *kind, const char *path, const opts
 	sg_file_result *fr = sg_file_result_new("f.csv");
 	g_autofree char *err = NULL;
 	sg_store_begin(st, NULL);
-	last_status = sg_stock_apply_file(st, &ctx, path, fr, &err);
+	last_status = path ? sg_stock_apply_file(st, &ctx, path, fr, &err)
+			   : sg_stock_apply_bytes(st, &ctx, "f.csv", data, fr, &err);
 	if (last_status == SG_OK)
 		sg_store_commit(st, NULL);
 	else
@@ -61,10 +64,16 @@ static sg_file_result *apply_path(const char *kind, const char *path, const opts
 	return fr;
 }
 
+static sg_file_result *apply_path(const char *kind, const char *path, const opts *o)
+{
+	return apply_input(kind, path, NULL, o);
+}
+
+/* The text as an attachment's bytes in memory (the pipeline's way). */
 static sg_file_result *apply(const char *kind, const char *csv, const opts *o)
 {
-	g_autofree char *path = write_tmp(csv, strlen(csv));
-	return apply_path(kind, path, o);
+	g_autoptr(GBytes) data = g_bytes_new(csv, strlen(csv));
+	return apply_input(kind, NULL, data, o);
 }
 
 static void add_line(void *ctx, const char *w, const char *a, long long q)
@@ -577,6 +586,29 @@ static void bench(long n)
 	}
 }
 
+/* A file on disk and the same bytes in memory get the same verdict (check mode: nothing kept). */
+static void test_file_and_bytes(void)
+{
+	static const opts check = {.check = true};
+	static const char *const texts[] = {
+	    RH "W1;A1;5\nW1;A2;7\n",
+	    RH "W1;\"A1;5\n",
+	    "no;header;here\n1;2;3\n",
+	    "\xEF\xBB\xBF" RH "W1;A1;x\n",
+	    "",
+	};
+
+	for (size_t i = 0; i < G_N_ELEMENTS(texts); i++) {
+		g_autofree char *path = write_tmp(texts[i], strlen(texts[i]));
+		g_autoptr(sg_file_result) f = apply_path("remains", path, &check);
+		g_autoptr(sg_file_result) b = apply("remains", texts[i], &check);
+		OK(f->applied == b->applied, "file and bytes %zu: applied %d", i, f->applied);
+		IS(b->reason, f->reason, "file and bytes %zu: reason", i);
+		NUM(b->rows, f->rows, "file and bytes %zu: rows", i);
+		NUM(b->errors->len, f->errors->len, "file and bytes %zu: errors", i);
+	}
+}
+
 int main(void)
 {
 	g_autofree char *dbpath = NULL;
@@ -594,6 +626,7 @@ int main(void)
 	test_sequence();
 	test_dates_dev_check_mirror();
 	test_many_articles();
+	test_file_and_bytes();
 	const char *b = g_getenv("SG_BENCH_ROWS");
 	if (b)
 		bench(atol(b));
