@@ -155,7 +155,13 @@ static sg_status poll_chunk(const sg_config *cfg, sg_pipeline *p, sg_source *src
 			*deferred = true;
 			continue;
 		}
+		/* the next message of the chunk fetched is parsed while this one is applied */
+		p->next = NULL;
+		for (guint j = i + 1; j < n && !p->next; j++)
+			if (ms[j]->path)
+				p->next = ms[j];
 		st = sg_pipeline_handle(p, m, &rec, &outcome, &folder, &e);
+		p->next = NULL;
 		if (st != SG_OK) {
 			/* A local failure (I/O, the store): stop this pass, the message stays;
 			 * what the chunk handled before it is still moved. */

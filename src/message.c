@@ -817,6 +817,21 @@ static struct {
 	int jobs;
 } W;
 
+/*
+ * The job sent ahead (sg_message_parse_ahead): at most one job is in the worker at a time, this
+ * one or the one run_job waits for. Its answer is collected by the parse of the same path with
+ * the same limits, or read and dropped by any other parse.
+ */
+static struct {
+	char *path; /* NULL: none */
+	gint64 skip;
+	sg_message_limits lim; /* normalised */
+	gsize max;
+	bool die, spin;
+} A;
+
+static void ahead_clear(void) { g_clear_pointer(&A.path, g_free); }
+
 /* Ends the worker: at once (kill) or after its current job (close: it reads the end of its
  * jobs and exits); reaped either way. */
 static void worker_stop(bool kill_now)
@@ -833,6 +848,7 @@ static void worker_stop(bool kill_now)
 	}
 	W.pid = 0;
 	W.fd = -1;
+	ahead_clear(); /* its answer went with the worker */
 }
 
 pid_t sg_message_worker_pid(void)
@@ -924,23 +940,24 @@ static bool send_job(const job *j, char **err)
 	return false;
 }
 
-/* Runs j in the worker and collects its manifest (at most max bytes), hashing with h (if any)
- * while it waits; false on a crash, a timeout or a malformed answer (the worker is killed), or
- * a local failure (*local_fail). */
-static bool run_job(const job *j, gsize max, GByteArray *manifest, hasher *h, char **err,
-		    bool *local_fail)
+static bool same_limits(const sg_message_limits *a, const sg_message_limits *b)
 {
-	gint64 deadline = mono_ms() + (gint64)j->lim->cpu_seconds * 3000 + 1000;
+	return a->max_message_size == b->max_message_size &&
+	       a->max_header_size == b->max_header_size && a->max_mime_depth == b->max_mime_depth &&
+	       a->max_parts == b->max_parts && a->cpu_seconds == b->cpu_seconds;
+}
+
+/* Collects the answer to the job in the worker (at most max bytes), hashing with h (if any)
+ * while it waits, for up to three times the job's CPU time from now; false on a crash, a
+ * timeout or a malformed answer (the worker is killed). */
+static bool collect(int cpu_seconds, gsize max, GByteArray *manifest, hasher *h)
+{
+	gint64 deadline = mono_ms() + (gint64)cpu_seconds * 3000 + 1000;
 	guint64 want = G_MAXUINT64; /* manifest bytes announced, once the length is read */
 	guint8 len[8];
 	size_t got_len = 0;
 	bool ok = false;
 
-	if (!send_job(j, err)) {
-		*local_fail = true;
-		return false;
-	}
-	W.jobs++;
 	for (;;) {
 		struct pollfd p = {.fd = W.fd, .events = POLLIN};
 		guint8 buf[65536];
@@ -997,6 +1014,39 @@ static bool run_job(const job *j, gsize max, GByteArray *manifest, hasher *h, ch
 	if (W.jobs >= WORKER_JOBS)
 		worker_stop(false);
 	return true;
+}
+
+/* The answer to a job sent ahead for another message than the one now asked for: read and
+ * dropped, so that the next answer read is the next job's. */
+static void ahead_drop(void)
+{
+	g_autoptr(GByteArray) drop = g_byte_array_new();
+
+	if (A.path == NULL)
+		return;
+	if (W.pid > 0)
+		collect(A.lim.cpu_seconds, A.max, drop, NULL);
+	ahead_clear();
+}
+
+/* Runs j in the worker and collects its manifest (at most max bytes), hashing with h (if any)
+ * while it waits: the answer of the job sent ahead for it when there is one. False on a crash,
+ * a timeout or a malformed answer (the worker is killed), or a local failure (*local_fail). */
+static bool run_job(const job *j, gsize max, GByteArray *manifest, hasher *h, char **err,
+		    bool *local_fail)
+{
+	if (A.path != NULL && j->path != NULL && j->headers_end == 0 && strcmp(A.path, j->path) == 0 &&
+	    A.skip == j->skip && A.max == max && same_limits(&A.lim, j->lim)) {
+		ahead_clear();
+		return collect(j->lim->cpu_seconds, max, manifest, h);
+	}
+	ahead_drop();
+	if (!send_job(j, err)) {
+		*local_fail = true;
+		return false;
+	}
+	W.jobs++;
+	return collect(j->lim->cpu_seconds, max, manifest, h);
 }
 
 typedef struct {
@@ -1382,9 +1432,12 @@ static sg_status run_parse(const job *j_in, gsize max, hasher *h, sg_message *m,
 		parse_into(&j, manifest);
 		ran = manifest->len <= max;
 	} else {
-		/* the test hooks count the messages of this process, not of one worker */
-		j.die = sg_crash_due("message-child");
-		j.spin = sg_crash_due("message-spin");
+		/* the test hooks count the messages of this process, not of one worker (a job
+		 * sent ahead counted its message already) */
+		if (A.path == NULL || j.path == NULL || strcmp(A.path, j.path) != 0) {
+			j.die = sg_crash_due("message-child");
+			j.spin = sg_crash_due("message-spin");
+		}
 		ran = run_job(&j, max, manifest, h, err, &local_fail);
 	}
 	if (local_fail)
@@ -1392,6 +1445,68 @@ static sg_status run_parse(const job *j_in, gsize max, hasher *h, sg_message *m,
 	bytes = g_byte_array_free_to_bytes(g_steal_pointer(&manifest));
 	*decoded = ran && decode_manifest(bytes, m, end);
 	return SG_OK;
+}
+
+/* A limit left at 0 by the caller means "none", except the header block (1 MiB, as the
+ * pre-scan reads it into memory) and the CPU time (10 s); the worker and the pre-scan see this
+ * normalised copy only. */
+static void normalise(const sg_message_limits *in, sg_message_limits *l)
+{
+	*l = *in;
+	if (l->max_header_size <= 0)
+		l->max_header_size = 1 << 20;
+	if (l->max_mime_depth <= 0)
+		l->max_mime_depth = G_MAXINT;
+	if (l->max_parts <= 0)
+		l->max_parts = G_MAXINT;
+	if (l->cpu_seconds <= 0)
+		l->cpu_seconds = 10;
+}
+
+/* The file's size and the pre-scan of its header block. */
+static sg_status look(const char *path, const sg_message_limits *lim, struct stat *sb,
+		      scan_result *sr, gint64 *skip, gint64 *hend, char **err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return sg_fail(err, SG_EIO, "%s: %s", path, g_strerror(errno));
+	if (fstat(fd, sb) != 0 || !S_ISREG(sb->st_mode)) {
+		close(fd);
+		return sg_fail(err, SG_EIO, "%s: not a regular file", path);
+	}
+	*sr = prescan(fd, sb->st_size, lim->max_header_size, skip, hend);
+	close(fd);
+	if (*sr == SCAN_IO)
+		return sg_fail(err, SG_EIO, "%s: %s", path, g_strerror(errno));
+	return SG_OK;
+}
+
+void sg_message_parse_ahead(const char *path, const sg_message_limits *lim_in)
+{
+	struct stat sb;
+	gint64 skip = 0, hend = 0;
+	scan_result sr;
+	job j;
+
+	if (lim_in->in_process || A.path != NULL)
+		return;
+	normalise(lim_in, &A.lim);
+	/* only a whole parse goes ahead: the rest is decided here, by the parse itself */
+	if (look(path, &A.lim, &sb, &sr, &skip, &hend, NULL) != SG_OK || sr != SCAN_OK ||
+	    (A.lim.max_message_size > 0 && sb.st_size > A.lim.max_message_size))
+		return;
+	j = (job){.path = path,
+		  .lim = &A.lim,
+		  .skip = skip,
+		  .die = sg_crash_due("message-child"),
+		  .spin = sg_crash_due("message-spin")};
+	if (!send_job(&j, NULL))
+		return; /* the parse itself says why */
+	W.jobs++;
+	A.path = g_strdup(path);
+	A.skip = skip;
+	A.max = MANIFEST_MAX(sb.st_size);
 }
 
 static sg_status parse(const char *path, const sg_message_limits *lim_in, hasher *h,
@@ -1406,37 +1521,16 @@ static sg_status parse(const char *path, const sg_message_limits *lim_in, hasher
 	scan_result sr;
 	sg_status st;
 	job j;
-	int fd;
 	bool decoded;
 
 	*out = NULL;
 	*reason = NULL;
-	/* A limit left at 0 by the caller means "none", except the header block (1 MiB, as the
-	 * pre-scan reads it into memory) and the CPU time (10 s); the worker and the pre-scan see
-	 * this normalised copy only. */
-	l = *lim_in;
-	if (l.max_header_size <= 0)
-		l.max_header_size = 1 << 20;
-	if (l.max_mime_depth <= 0)
-		l.max_mime_depth = G_MAXINT;
-	if (l.max_parts <= 0)
-		l.max_parts = G_MAXINT;
-	if (l.cpu_seconds <= 0)
-		l.cpu_seconds = 10;
+	normalise(lim_in, &l);
 	lim = &l;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return sg_fail(err, SG_EIO, "%s: %s", path, g_strerror(errno));
-	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-		close(fd);
-		return sg_fail(err, SG_EIO, "%s: not a regular file", path);
-	}
+	if ((st = look(path, lim, &sb, &sr, &skip, &hend, err)) != SG_OK)
+		return st;
 	if (lim->max_message_size > 0 && sb.st_size > lim->max_message_size)
 		size_reason = "too_large";
-	sr = prescan(fd, sb.st_size, lim->max_header_size, &skip, &hend);
-	close(fd);
-	if (sr == SCAN_IO)
-		return sg_fail(err, SG_EIO, "%s: %s", path, g_strerror(errno));
 	if (size_reason != NULL && sr != SCAN_OK) {
 		*reason = size_reason;
 		return sg_fail(err, SG_EDATA, "%s: larger than %" G_GINT64_FORMAT " bytes", path,

@@ -76,6 +76,14 @@ sg_status sg_message_parse(const char *path, const sg_message_limits *lim, sg_me
  * file's bytes, computed while the worker parses. */
 sg_status sg_message_parse_hashed(const char *path, const sg_message_limits *lim,
 				  sg_message **out, const char **reason, char **sha256, char **err);
+/*
+ * Starts the parse of the message file at path in the worker now, so that it runs while this
+ * process works on the message before it; the sg_message_parse(_hashed) of the same path with
+ * the same limits takes its answer (its deadline counted from then), any other parse drops it.
+ * Nothing is started while another job is ahead, in process, or for a message whose pre-scan
+ * decides it (too large, a header block over the limit, not a message): its parse does that.
+ */
+void sg_message_parse_ahead(const char *path, const sg_message_limits *lim);
 /* The parser worker's pid, or 0 when this process has none running (for tests). */
 pid_t sg_message_worker_pid(void);
 void sg_message_free(sg_message *m);

@@ -734,11 +734,39 @@ static void handling_clear(handling *h)
 	g_free(h->report);
 }
 
+static sg_message_limits limits_of(const sg_config *cfg)
+{
+	return (sg_message_limits){
+	    .max_message_size = cfg->limits.max_message_size,
+	    .max_header_size = cfg->limits.max_header_size,
+	    .max_mime_depth = cfg->limits.max_mime_depth,
+	    .max_parts = cfg->limits.max_parts,
+	    .max_attachments = cfg->limits.max_attachments,
+	    .cpu_seconds = cfg->limits.parse_cpu_seconds,
+	};
+}
+
+/* Stale stock is not processed in a poll (and an old mailbox does not flood replies). */
+static bool is_stale(const sg_pipeline *p, const sg_source_msg *m, gint64 now)
+{
+	const sg_config *cfg = p->cfg;
+
+	return p->poll && cfg->source.max_age > 0 && m->received > 0 &&
+	       now - m->received > cfg->source.max_age;
+}
+
+static bool is_too_large(const sg_pipeline *p, const sg_source_msg *m)
+{
+	return !m->path || (p->cfg->limits.max_message_size > 0 &&
+			    m->size > p->cfg->limits.max_message_size);
+}
+
 /* Read: the message parsed in the worker while this process hashes it (the hash says whether it
- * is new; when it is not, the parse is dropped). Stale or too large: only hashed. */
+ * is new; when it is not, the parse is dropped), and the next message's parse started, to run
+ * in the worker while this one is applied here. Stale or too large: only hashed. */
 static sg_status read_message(handling *h, char **err)
 {
-	const sg_source_msg *m = h->m;
+	const sg_source_msg *m = h->m, *next = h->p->next;
 
 	/* Every run that reads mail makes its scratch directory, which sweeps away what killed
 	 * runs left there (t027), even when this one writes nothing to it. */
@@ -750,6 +778,8 @@ static sg_status read_message(handling *h, char **err)
 		h->sha = sg_sha256_file(m->path);
 	else
 		h->sha = sg_sha256_hex(m->id, strlen(m->id));
+	if (next && !is_stale(h->p, next, h->now) && !is_too_large(h->p, next))
+		sg_message_parse_ahead(next->path, &h->lim);
 	if (!h->sha)
 		return sg_fail(err, SG_EIO, "%s: cannot read the message: %s", m->id,
 			       g_strerror(errno));
@@ -985,18 +1015,10 @@ static sg_status deliver(handling *h, char **out, const char **outcome, const ch
 sg_status sg_pipeline_handle(sg_pipeline *p, const sg_source_msg *m, char **out,
 			     const char **outcome, const char **folder, char **err)
 {
-	const sg_config *cfg = p->cfg;
 	handling h = {
 		.p = p,
 		.m = m,
-		.lim = {
-			.max_message_size = cfg->limits.max_message_size,
-			.max_header_size = cfg->limits.max_header_size,
-			.max_mime_depth = cfg->limits.max_mime_depth,
-			.max_parts = cfg->limits.max_parts,
-			.max_attachments = cfg->limits.max_attachments,
-			.cpu_seconds = cfg->limits.parse_cpu_seconds,
-		},
+		.lim = limits_of(p->cfg),
 		.r = sg_result_new(m->id),
 		.now = sg_now(),
 		.attempts = 1,
@@ -1005,11 +1027,8 @@ sg_status sg_pipeline_handle(sg_pipeline *p, const sg_source_msg *m, char **out,
 	sg_status st;
 
 	h.first_seen = h.now;
-	/* Stale stock is not processed in a poll (and an old mailbox does not flood replies). */
-	h.stale = p->poll && cfg->source.max_age > 0 && m->received > 0 &&
-		  h.now - m->received > cfg->source.max_age;
-	h.too_large = !m->path || (cfg->limits.max_message_size > 0 &&
-				   m->size > cfg->limits.max_message_size);
+	h.stale = is_stale(p, m, h.now);
+	h.too_large = is_too_large(p, m);
 
 	/* A poll's commits do not wait for the disk: the only effect that must follow them, the
 	 * move out of the mailbox, comes after the chunk's WAL sync (sg_store_flush in cmd-poll.c);
@@ -1022,7 +1041,7 @@ sg_status sg_pipeline_handle(sg_pipeline *p, const sg_source_msg *m, char **out,
 		st = resume(p, m, h.prev, out, outcome, folder, err);
 		goto out;
 	}
-	if (h.prev && p->poll && !retry_due(cfg, h.prev)) {
+	if (h.prev && p->poll && !retry_due(p->cfg, h.prev)) {
 		st = not_due(h.prev, NULL, out, outcome, folder);
 		goto out;
 	}

@@ -14,6 +14,8 @@ typedef struct {
 	sg_mirror *mirror;       /* NULL: local store only */
 	bool dry_run;            /* do everything, change nothing, send nothing */
 	bool poll;               /* from `poll`: max_age and deferral limits apply */
+	const sg_source_msg *next; /* the message handled after this one, or NULL: parsed ahead
+	                            * while this one is applied (sg_message_parse_ahead) */
 } sg_pipeline;
 
 /*

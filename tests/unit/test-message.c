@@ -569,6 +569,81 @@ static char *worker_fds(pid_t pid)
 /* One worker parses message after message; one that dies or spins costs its message only, the
  * next gets a fresh worker; it holds none of the parent's descriptors; it is replaced after
  * 256 messages. */
+/* A parse started ahead is taken by the parse of its message; any other parse drops it. */
+static void test_ahead(void)
+{
+#define AHEAD_MSG(csv)                                                                            \
+	HDR "Content-Type: multipart/mixed; boundary=b\n\n--b\n\nkey\n--b\n"                       \
+	    "Content-Type: text/csv; name=r.csv\n\n" csv "\n--b--\n"
+	g_autofree char *a = g_strdup_printf("%s/ahead-a.eml", dir);
+	g_autofree char *b = g_strdup_printf("%s/ahead-b.eml", dir);
+	sg_message_limits small = lim;
+
+	g_file_set_contents(a, AHEAD_MSG("A;1"), -1, NULL);
+	g_file_set_contents(b, AHEAD_MSG("B;2"), -1, NULL);
+	for (int round = 0; round < 2; round++) {
+		g_autoptr(sg_message) m = NULL;
+		g_autofree char *sha = NULL, *t = NULL, *want = sg_sha256_file(a);
+		const char *reason = NULL;
+
+		sg_message_parse_ahead(a, &lim);
+		if (round == 1)
+			sg_message_parse_ahead(b, &lim); /* one at a time: ignored */
+		NUM(sg_message_parse_hashed(a, &lim, &m, &reason, &sha, NULL), SG_OK,
+		    "ahead %d: the message parsed ahead is parsed", round);
+		t = file_text(att(m, 0));
+		IS(t, "A;1", "ahead %d: its own attachment", round);
+		IS(sha, want, "ahead %d: its hash taken here", round);
+	}
+	{
+		g_autoptr(sg_message) mb = NULL, ma = NULL;
+		g_autofree char *tb2 = NULL, *ta2 = NULL;
+		const char *reason = NULL;
+
+		sg_message_parse_ahead(a, &lim);
+		NUM(sg_message_parse(b, &lim, &mb, &reason, NULL), SG_OK,
+		    "another message than the one ahead is parsed");
+		tb2 = file_text(att(mb, 0));
+		IS(tb2, "B;2", "with its own attachment, not the answer ahead");
+		NUM(sg_message_parse(a, &lim, &ma, &reason, NULL), SG_OK, "then the one ahead");
+		ta2 = file_text(att(ma, 0));
+		IS(ta2, "A;1", "from a job of its own");
+	}
+	{
+		g_autoptr(sg_message) m = NULL;
+		g_autofree char *t = NULL;
+		const char *reason = NULL;
+
+		small.max_message_size = 16;
+		sg_message_parse_ahead(a, &small); /* too large: decided by its parse, not ahead */
+		NUM(sg_message_parse(b, &lim, &m, &reason, NULL), SG_OK,
+		    "a message whose pre-scan decides it is not sent ahead");
+		t = file_text(att(m, 0));
+		IS(t, "B;2", "and the next parse gets its own answer");
+		g_clear_pointer(&m, sg_message_free);
+		NUM(sg_message_parse(a, &lim, &m, &reason, NULL) == SG_OK && m, 1,
+		    "a parse with other limits than the job ahead runs its own");
+	}
+	{
+		g_autoptr(sg_message) m = NULL;
+		g_autoptr(sg_message) m2 = NULL;
+		g_autofree char *t = NULL;
+		const char *reason = NULL;
+
+		/* the test hook counts the job ahead as its message's */
+		g_setenv("SG_CRASH", "message-child:1", TRUE);
+		sg_message_parse_ahead(a, &lim);
+		sg_message_parse(a, &lim, &m, &reason, NULL);
+		IS(reason, "unparseable", "a worker dying on the job ahead fails that message");
+		reason = NULL;
+		NUM(sg_message_parse(b, &lim, &m2, &reason, NULL), SG_OK,
+		    "and the next one is parsed by a fresh worker");
+		t = file_text(att(m2, 0));
+		IS(t, "B;2", "correctly");
+		g_unsetenv("SG_CRASH");
+	}
+}
+
 static void test_worker(void)
 {
 	static const char *const hooks[] = {"message-child:2", "message-spin:2"};
@@ -733,6 +808,7 @@ int main(void)
 	test_in_process();
 	test_child_failures();
 	test_worker();
+	test_ahead();
 	test_subjects();
 	{
 		/* every private dir was removed by sg_message_free; only the inputs remain */
