@@ -4,7 +4,8 @@
 # `stockgate poll` (reports to a dir: outbox), against `mbsync` (isync, FSync yes) pulling the
 # same mailbox into a Maildir. Runs alternate, each on a fresh Dovecot holding the same files;
 # prints the median times, messages/s and the median ratio (target <= 3). Then the same backlog
-# from a maildir: source. A benchmark, not a test: always exits 0.
+# from a maildir: source. Nothing is removed between runs (bench_fresh in setup.sh says why).
+# A benchmark, not a test: always exits 0.
 set -u
 cd "$(dirname "$0")/.."
 TOP=$PWD
@@ -34,11 +35,11 @@ dc_stop() {
 	[ -n "$DC_PID" ] || return 0
 	kill "$DC_PID" 2>/dev/null; wait "$DC_PID" 2>/dev/null; DC_PID=
 }
-trap dc_stop EXIT
+trap 'dc_stop; bench_trash_empty' EXIT
 # dc_start DIR: a fresh private Dovecot whose INBOX holds the backlog; sets PORT.
 dc_start() {
 	local d=$1 i
-	rm -rf "$d"; mkdir -p "$d/mail/u" "$d/nocerts"
+	bench_fresh "$d"; mkdir -p "$d/mail/u" "$d/nocerts"
 	cp -r "$B/mail/new" "$B/mail/cur" "$B/mail/tmp" "$d/mail/u/"
 	tests/servers/dovecot.sh "$d" --no-tls --certs "$d/nocerts" >/dev/null 2>"$d.log" &
 	DC_PID=$!
@@ -80,7 +81,7 @@ run_sg() {
 run_mbsync() {
 	local d=$B/mbsync t0 t1
 	dc_start "$B/dc" || return 1
-	rm -rf "$d"; mkdir -p "$d/local"
+	bench_fresh "$d"; mkdir -p "$d/local"
 	cat >"$d/mbsyncrc" <<RC
 FSync yes
 
@@ -119,7 +120,7 @@ RC
 # One stockgate poll of the backlog in a local Maildir (maildir: source).
 run_maildir() {
 	local d=$B/md t0 t1
-	rm -rf "$B/md-src"; mkdir -p "$B/md-src"
+	bench_fresh "$B/md-src"; mkdir -p "$B/md-src"
 	cp -r "$B/mail/new" "$B/mail/cur" "$B/mail/tmp" "$B/md-src/"
 	sg_setup "$d" "maildir:$B/md-src" || return 1
 	t0=$EPOCHREALTIME
