@@ -51,6 +51,16 @@ write_config() {
 	chmod 600 "$CONF"
 }
 
+# write_config with [source] the INBOX of the Dovecot on IMAP_PORT (user u, no TLS); further
+# lines of [source] (and sections after it) on stdin.
+write_imap_config() {
+	{
+		printf '[source]\nurl = imap://127.0.0.1:%s/INBOX\nusername = u\npassword = p\ntls = off\n' \
+			"$IMAP_PORT"
+		cat
+	} | write_config
+}
+
 sg() { "$STOCKGATE" -c "$CONF" "$@"; }
 
 # A dealer D1 with key KEY1 and a user with the remains_upload role; ids and keys may be overridden.

@@ -7,24 +7,15 @@
 # files kept for the poll, one a place in a chunk, not a file made and removed a message; none
 # is left after it. SPEC 7.
 . "$(dirname "$0")/../lib.sh"
-SRV=$SG_TOP/tests/servers
 MAIL=$FIX/poll/mail.py
 KEY=0123456789abcdef0123456789abcdef
 N=120
 mkdir -p "$T/nocerts" "$OUTBOX"
 command -v strace >/dev/null || { echo "not ok - strace is not installed (make deps)"; done_testing; exit 1; }
 
-sg_bg "$SRV/dovecot.sh" "$T/dc" --no-tls --certs "$T/nocerts" >/dev/null 2>"$T/dc.log"
-for i in $(seq 100); do [ -s "$T/dc/ports" ] && break; sleep 0.1; done
-read -r IMAP_PORT _ <"$T/dc/ports"
+start_dovecot dc --no-tls
 check "Dovecot listens" wait_port "$IMAP_PORT"
-write_config <<CONF
-[source]
-url = imap://127.0.0.1:$IMAP_PORT/INBOX
-username = u
-password = p
-tls = off
-CONF
+write_imap_config </dev/null
 check "dealer and user" setup_dealer D1 $KEY dealer@shop.example
 check "$N messages appended" bash -c "$PY '$MAIL' backlog $IMAP_PORT INBOX $N --warehouses 2 >/dev/null"
 

@@ -19,12 +19,7 @@ count() {
 	curl -s --user u:p "imap://127.0.0.1:$IMAP_PORT/" -X "STATUS $1 (MESSAGES)" | tr -d '\r' |
 		sed -n 's/.*MESSAGES \([0-9]*\).*/\1/p'
 }
-write_config <<CONF
-[source]
-url = imap://127.0.0.1:$IMAP_PORT/INBOX
-username = u
-password = p
-tls = off
+write_imap_config <<CONF
 max_messages_per_poll = 300
 CONF
 check "dealer and user" setup_dealer D1 $KEY dealer@shop.example
