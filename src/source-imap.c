@@ -438,70 +438,6 @@ static void write_body(fetch_ctx *fc, const sg_imap_fetch *f)
 	}
 }
 
-static void on_body(const char *line, size_t len, void *ud)
-{
-	fetch_ctx *fc = ud;
-	sg_imap_fetch f;
-	if (sg_imap_fetch_parse(line, len, &f) != 1 || !f.has_body)
-		return;
-	/* Only the asked UID: an unsolicited FETCH of another message is not this body. */
-	if (f.uid != fc->uid || fc->got)
-		return;
-	write_body(fc, &f);
-}
-
-static sg_status imap_fetch(sg_source *src, sg_source_msg *m, bool headers_only, char **err)
-{
-	imap_source *s = (imap_source *)src;
-	gint64 cap = s->cfg->limits.max_message_size;
-	if (cap <= 0)
-		cap = G_MAXINT32;
-	char *path = NULL;
-	int fd = sg_scratch_file("imap", &path, err);
-	if (fd < 0)
-		return SG_EIO;
-	fetch_ctx fc = {.uid = m->uid, .fd = fd};
-	g_autofree char *cmd = g_strdup_printf("UID FETCH %" G_GINT64_FORMAT " BODY.PEEK[%s]",
-					       m->uid, headers_only ? "HEADER" : "");
-	sg_imap_cond c = SG_IMAP_NONE;
-	g_autofree char *text = NULL;
-	sg_status st = imap_cmd(s, cmd, (size_t)cap, IMAP_FETCH_TIMEOUT, on_body, &fc, &c, &text,
-				err);
-	if (!st && fc.write_failed)
-		st = sg_fail(err, SG_EIO, "%s: %s", path, g_strerror(fc.write_errno));
-	close(fd);
-	if (!st && c != SG_IMAP_OK)
-		st = imap_fail(s, err, SG_ETEMP, "%s: %s", cmd, text ? text : "");
-	if (!st && !fc.got)
-		st = imap_fail(s, err, SG_ETEMP, "UID %" G_GINT64_FORMAT " is gone (moved by another "
-					       "poller?)", m->uid);
-	if (st == SG_EDATA && err && *err) {
-		g_free(*err);
-		*err = NULL;
-		st = imap_fail(s, err, SG_EDATA, "UID %" G_GINT64_FORMAT " is larger than "
-					       "max_message_size (%" G_GINT64_FORMAT " bytes)", m->uid, cap);
-	}
-	if (st) {
-		unlink(path);
-		g_free(path);
-		return st;
-	}
-	if (m->size >= 0 && fc.body_len != m->size)
-		log_debug("%s/%s: UID %" G_GINT64_FORMAT ": %" G_GINT64_FORMAT
-			  " bytes fetched, RFC822.SIZE said %" G_GINT64_FORMAT, s->where,
-			  s->mailbox, m->uid, fc.body_len, m->size);
-	if (m->path && m->path_is_temp)
-		unlink(m->path);
-	g_free(m->path);
-	m->path = path;
-	m->path_is_temp = true;
-	m->path_is_kept = false;
-	m->headers_only = headers_only;
-	if (!headers_only)
-		m->size = fc.body_len;
-	return SG_OK;
-}
-
 /* One message of a set being fetched: its temp file, filled as its FETCH reply comes. */
 typedef struct {
 	sg_source_msg *m;
@@ -709,56 +645,9 @@ static void on_copyuid(const char *line, size_t len, void *ud)
 		*(bool *)ud = true;
 }
 
-static sg_status imap_move(sg_source *src, sg_source_msg *m, const char *folder, char **err)
-{
-	imap_source *s = (imap_source *)src;
-	g_autofree char *q = sg_imap_quote(folder);
-	if (!q)
-		return sg_fail(err, SG_ECONFIG, "[source] folder name '%s' cannot be used", folder);
-	if (m->uidvalidity != s->uidvalidity)
-		return imap_fail(s, err, SG_ETEMP, "UIDVALIDITY changed since the listing");
-	sg_status st = ensure_folder(s, folder, q, err);
-	if (st)
-		return st;
-	bool copied = false;
-	g_autofree char *cmd = NULL;
-	if (s->has_move) {
-		cmd = g_strdup_printf("UID MOVE %" G_GINT64_FORMAT " %s", m->uid, q);
-		st = imap_ok(s, cmd, on_copyuid, &copied, err);
-		if (st)
-			return st;
-	} else {
-		/* RFC 6851's fallback. A crash between COPY and EXPUNGE leaves the message in both
-		 * folders; the next poll sees it again and the ledger finds it a duplicate. */
-		cmd = g_strdup_printf("UID COPY %" G_GINT64_FORMAT " %s", m->uid, q);
-		st = imap_ok(s, cmd, on_copyuid, &copied, err);
-		if (st)
-			return st;
-		if (!s->has_uidplus || copied) {
-			g_autofree char *store = g_strdup_printf(
-				"UID STORE %" G_GINT64_FORMAT " +FLAGS.SILENT (\\Deleted)", m->uid);
-			st = imap_ok(s, store, NULL, NULL, err);
-			if (st)
-				return st;
-			g_autofree char *exp =
-				s->has_uidplus ? g_strdup_printf("UID EXPUNGE %" G_GINT64_FORMAT, m->uid)
-					       : g_strdup("EXPUNGE");
-			st = imap_ok(s, exp, NULL, NULL, err);
-			if (st)
-				return st;
-		}
-	}
-	/* With UIDPLUS the server names the copy; no COPYUID means the UID was already gone
-	 * (RFC 3501 ignores a missing UID): another poller claimed the message. */
-	if (s->has_uidplus && !copied)
-		log_warnx("%s: UID %" G_GINT64_FORMAT " was already gone from %s (another poller?)",
-			  m->id, m->uid, s->mailbox);
-	else
-		log_debug("%s: moved to %s", m->id, folder);
-	return SG_OK;
-}
-
-/* Moves a set with one UID MOVE, or one COPY + STORE + EXPUNGE of the set (as imap_move). */
+/* Moves a set with one UID MOVE, or one COPY + STORE + EXPUNGE of the set (RFC 6851's fallback:
+ * a crash between COPY and EXPUNGE leaves the messages in both folders; the next poll sees them
+ * again and the ledger finds them duplicates). */
 static sg_status imap_move_set(sg_source *src, sg_source_msg **ms, guint n, const char *folder,
 			       char **err)
 {
@@ -768,8 +657,6 @@ static sg_status imap_move_set(sg_source *src, sg_source_msg **ms, guint n, cons
 	bool copied = false;
 	sg_status st;
 
-	if (n == 1)
-		return imap_move(src, ms[0], folder, err);
 	if (!q)
 		return sg_fail(err, SG_ECONFIG, "[source] folder name '%s' cannot be used", folder);
 	for (guint i = 0; i < n; i++)
@@ -790,6 +677,8 @@ static sg_status imap_move_set(sg_source *src, sg_source_msg **ms, guint n, cons
 		    (st = imap_ok(s, exp, NULL, NULL, err)) != SG_OK)
 			return st;
 	}
+	/* With UIDPLUS the server names the copies; no COPYUID means the UIDs were already gone
+	 * (RFC 3501 ignores a missing UID): another poller claimed the messages. */
 	if (s->has_uidplus && !copied)
 		log_warnx("%s/%s: UIDs %s were already gone (another poller?)", s->where, s->mailbox,
 			  uids);
@@ -801,8 +690,6 @@ static sg_status imap_move_set(sg_source *src, sg_source_msg **ms, guint n, cons
 static const sg_source_ops imap_ops = {
 	.name = "imap",
 	.list = imap_list,
-	.fetch = imap_fetch,
-	.move = imap_move,
 	.fetch_set = imap_fetch_set,
 	.move_set = imap_move_set,
 	.close = imap_close,

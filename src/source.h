@@ -25,18 +25,19 @@ typedef struct {
 	const char *name;
 	/* The pending messages in arrival order, at most max (bodies not fetched). */
 	sg_status (*list)(sg_source *s, int max, GPtrArray **out /* sg_source_msg * */, char **err);
-	/* Fetches the message (BODY.PEEK[]), or with headers_only its header block
+	/* A driver has fetch or fetch_set, and move or move_set (the set version when both).
+	 * Fetches the message (BODY.PEEK[]), or with headers_only its header block
 	 * (BODY.PEEK[HEADER]), into m->path, never marking it seen. */
 	sg_status (*fetch)(sg_source *s, sg_source_msg *m, bool headers_only, char **err);
 	/* Moves the message to folder (created when missing). */
 	sg_status (*move)(sg_source *s, sg_source_msg *m, const char *folder, char **err);
-	/* Optional (NULL: fetch one by one): fetches ms[0..n) in one round trip, each message over
+	/* Fetches ms[0..n) in one round trip, each message over
 	 * max_size (0: no limit) headers only, as fetch does. A message the server no longer has
 	 * keeps path NULL. The paths may be kept files (path_is_kept), valid until the next
 	 * fetch_set. SG_ETEMP when the connection failed. */
 	sg_status (*fetch_set)(sg_source *s, sg_source_msg **ms, guint n, gint64 max_size,
 			       char **err);
-	/* Optional (NULL: move one by one): moves ms[0..n) to folder with one command (or one
+	/* Moves ms[0..n) to folder with one command (or one
 	 * COPY + STORE + EXPUNGE of the set). */
 	sg_status (*move_set)(sg_source *s, sg_source_msg **ms, guint n, const char *folder,
 			      char **err);
