@@ -170,7 +170,7 @@ sg_status cmd_batch(sg_ctx *ctx, int argc, char **argv)
 	sg_batch_opts o;
 	sg_batch_summary sum;
 	const sg_batch_kind *kind;
-	bool balance = false, wait = false;
+	bool balance = false, wait = false, cost_given = false;
 	g_autofree char *err = NULL, *line = NULL;
 	sg_store *store = NULL;
 	sg_status st;
@@ -238,6 +238,7 @@ sg_status cmd_batch(sg_ctx *ctx, int argc, char **argv)
 			break;
 		case O_COST: {
 			char *end;
+			cost_given = true;
 			o.max_cost = g_ascii_strtod(optarg, &end);
 			if (!g_ascii_isdigit(*optarg) || *end || !(o.max_cost >= 0) ||
 			    o.max_cost > 1e12) {
@@ -274,7 +275,7 @@ sg_status cmd_batch(sg_ctx *ctx, int argc, char **argv)
 		printf("%s\n", b);
 		return fflush(stdout) == 0 ? SG_OK : SG_EIO;
 	}
-	if (o.max_cost > 0 && kind != &sg_batch_price) {
+	if (cost_given && kind != &sg_batch_price) {
 		log_error("batch %s: --max-cost goes with price", kind->name);
 		return sg_cmd_usage(usage_text, SG_EUSAGE);
 	}

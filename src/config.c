@@ -794,12 +794,25 @@ sg_status sg_config_load(const char *path, sg_config **out, char **err)
 
 	/* The path secret is the receiver's only authentication (the service signs nothing):
 	 * short enough to guess is refused. */
-	if (c && c->vin.callback_secret && strlen(c->vin.callback_secret) < 32)
-		add_error(&L, "vin",
-			  g_key_file_has_key(kf, "vin", "callback_secret", NULL) ? "callback_secret"
-										 : "callback_secret_file",
-			  "the secret has %zu characters; give at least 32 (e.g. openssl rand -hex 24)",
-			  strlen(c->vin.callback_secret));
+	if (c && c->vin.callback_secret) {
+		const char *key = g_key_file_has_key(kf, "vin", "callback_secret", NULL)
+				      ? "callback_secret"
+				      : "callback_secret_file";
+		size_t n = strlen(c->vin.callback_secret);
+
+		if (n < 32)
+			add_error(&L, "vin", key,
+				  "the secret has %zu characters; give at least 32 (e.g. openssl "
+				  "rand -hex 24)",
+				  n);
+		/* It is a segment of the URL the service calls: what would need escaping there
+		 * (or be taken apart by a proxy) is refused rather than guessed at. */
+		else if (strspn(c->vin.callback_secret, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+							 "0123456789-._~") != n)
+			add_error(&L, "vin", key,
+				  "the secret may hold letters, digits and - . _ ~ only (it is a "
+				  "path segment of the callback URL; e.g. openssl rand -hex 24)");
+	}
 	if (c && c->rental.time_zone) {
 		GTimeZone *tz = g_time_zone_new_identifier(c->rental.time_zone);
 		if (tz)

@@ -276,4 +276,11 @@ is "$(head -1 "$T/e.out")" "$HDR,status,error,has_value,notice_count,cost,price_
 is "$(grep -cE ',ok,,1,[0-9]+,1,[0-9]+,' "$T/e.out")" 10 "ten rows priced"
 is "$(grep -c 'over_budget' "$T/e.out")" $((data - 10)) "the others over budget"
 
+# --max-cost is price's: given to another kind, even as 0, it is a usage error, not ignored.
+for cost in 0 10; do
+	sg batch vin "$T/a.csv" --max-cost $cost >/dev/null 2>"$T/mc.err"; rc=$?
+	is "$rc" 64 "batch vin --max-cost $cost: exit 64"
+	like "$(cat "$T/mc.err")" 'max-cost goes with price' "batch vin --max-cost $cost: says it goes with price"
+done
+
 done_testing

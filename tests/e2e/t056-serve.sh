@@ -252,6 +252,12 @@ sed "s|^callback_secret_file = .*|callback_secret_file = $T/short|" "$CONF" >"$T
 is "$rc" 78 "a secret of 12 characters: exit 78"
 like "$(cat "$T/short.err")" 'callback_secret_file.*at least 32' "the message names the setting and the minimum"
 unlike "$(cat "$T/short.err")" 'short-secret' "and does not quote the secret"
+# a secret that is not one plain segment of the URL (a / or a ?) is refused too
+printf 'abcdefghijklmnop/qrstuvwxyz0123456789?x=1\n' >"$T/short"
+"$STOCKGATE" -c "$T/short.conf" serve 2>"$T/short.err"; rc=$?
+is "$rc" 78 "a secret with / and ? in it: exit 78"
+like "$(cat "$T/short.err")" 'callback_secret_file.*letters, digits' "the message says which characters"
+unlike "$(cat "$T/short.err")" 'qrstuvwxyz' "and does not quote the secret"
 
 # 7. A slow peer (one byte a second) does not hold the receiver and is cut after [serve] timeout.
 $PY - "$SPORT" "$SECRET" "$T/slow" <<'PY' & SLOW=$!
