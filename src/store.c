@@ -167,7 +167,10 @@ static void kept_free(gpointer p)
  */
 sg_status sg_store_prepare(sg_store *st, const char *sql, sqlite3_stmt **out, char **err)
 {
-	kept_stmt *k = g_hash_table_lookup(st->kept, sql);
+	/* A pragma may act when it is prepared, not when it is stepped (SQLite's documentation
+	 * says so of several): kept, "PRAGMA synchronous = NORMAL" would not act again. */
+	bool keep = g_ascii_strncasecmp(sql, "PRAGMA", 6) != 0;
+	kept_stmt *k = keep ? g_hash_table_lookup(st->kept, sql) : NULL;
 	int rc;
 
 	if (k != NULL && !k->lent) {
@@ -175,10 +178,11 @@ sg_status sg_store_prepare(sg_store *st, const char *sql, sqlite3_stmt **out, ch
 		*out = k->s;
 		return SG_OK;
 	}
-	rc = sqlite3_prepare_v3(st->db, sql, -1, k ? 0 : SQLITE_PREPARE_PERSISTENT, out, NULL);
+	rc = sqlite3_prepare_v3(st->db, sql, -1, k || !keep ? 0 : SQLITE_PREPARE_PERSISTENT, out,
+				NULL);
 	if (rc != SQLITE_OK)
 		return db_fail(st, err, rc, "prepare");
-	if (k == NULL) {
+	if (k == NULL && keep) {
 		k = g_new0(kept_stmt, 1);
 		k->s = *out;
 		k->lent = true;

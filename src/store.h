@@ -13,7 +13,8 @@ void sg_store_close(sg_store *st);
 /* The connection, for modules that run their own statements (stock, batch journal). */
 sqlite3 *sg_store_db(sg_store *st);
 /* A statement of the connection's kept ones, prepared at its first use (a second one while it
- * is in use); give it back with sg_store_done (reset, bindings cleared), never finalize it. */
+ * is in use; a PRAGMA, which may act when prepared, every time); give it back with
+ * sg_store_done (reset, bindings cleared), never finalize it. */
 sg_status sg_store_prepare(sg_store *st, const char *sql, sqlite3_stmt **out, char **err);
 void sg_store_done(sg_store *st, sqlite3_stmt *s);
 

@@ -28,18 +28,17 @@ is "$rc" 0 "poll exits 0 under strace"
 is "$(jq -r .outcome "$T/out" | sort | uniq -c | sed 's/^ *//')" "$N applied" "all $N applied"
 is "$(outbox_count)" "$N" "$N reports in the outbox"
 
-# The line numbers, in the trace, of the first MOVE sent, of the last write to the WAL before
-# it, and of the WAL syncs.
-move=$(grep -n 'UID MOVE' "$T/trace" | head -1 | cut -d: -f1)
-OK_MOVE=${move:+yes}
-is "${OK_MOVE:-no}" yes "the poll sends a UID MOVE"
-move=${move:-0}
-last_wal_write=$(awk -v m="$move" 'NR < m && /pwrite64\([0-9]+<[^>]*stockgate\.db-wal>/ { n = NR } END { print n + 0 }' "$T/trace")
-wal_sync=$(awk -v a="$last_wal_write" -v m="$move" 'NR > a && NR < m && /(fsync|fdatasync)\([0-9]+<[^>]*stockgate\.db-wal>/ { n++ } END { print n + 0 }' "$T/trace")
-OK_WRITE=$([ "$last_wal_write" -gt 0 ] && echo yes)
-is "${OK_WRITE:-no}" yes "the records are written to the WAL before the move"
-is "$(awk -v w="$wal_sync" 'BEGIN { print (w >= 1) ? "synced" : "not synced" }')" synced \
-	"the WAL is synced after its last write and before the UID MOVE"
+# order TRACE: whether, in the trace, the WAL is synced after its last write before the first
+# UID MOVE and before that MOVE: "synced", "not synced", "no move" or "no WAL write".
+order() {
+	awk '
+		/UID MOVE/ && !move { move = NR; exit }
+		/pwrite64\([0-9]+<[^>]*stockgate\.db-wal>/ { write = NR; synced = 0 }
+		/(fsync|fdatasync)\([0-9]+<[^>]*stockgate\.db-wal>/ && write { synced = 1 }
+		END { print !move ? "no move" : !write ? "no WAL write" : synced ? "synced" : "not synced" }
+	' "$1"
+}
+is "$(order "$T/trace")" synced "the WAL is synced after its last write and before the UID MOVE"
 
 syncs=$(grep -cE '^[0-9]+ +(fsync|fdatasync)\(' "$T/trace")
 wal_syncs=$(grep -cE '^[0-9]+ +(fsync|fdatasync)\([0-9]+<[^>]*stockgate\.db-wal>' "$T/trace")
@@ -56,5 +55,34 @@ scratch=$(grep -oE '"[^"]*/stockgate-[0-9]+/[0-9]+/imap-' "$T/trace" | head -1 |
 is "$(ls "$scratch" 2>/dev/null | wc -l)" 0 "no fetched body is left in the poll's scratch directory"
 is "$(curl -s --user u:p "imap://127.0.0.1:$IMAP_PORT/" -X 'STATUS INBOX (MESSAGES)' | tr -d '\r' |
 	sed -n 's/.*MESSAGES \([0-9]*\).*/\1/p')" 0 "INBOX is empty"
+
+# Another connection (serve, the metrics timer) holding a read snapshot taken on an emptied WAL
+# keeps a checkpoint from syncing anything: the WAL itself must be synced before the move.
+mkfifo "$T/hold"
+$PY - "$T/stockgate.db" "$T/hold" >"$T/reader" <<'PY' &
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+db.execute("BEGIN")
+print(db.execute("SELECT count(*) FROM ledger").fetchone()[0], flush=True)
+open(sys.argv[2]).read()  # until the test writes to the fifo
+db.execute("COMMIT")
+PY
+READER=$!
+for i in $(seq 100); do [ -s "$T/reader" ] && break; sleep 0.1; done
+is "$(cat "$T/reader")" "$N" "a reader holds a snapshot of the $N records"
+mkdir -p "$T/late"
+for i in $(seq 10); do
+	$PY "$MAIL" make remains --id "late-$i@shop.example" --rows "W00:LATE$i:$i" \
+		--date "Wed, 02 Dec 2026 00:00:$(printf %02d "$i") +0000" >"$T/late/$(printf %02d "$i").eml"
+done
+check "10 more messages appended" $PY "$MAIL" append "$IMAP_PORT" INBOX "$T"/late/*.eml
+ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 strace -f -y -s 64 -o "$T/trace2" -e trace=fsync,fdatasync,pwrite64,write,sendto \
+	"$STOCKGATE" -c "$CONF" poll >"$T/out2" 2>"$T/err2"
+is "$?/$(jq -r .outcome "$T/out2" | sort | uniq -c | sed 's/^ *//')" "0/10 applied" \
+	"the poll beside the reader applies the 10"
+is "$(order "$T/trace2")" synced "beside the reader's snapshot too, the WAL is synced before the move"
+echo >"$T/hold"
+wait "$READER"
 
 done_testing

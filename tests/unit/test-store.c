@@ -448,6 +448,22 @@ static void test_kept_statements(sg_store *st)
 	sg_store_done(st, c);
 	NUM(sg_store_prepare(st, "SELECT nonsense FROM nowhere", &a, NULL), SG_EINTERNAL,
 	    "a statement that does not prepare fails");
+
+	/* A pragma acts when prepared: it is never kept, so it acts every time it is run. */
+	static const char *const levels[] = {"NORMAL", "FULL", "NORMAL", "FULL"};
+	for (size_t i = 0; i < G_N_ELEMENTS(levels); i++) {
+		g_autofree char *set = g_strdup_printf("PRAGMA synchronous = %s", levels[i]);
+		gint64 v = -1;
+		sqlite3_stmt *q = NULL;
+
+		NUM(sg_store_exec(st, set, NULL), SG_OK, "%s", set);
+		/* read with a statement of its own: a kept one would say what it said when made */
+		sqlite3_prepare_v2(sg_store_db(st), "PRAGMA synchronous", -1, &q, NULL);
+		if (q && sqlite3_step(q) == SQLITE_ROW)
+			v = sqlite3_column_int64(q, 0);
+		sqlite3_finalize(q);
+		NUM(v, strcmp(levels[i], "FULL") == 0 ? 2 : 1, "%s acts (time %zu)", set, i + 1);
+	}
 }
 
 static void test_cascade(sg_store *st)
