@@ -405,8 +405,11 @@ sg_status sg_store_durable(sg_store *st, bool durable, char **err)
 		return SG_OK;
 	ret = sg_store_exec(st, durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
 			    err);
-	if (ret == SG_OK)
+	if (ret == SG_OK) {
 		st->normal = !durable;
+		/* also what commits without sg_store_commit (a statement outside a transaction) */
+		st->unsynced |= st->normal;
+	}
 	return ret;
 }
 
