@@ -728,12 +728,18 @@ static bool worker_job(int fd)
 
 static G_GNUC_NORETURN void worker_main(void)
 {
-	static const int sigs[] = {SIGALRM, SIGXCPU, SIGPIPE, SIGINT, SIGTERM, SIGHUP};
+	static const int ends[] = {SIGALRM, SIGXCPU, SIGPIPE};
+	static const int ignored[] = {SIGINT, SIGTERM, SIGHUP};
 	sigset_t none;
 
-	/* Nothing of the parent's signal handling applies here: a signal ends the worker. */
-	for (size_t i = 0; i < G_N_ELEMENTS(sigs); i++)
-		signal(sigs[i], SIG_DFL);
+	/* Nothing of the parent's signal handling applies here: its limits end the worker. A stop
+	 * (Ctrl-C reaches the whole process group, systemd's SIGTERM the whole unit) is the
+	 * parent's to act on: it finishes the message in hand, which needs the worker's answer;
+	 * the worker goes when its socket closes or its parent dies. */
+	for (size_t i = 0; i < G_N_ELEMENTS(ends); i++)
+		signal(ends[i], SIG_DFL);
+	for (size_t i = 0; i < G_N_ELEMENTS(ignored); i++)
+		signal(ignored[i], SIG_IGN);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	g_mime_init();

@@ -1,5 +1,6 @@
 /* test-message.c: the message facts, the limits and hostile MIME, and subject routing. */
 #include <fcntl.h>
+#include <signal.h>
 #include <glib/gstdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -569,6 +570,25 @@ static char *worker_fds(pid_t pid)
 /* One worker parses message after message; one that dies or spins costs its message only, the
  * next gets a fresh worker; it holds none of the parent's descriptors; it is replaced after
  * 256 messages. */
+/* A stop signal sent to the whole process group (Ctrl-C, systemd's SIGTERM to the unit) is the
+ * parent's: the worker keeps going, so that the message in hand is parsed, not failed. */
+static void test_worker_signals(void)
+{
+	static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+	g_autoptr(sg_message) m = NULL, m2 = NULL;
+	const char *reason = NULL;
+	pid_t pid;
+
+	NUM(parse(HDR "\nkey\n", -1, NULL, &m, &reason), SG_OK, "signals: a message parsed");
+	pid = sg_message_worker_pid();
+	OK(pid > 0, "signals: by a worker");
+	for (size_t i = 0; i < G_N_ELEMENTS(sigs); i++)
+		kill(pid, sigs[i]);
+	NUM(parse(HDR "\nkey\n", -1, NULL, &m2, &reason), SG_OK,
+	    "signals: after SIGINT, SIGTERM and SIGHUP the next message is parsed");
+	NUM(sg_message_worker_pid(), pid, "signals: by the same worker, which ignored them");
+}
+
 /* A parse started ahead is taken by the parse of its message; any other parse drops it. */
 static void test_ahead(void)
 {
@@ -809,6 +829,7 @@ int main(void)
 	test_child_failures();
 	test_worker();
 	test_ahead();
+	test_worker_signals();
 	test_subjects();
 	{
 		/* every private dir was removed by sg_message_free; only the inputs remain */
