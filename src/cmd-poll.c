@@ -95,7 +95,7 @@ static sg_status run_jobs(const sg_config *cfg, sg_store *store, sg_transport *t
  * The mailbox is worked in chunks: one FETCH for a chunk's bodies, the messages handled one by
  * one (each recorded and answered in its own transaction), then one MOVE a folder for the
  * chunk. A chunk is at most POLL_CHUNK messages and, past its first, POLL_CHUNK_BYTES of
- * bodies (they wait in temp files while the chunk is handled).
+ * bodies (they wait in files kept for the poll while the chunk is handled).
  */
 #define POLL_CHUNK 50
 #define POLL_CHUNK_BYTES (64 << 20)

@@ -637,9 +637,9 @@ static void test_ahead(void)
 		small.max_message_size = 16;
 		sg_message_parse_ahead(a, &small); /* too large: decided by its parse, not ahead */
 		NUM(sg_message_parse(b, &lim, &m, &reason, NULL), SG_OK,
-		    "a message whose pre-scan decides it is not sent ahead");
+		    "after a parse ahead asked for a too large message, the next parse runs");
 		t = file_text(att(m, 0));
-		IS(t, "B;2", "and the next parse gets its own answer");
+		IS(t, "B;2", "and gets its own answer");
 		g_clear_pointer(&m, sg_message_free);
 		NUM(sg_message_parse(a, &lim, &m, &reason, NULL) == SG_OK && m, 1,
 		    "a parse with other limits than the job ahead runs its own");
