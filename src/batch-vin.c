@@ -627,7 +627,7 @@ sg_status sg_batch_vin_deliver(const sg_config *cfg, sg_store *store, const sg_d
 
 	if (rc == SQLITE_DONE) {
 		/* Nobody asked for it (or its list's journal is gone): kept for the operator, the
-		 * file too, once a distinct body (the file is named by the body's hash, so a
+		 * file too, once a distinct delivery (the file is named by its hash, so a
 		 * repeat writes the same bytes under the same name). */
 		g_clear_pointer(&path, g_free);
 		if (d->file) {
