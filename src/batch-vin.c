@@ -504,11 +504,16 @@ static sg_status db_err(sqlite3 *db, int rc, char **err)
 	return sg_fail(err, SG_EIO, "state db: %s", sqlite3_errmsg(db));
 }
 
-/* The waiting-or-done journal row of a delivery: by the queue's id, else by the VIN among the
- * rows still waiting (the most recent). */
-static int find_row(sqlite3 *db, const sg_delivery *d, char **sha, gint64 *line, char **state,
-		    char **answer)
+/* The waiting-or-done journal row of a delivery: the row this very delivery was filed with (a
+ * repeat), else by the queue's id, else by the VIN among the rows still waiting (the most
+ * recent). A repeat must not reach the VIN: another row waiting for that VIN would get it. */
+static int find_row(sqlite3 *db, const sg_delivery *d, const char *delivery_sha, char **sha,
+		    gint64 *line, char **state, char **answer)
 {
+	static const char *const by_delivery =
+		"SELECT input_sha256, row, state, answer FROM journal WHERE kind = 'vin' AND "
+		"CASE WHEN json_valid(answer) THEN json_extract(answer, '$.delivery') END = ?1 "
+		"ORDER BY sent_at DESC LIMIT 1";
 	static const char *const by_id =
 		"SELECT input_sha256, row, state, answer FROM journal WHERE kind = 'vin' AND "
 		"CASE WHEN json_valid(answer) THEN json_extract(answer, '$.id') END = ?1 "
@@ -518,14 +523,15 @@ static int find_row(sqlite3 *db, const sg_delivery *d, char **sha, gint64 *line,
 		"state = 'waiting' AND "
 		"CASE WHEN json_valid(answer) THEN json_extract(answer, '$.vin') END = ?1 "
 		"ORDER BY sent_at DESC LIMIT 1";
+	static const char *const queries[] = { by_delivery, by_id, by_vin };
 	int rc = SQLITE_DONE;
 
-	for (int pass = 0; pass < 2 && rc == SQLITE_DONE; pass++) {
-		const char *key = pass == 0 ? d->id : d->vin;
+	for (int pass = 0; pass < 3 && rc == SQLITE_DONE; pass++) {
+		const char *key = pass == 0 ? delivery_sha : pass == 1 ? d->id : d->vin;
 		sqlite3_stmt *s = NULL;
-		if (key == NULL || (pass == 1 && !vin_plain(key)))
+		if (key == NULL || (pass == 2 && !vin_plain(key)))
 			continue;
-		rc = sqlite3_prepare_v2(db, pass == 0 ? by_id : by_vin, -1, &s, NULL);
+		rc = sqlite3_prepare_v2(db, queries[pass], -1, &s, NULL);
 		if (rc != SQLITE_OK)
 			return rc;
 		sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
@@ -602,7 +608,7 @@ sg_status sg_batch_vin_deliver(const sg_config *cfg, sg_store *store, const sg_d
 	 * deliveries filed at once share the disk and queue only for their commits. A file whose
 	 * row turns out not to be waiting any more was a repeat: same name, same bytes. */
 	if (d->file && !d->failed) {
-		rc = find_row(db, d, &sha, &line, &state, &answer);
+		rc = find_row(db, d, body_sha256, &sha, &line, &state, &answer);
 		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 			return db_err(db, rc, err);
 		if (rc == SQLITE_ROW && strcmp(state, "waiting") == 0) {
@@ -619,7 +625,7 @@ sg_status sg_batch_vin_deliver(const sg_config *cfg, sg_store *store, const sg_d
 	 * or another delivery may journal beside us). */
 	if ((rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL)) != SQLITE_OK)
 		return db_err(db, rc, err);
-	rc = find_row(db, d, &sha, &line, &state, &answer);
+	rc = find_row(db, d, body_sha256, &sha, &line, &state, &answer);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
 		st = db_err(db, rc, err);
 		goto fail;
@@ -627,7 +633,7 @@ sg_status sg_batch_vin_deliver(const sg_config *cfg, sg_store *store, const sg_d
 
 	if (rc == SQLITE_DONE) {
 		/* Nobody asked for it (or its list's journal is gone): kept for the operator, the
-		 * file too, once a distinct body (the file is named by the body's hash, so a
+		 * file too, once a distinct delivery (the file is named by its hash, so a
 		 * repeat writes the same bytes under the same name). */
 		g_clear_pointer(&path, g_free);
 		if (d->file) {
@@ -679,6 +685,8 @@ sg_status sg_batch_vin_deliver(const sg_config *cfg, sg_store *store, const sg_d
 		add_opt(res, "vin", v);
 		add_opt(res, "report_status", d->status ? d->status : d->failed ? "error" : "ok");
 		add_opt(res, "report_url", d->url);
+		/* Which delivery this was: its repeat finds this row again (find_row). */
+		add_opt(res, "delivery", body_sha256);
 		if (d->failed) {
 			g_autofree char *e = g_strdup_printf("the service reported a failure: %s",
 							     d->error ? d->error : d->status);

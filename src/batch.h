@@ -225,8 +225,9 @@ typedef enum {
 
 struct sg_delivery_s;
 /*
- * Files one parsed delivery (delivery.h) in one transaction: the journal row found by the id
- * (else by the VIN among rows still waiting, the most recent) gets its result, and the report
+ * Files one parsed delivery (delivery.h) in one transaction: the journal row found by the
+ * delivery's digest (sg_delivery_sha256: a repeat), else by the id, else by the VIN among rows
+ * still waiting (the most recent) gets its result, and the report
  * file is written first to <state dir>/reports/<input sha256, 16 digits>/<row>-<VIN>.<ext>
  * (temp, fsync, rename). Unknown deliveries go to the deliveries table (their file to
  * reports/unmatched/). *file: the path written, or NULL (g_free). SG_ETEMP when the db stays

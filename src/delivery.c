@@ -27,6 +27,29 @@ void sg_delivery_clear(sg_delivery *d)
 	memset(d, 0, sizeof(*d));
 }
 
+char *sg_delivery_sha256(const sg_delivery *d)
+{
+	const char *const f[] = { d->id, d->vin, d->status, d->url, d->error };
+	GChecksum *sum = g_checksum_new(G_CHECKSUM_SHA256);
+	char *hex;
+
+	/* Each field as absent, or present with its length: no two deliveries run together. */
+	for (size_t i = 0; i < G_N_ELEMENTS(f); i++) {
+		g_autofree char *len = f[i] ? g_strdup_printf("%zu:", strlen(f[i])) : g_strdup("-");
+		g_checksum_update(sum, (const guchar *)len, -1);
+		if (f[i])
+			g_checksum_update(sum, (const guchar *)f[i], (gssize)strlen(f[i]));
+	}
+	if (d->file) {
+		g_autofree char *len = g_strdup_printf("%zu:", d->file_len);
+		g_checksum_update(sum, (const guchar *)len, -1);
+		g_checksum_update(sum, (const guchar *)d->file, (gssize)d->file_len);
+	}
+	hex = g_strdup(g_checksum_get_string(sum));
+	g_checksum_free(sum);
+	return hex;
+}
+
 typedef struct {
 	GHashTable *fields; /* lower-case name → value (UTF-8) */
 	const char *reason;

@@ -21,6 +21,13 @@ typedef struct sg_delivery_s {
 void sg_delivery_clear(sg_delivery *d);
 
 /*
+ * The SHA-256 (hex, g_free) of what a delivery says: its fields and its file, not the bytes it
+ * came in, so that a repeat with another multipart boundary (a client draws one per request)
+ * or another form is the same delivery.
+ */
+char *sg_delivery_sha256(const sg_delivery *d);
+
+/*
  * Reads a delivery: the fields of query (a URL query string without '?', or NULL) and of the
  * body by its content type: application/json, application/x-www-form-urlencoded or
  * multipart/form-data (fields and one report file). Fields may sit under `data`, as an object

@@ -151,8 +151,7 @@ static enum MHD_Result deliver(server *s, struct MHD_Connection *c, request *rq)
 	const char *ctype = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 							 MHD_HTTP_HEADER_CONTENT_TYPE);
 	g_autoptr(GString) query = g_string_new(NULL);
-	g_autoptr(GChecksum) sum = g_checksum_new(G_CHECKSUM_SHA256);
-	g_autofree char *err = NULL, *file = NULL, *who = peer(c);
+	g_autofree char *err = NULL, *file = NULL, *who = peer(c), *sha = NULL;
 	const char *reason = NULL;
 	sg_delivery d;
 	sg_vin_delivered what;
@@ -166,13 +165,9 @@ static enum MHD_Result deliver(server *s, struct MHD_Connection *c, request *rq)
 		log_warnx("serve: %s: delivery refused (400): %s", who, err);
 		return reply_json(c, MHD_HTTP_BAD_REQUEST, reason);
 	}
-	g_checksum_update(sum, (const guchar *)query->str, (gssize)query->len);
-	g_checksum_update(sum, (const guchar *)"\n", 1);
-	g_checksum_update(sum, rq->body->data, rq->body->len - 1);
+	sha = sg_delivery_sha256(&d);
 	sg_store *store = store_of_thread(s, &err);
-	st = store ? sg_batch_vin_deliver(s->cfg, store, &d, g_checksum_get_string(sum), &what,
-					  &file, &err)
-		   : SG_EIO;
+	st = store ? sg_batch_vin_deliver(s->cfg, store, &d, sha, &what, &file, &err) : SG_EIO;
 	if (st != SG_OK) {
 		/* Not answered 2xx: the service delivers again later, nothing is lost. */
 		log_error("serve: %s: delivery id %s not filed (503): %s", who, d.id ? d.id : "-",

@@ -119,6 +119,12 @@ static const struct {
      * message's own transaction (pipeline.c), instead of a file and two directory syncs beside
      * the db; the row goes with the mark of its delivery */
     {"CREATE TABLE report_spool (sha256 TEXT PRIMARY KEY, message BLOB NOT NULL);", NULL},
+    /* the vin rows indexed by the delivery they were filed with (its digest), which find_row
+     * looks up first so that a repeat finds its own row: the exact expression again */
+    {"CREATE INDEX journal_vin_delivery ON journal ("
+     "  (CASE WHEN json_valid(answer) THEN json_extract(answer, '$.delivery') END))"
+     "  WHERE kind = 'vin';",
+     NULL},
 };
 
 /* How many poll records `status` history keeps. */

@@ -341,6 +341,28 @@ served() { [ "$(curl -s -o /dev/null -w '%{http_code}' -d '{"id":"none-2"}' -H '
 for i in $(seq 100); do served && break; sleep 0.1; done
 check "once it closed, the next is served" served
 like "$(cat "$T/serve.log")" 'max_connections \(1\) are open' "the refusal is logged"
+
+# 8c. A repeat of an unknown delivery as a multipart with a boundary of its own (curl, like most
+# clients, draws one per request) is the same delivery: kept once, its file once.
+printf '%%PDF-1.4\nunmatched report\n%%%%EOF\n' >"$T/um.pdf"
+before_unknown=$(unknown) before_files=$(reports)
+for i in 1 2; do
+	curl -s -o /dev/null -F id=none-multi -F status=ok -F "file=@$T/um.pdf;type=application/pdf" "$CB"
+done
+is "$(( $(unknown) - before_unknown )) $(( $(reports) - before_files ))" "1 1" \
+	"an unknown multipart delivery sent twice is kept once, one file"
+
+# 8d. Two rows wait for one VIN (two checks of one car); the service's delivery names only the
+# VIN. Its repeat is a repeat: the other row goes on waiting for its own report.
+printf 'vin,check_type,brand,language\nWBA5R1C53LA654321,check_data_bmw_full,BMW,ru\nWBA5R1C53LA654321,check_CarVertical,BMW,ru\n' >"$T/twice.csv"
+sg batch vin "$T/twice.csv" >/dev/null 2>&1
+for i in 1 2; do
+	curl -s -o /dev/null -H 'Content-Type: application/json' \
+		-d '{"vin":"WBA5R1C53LA654321","status":"ok","url":"https://reports.example/twice.pdf"}' "$CB"
+done
+sg batch vin "$T/twice.csv" >"$T/twice.out" 2>/dev/null
+is "$(grep -c ',ok,' "$T/twice.out") $(grep -c ',pending,' "$T/twice.out")" "1 1" \
+	"a repeated delivery by VIN files one row; the other still waits"
 kill -TERM $SERVE_PID; wait $SERVE_PID
 
 # 9. poll and serve shared the db all along.

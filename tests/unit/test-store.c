@@ -497,6 +497,21 @@ int main(void)
 	sqlite3_prepare_v2(sg_store_db(st), "SELECT reserved FROM journal", -1, &q, NULL);
 	NUM(q != NULL, 1, "the journal keeps what a charged call reserved against its budget");
 	sqlite3_finalize(q);
+	/* batch-vin.c's find_row looks a delivery up by its digest first, for every delivery: by
+	 * the index, not by reading the whole journal. */
+	sqlite3_prepare_v2(sg_store_db(st),
+			   "EXPLAIN QUERY PLAN SELECT row FROM journal WHERE kind = 'vin' AND "
+			   "CASE WHEN json_valid(answer) THEN json_extract(answer, '$.delivery') END "
+			   "= 'x'", -1, &q, NULL);
+	{
+		GString *plan = g_string_new(NULL);
+		while (q && sqlite3_step(q) == SQLITE_ROW)
+			g_string_append_printf(plan, "%s; ", (const char *)sqlite3_column_text(q, 3));
+		OK(strstr(plan->str, "journal_vin_delivery") != NULL,
+		   "a delivery's digest is looked up by index (%s)", plan->str);
+		g_string_free(plan, TRUE);
+	}
+	sqlite3_finalize(q);
 	sqlite3_prepare_v2(sg_store_db(st), "PRAGMA journal_mode", -1, &q, NULL);
 	sqlite3_step(q);
 	IS((const char *)sqlite3_column_text(q, 0), "wal", "WAL journal");
