@@ -39,7 +39,7 @@ static const char usage_text[] =
 	"                         them) or [vin] report_wait passed; looks every --poll-interval\n"
 	"  --max-cost N           price: get the prices (get_price, which charges) while the job's\n"
 	"                         costs stay within N; without it only get_price_info (free) runs.\n"
-	"                         A row past the cap fails over_budget; a larger N continues it\n"
+	"                         A row past the cap fails over_budget; a larger N continues it.\n"
 	"rental: a row is a contract command (cmd start|update|stop, ra, the seed's parameters;\n"
 	"start_lat/start_lon or start_address, end_* alike). Rows of one ra run in file order,\n"
 	"after a failed one the rest are not sent; a 5xx after a command was sent is unknown.\n"
