@@ -7,7 +7,7 @@ set -eu
 PKGS="build-essential pkg-config libgmime-3.0-dev libglib2.0-dev libcurl4-openssl-dev
 libsqlite3-dev libcjson-dev libxml2-dev libcsv-dev clang libclang-rt-14-dev mandoc
 dovecot-imapd dovecot-core python3 python3-aiosmtpd openssl sqlite3 jq curl ca-certificates
-libmicrohttpd-dev isync debhelper lintian fakeroot dpkg-dev prometheus procps strace systemd"
+libmicrohttpd-dev isync debhelper lintian fakeroot dpkg-dev prometheus procps strace systemd bc"
 
 missing() {
 	for p in $PKGS; do

@@ -5,7 +5,7 @@
 # not enough). Add a tool here when a test starts calling it.
 . "$(dirname "$0")/../lib.sh"
 TOOLS="strace promtool doveadm dovecot jq curl sqlite3 mbsync lintian systemd-analyze openssl
-fakeroot dpkg-buildpackage dh mandoc clang ps pkg-config cc"
+fakeroot dpkg-buildpackage dh mandoc clang ps pkg-config cc bc"
 pkgs=" $("$SG_TOP/build-aux/deps.sh" list | tr '\n' ' ') "
 for t in $TOOLS; do
 	grep -rqw -- "$t" "$SG_TOP/tests" "$SG_TOP/Makefile" "$SG_TOP/.ci" "$SG_TOP/build-aux" ||
