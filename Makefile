@@ -100,8 +100,8 @@ install: all
 	    mv "$(DESTDIR)$(UNITDIR)/$${u#etc/}.tmp" "$(DESTDIR)$(UNITDIR)/$${u#etc/}" || exit 1; done
 
 # The Debian package (debian/): dpkg-buildpackage writes next to the source tree (..); what it
-# writes there is moved to build/.
-deb:
+# writes there is moved to build/. Like check, it installs what it needs first.
+deb: deps-check
 	dpkg-buildpackage -us -uc -b
 	mkdir -p build && mv ../stockgate_$(VERSION)_amd64.deb ../stockgate_$(VERSION)_amd64.buildinfo \
 	    ../stockgate_$(VERSION)_amd64.changes build/
