@@ -124,6 +124,35 @@ typedef struct {
 	GPtrArray *msgs; /* sg_source_msg *, borrowed */
 } move_set;
 
+/*
+ * Syncs the reports a deferring transport wrote to the outbox (all: also those an earlier poll
+ * of this boot wrote and was killed before it synced them) and drops their spooled copies, in a
+ * commit the chunk's WAL sync makes durable; a failed sync marks them to be sent again. Before
+ * the records that say they were written can be on disk for good (pipeline.c).
+ */
+static sg_status reports_sync(sg_pipeline *p, bool all, char **err)
+{
+	g_autofree char *e = NULL;
+	sg_status st, dst;
+	bool any = true;
+
+	if (!p->transport || !p->transport->deferred)
+		return SG_OK;
+	if (all && (st = sg_report_spool_any_unsynced(p->store, sg_boot_id(), &any, err)) != SG_OK)
+		return st;
+	if (!any)
+		return SG_OK;
+	st = sg_transport_sync(p->transport, all, err);
+	if ((dst = sg_store_durable(p->store, false, &e)) == SG_OK)
+		dst = sg_report_spool_synced(p->store, sg_boot_id(), st == SG_OK, &e);
+	sg_store_durable(p->store, true, NULL);
+	if (st == SG_OK && dst != SG_OK) {
+		*err = g_steal_pointer(&e);
+		st = dst;
+	}
+	return st;
+}
+
 /* Handles ms[0..n): fetched as a set, each message through the pipeline with its record printed,
  * then moved as sets, one a folder. A message not fetched, or not moved, stays for the next poll
  * (*deferred); a local failure stops the pass with *err. */
@@ -189,7 +218,8 @@ static sg_status poll_chunk(const sg_config *cfg, sg_pipeline *p, sg_source *src
 	 * the disk, are synced here in one go: a crash from here on finds them in the ledger, and
 	 * the next poll moves the messages (SPEC 7). A flush that fails leaves them all for the
 	 * next poll. */
-	if (nsets > 0 && sg_store_flush(p->store, &flush_e) != SG_OK) {
+	if (reports_sync(p, false, &flush_e) != SG_OK ||
+	    (nsets > 0 && sg_store_flush(p->store, &flush_e) != SG_OK)) {
 		log_warnx("poll: the chunk is not moved: %s", flush_e ? flush_e : "");
 		*deferred = true;
 		for (guint k = 0; k < nsets; k++)
@@ -233,6 +263,12 @@ static sg_status poll_once(const sg_config *cfg, sg_store *store, bool dry_run, 
 	sg_mirror *mirror = NULL;
 	sg_status st;
 	guint handled = 0;
+	sg_pipeline p = {
+		.cfg = cfg,
+		.store = store,
+		.dry_run = dry_run,
+		.poll = true,
+	};
 
 	/* The transport first: the batch jobs need it even when the mailbox is unreachable. */
 	if (!dry_run && (st = sg_transport_open(cfg, &transport, &err)) != SG_OK)
@@ -243,15 +279,11 @@ static sg_status poll_once(const sg_config *cfg, sg_store *store, bool dry_run, 
 		goto out;
 	if ((st = src->ops->list(src, cfg->source.max_messages_per_poll, &msgs, &err)) != SG_OK)
 		goto out;
-
-	sg_pipeline p = {
-		.cfg = cfg,
-		.store = store,
-		.transport = transport,
-		.mirror = mirror,
-		.dry_run = dry_run,
-		.poll = true,
-	};
+	p.transport = transport;
+	p.mirror = mirror;
+	/* The outbox is synced once a chunk, before its moves, not once a report (HACKING.md). */
+	if (sg_transport_defer(transport, true) && (st = reports_sync(&p, true, &err)) != SG_OK)
+		goto out;
 	for (guint i = 0; i < msgs->len && !stop_requested;) {
 		guint n = chunk_len(msgs, i, cfg->limits.max_message_size);
 
@@ -266,6 +298,13 @@ static sg_status poll_once(const sg_config *cfg, sg_store *store, bool dry_run, 
 out:
 	if (st != SG_OK)
 		log_error("poll: %s", err ? err : "failed");
+	if (transport && transport->deferred) {
+		/* what a stopped chunk wrote; then the batch jobs' reports are synced as sent */
+		g_autofree char *e = NULL;
+		if (reports_sync(&p, false, &e) != SG_OK)
+			log_warnx("poll: %s", e ? e : "the report outbox is not synced");
+		sg_transport_defer(transport, false);
+	}
 	if (transport && !stop_requested) {
 		sg_status jst = run_jobs(cfg, store, transport, &err);
 		if (st == SG_OK)

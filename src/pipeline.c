@@ -200,9 +200,14 @@ static sg_status report_settled(sg_pipeline *p, const sg_ledger *l, char **err)
 	/* a poll's commits are all unsynced already (sg_pipeline_handle) */
 	sg_status st = p->poll ? SG_OK : sg_store_durable(p->store, false, err);
 
+	/* Written but not synced yet (a poll's chunk), the report stays spooled until it is. */
+	bool unsynced = p->transport && p->transport->deferred && l->report_state &&
+			strcmp(l->report_state, p->transport->ops->done) == 0;
+
 	if (st == SG_OK && (st = sg_store_begin(p->store, err)) == SG_OK) {
 		if ((st = sg_ledger_put(p->store, l, err)) == SG_OK &&
-		    (st = sg_report_spool_drop(p->store, l->sha256, err)) == SG_OK)
+		    (st = unsynced ? sg_report_spool_unsynced(p->store, l->sha256, sg_boot_id(), err)
+				   : sg_report_spool_drop(p->store, l->sha256, err)) == SG_OK)
 			st = sg_store_commit(p->store, err);
 		if (st != SG_OK)
 			sg_store_rollback(p->store);
@@ -339,6 +344,19 @@ static sg_status resume(sg_pipeline *p, const sg_source_msg *m, sg_ledger *l, ch
 {
 	bool same = same_message(m, l);
 	bool pending = l->report_state && strcmp(l->report_state, "pending") == 0;
+	bool lost = false;
+	sg_status lst;
+
+	/* Written to the outbox but not synced when the machine went down (or the sync failed):
+	 * the file may be gone, so the report goes again (SPEC 7: at worst twice). */
+	if (!pending && p->transport && !p->dry_run &&
+	    (lst = sg_report_spool_lost(p->store, l->sha256, sg_boot_id(), &lost, err)) != SG_OK)
+		return lst;
+	if (lost) {
+		log_warnx("%s: the report written before the machine went down may be lost: sent "
+			  "again", m->id);
+		pending = true;
+	}
 
 	/* A report is spaced like a message once a retry of it has failed: the first retry comes at
 	 * the next poll, as after a crash between the commit and the send. */

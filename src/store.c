@@ -125,6 +125,9 @@ static const struct {
      "  (CASE WHEN json_valid(answer) THEN json_extract(answer, '$.delivery') END))"
      "  WHERE kind = 'vin';",
      NULL},
+    /* a spooled report written to the outbox but not synced yet: the boot it was written in
+     * (NULL: not handed over), so that after another boot it is sent again (pipeline.c) */
+    {"ALTER TABLE report_spool ADD COLUMN unsynced TEXT;", NULL},
 };
 
 /* How many poll records `status` history keeps. */
@@ -1404,6 +1407,70 @@ sg_status sg_report_spool_drop(sg_store *st, const char *sha256, char **err)
 		return SG_EINTERNAL;
 	bind_text(s, 1, sha256);
 	return step_done(st, s, "dropping a spooled report", err);
+}
+
+sg_status sg_report_spool_unsynced(sg_store *st, const char *sha256, const char *boot,
+				   char **err)
+{
+	sqlite3_stmt *s;
+
+	if (prepare(st, "UPDATE report_spool SET unsynced = ? WHERE sha256 = ?", &s, err))
+		return SG_EINTERNAL;
+	bind_text(s, 1, boot);
+	bind_text(s, 2, sha256);
+	return step_done(st, s, "marking a report written", err);
+}
+
+sg_status sg_report_spool_synced(sg_store *st, const char *boot, bool synced, char **err)
+{
+	sqlite3_stmt *s;
+
+	if (prepare(st,
+		    synced ? "DELETE FROM report_spool WHERE unsynced = ?"
+			   : "UPDATE report_spool SET unsynced = '' WHERE unsynced = ?",
+		    &s, err))
+		return SG_EINTERNAL;
+	bind_text(s, 1, boot);
+	return step_done(st, s, "settling the reports written", err);
+}
+
+sg_status sg_report_spool_lost(sg_store *st, const char *sha256, const char *boot, bool *lost,
+			       char **err)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	*lost = false;
+	if (prepare(st, "SELECT unsynced IS NOT NULL AND unsynced IS NOT ? FROM report_spool"
+			" WHERE sha256 = ?",
+		    &s, err))
+		return SG_EINTERNAL;
+	bind_text(s, 1, boot);
+	bind_text(s, 2, sha256);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*lost = sqlite3_column_int(s, 0) != 0;
+	sg_store_done(st, s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(st, err, rc, "reading the report spool");
+	return SG_OK;
+}
+
+sg_status sg_report_spool_any_unsynced(sg_store *st, const char *boot, bool *any, char **err)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	*any = false;
+	if (prepare(st, "SELECT 1 FROM report_spool WHERE unsynced = ? LIMIT 1", &s, err))
+		return SG_EINTERNAL;
+	bind_text(s, 1, boot);
+	rc = sqlite3_step(s);
+	*any = rc == SQLITE_ROW;
+	sg_store_done(st, s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(st, err, rc, "reading the report spool");
+	return SG_OK;
 }
 
 /* Status */

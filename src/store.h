@@ -174,6 +174,20 @@ sg_status sg_report_spool_put(sg_store *st, const char *sha256, const char *data
 sg_status sg_report_spool_get(sg_store *st, const char *sha256, char **data, gsize *len,
 			      char **err);
 sg_status sg_report_spool_drop(sg_store *st, const char *sha256, char **err);
+/*
+ * A report handed to a deferring transport (sg_transport_defer) in boot `boot` stays spooled,
+ * so marked, until the transport has synced it: then sg_report_spool_synced drops every such
+ * report of the boot; a failed sync leaves them marked for sending again. lost: whether the
+ * report of sha256 was handed over unsynced and may not be on disk any more (another boot, or
+ * its sync failed): the ledger's "written" for it is not to be trusted.
+ */
+sg_status sg_report_spool_unsynced(sg_store *st, const char *sha256, const char *boot,
+				   char **err);
+sg_status sg_report_spool_synced(sg_store *st, const char *boot, bool synced, char **err);
+sg_status sg_report_spool_lost(sg_store *st, const char *sha256, const char *boot, bool *lost,
+			       char **err);
+/* Whether reports handed over unsynced in boot `boot` wait for a sync (a poll killed before it). */
+sg_status sg_report_spool_any_unsynced(sg_store *st, const char *boot, bool *any, char **err);
 
 /* Counters for `status`. */
 typedef struct {

@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "util.h"
+
 sg_status sg_transport_open(const sg_config *cfg, sg_transport **out, char **err)
 {
 	const char *url = cfg->report.url;
@@ -31,4 +33,19 @@ void sg_transport_close(sg_transport *t)
 {
 	if (t != NULL && t->ops != NULL && t->ops->close != NULL)
 		t->ops->close(t);
+}
+
+bool sg_transport_defer(sg_transport *t, bool on)
+{
+	if (t == NULL || t->ops->sync == NULL)
+		return false;
+	t->deferred = on && *sg_boot_id() != '\0';
+	return t->deferred;
+}
+
+sg_status sg_transport_sync(sg_transport *t, bool all, char **err)
+{
+	if (t == NULL || t->ops->sync == NULL)
+		return SG_OK;
+	return t->ops->sync(t, all, err);
 }

@@ -68,6 +68,21 @@ gint64 sg_now(void)
 	return g_get_real_time() / G_USEC_PER_SEC;
 }
 
+const char *sg_boot_id(void)
+{
+	static char *boot;
+	const char *hook = g_getenv("SG_BOOT_ID");
+	g_autofree char *text = NULL;
+
+	if (hook != NULL)
+		return hook;
+	if (boot == NULL) {
+		g_file_get_contents("/proc/sys/kernel/random/boot_id", &text, NULL, NULL);
+		boot = g_strdup(text ? g_strstrip(text) : "");
+	}
+	return boot;
+}
+
 char *sg_iso_time(gint64 t)
 {
 	g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc(t);

@@ -10,6 +10,10 @@ char *sg_sha256_file(const char *path);
 bool sg_secure_equal(const char *a, const char *b);
 /* Seconds since the epoch; SG_NOW (a number) fixes it for tests. */
 gint64 sg_now(void);
+/* This boot of the machine (/proc/sys/kernel/random/boot_id; the test hook SG_BOOT_ID stands for
+ * another), "" when it cannot be read. A file written and not synced is on disk or in the page
+ * cache while the boot lasts; after another boot it may be gone. */
+const char *sg_boot_id(void);
 /* "2026-11-22T12:00:00Z" for a unix time; g_free. */
 char *sg_iso_time(gint64 t);
 /* Parses a duration "90", "30s", "15m", "24h", "7d" into seconds; -1 when malformed. */

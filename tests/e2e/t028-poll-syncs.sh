@@ -2,8 +2,9 @@
 # t028-poll-syncs.sh: which sync protects what in `stockgate poll` (HACKING.md, issue 12), read
 # off the system calls: every message's record is in a WAL synced before the chunk's UID MOVE
 # (the move is the one effect that must follow the records: a record lost after it would lose
-# the message), and a message costs at most three syncs (here two, the dir: outbox's file and
-# directory; the records are synced once a chunk, not once a message). The fetched bodies go to
+# the message), the dir: outbox is synced (one syncfs) after the chunk's last report and before
+# that MOVE, and a message costs at most three syncs (here none of its own: the records and the
+# reports are synced once a chunk, not once a message). The fetched bodies go to
 # files kept for the poll, one a place in a chunk, not a file made and removed a message; none
 # is left after it. SPEC 7.
 . "$(dirname "$0")/../lib.sh"
@@ -21,7 +22,7 @@ check "$N messages appended" bash -c "$PY '$MAIL' backlog $IMAP_PORT INBOX $N --
 
 # -y names each descriptor's file; -s keeps the start of what goes to Dovecot. LeakSanitizer
 # cannot run under ptrace: the sanitizer build checks leaks everywhere else.
-ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 strace -f -y -s 64 -o "$T/trace" -e trace=fsync,fdatasync,pwrite64,write,sendto,openat,unlink \
+ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 strace -f -y -s 64 -o "$T/trace" -e trace=fsync,fdatasync,syncfs,pwrite64,write,sendto,openat,unlink,link,linkat \
 	"$STOCKGATE" -c "$CONF" poll >"$T/out" 2>"$T/err"
 rc=$?
 is "$rc" 0 "poll exits 0 under strace"
@@ -39,12 +40,25 @@ order() {
 	' "$1"
 }
 is "$(order "$T/trace")" synced "the WAL is synced after its last write and before the UID MOVE"
+# outbox_order TRACE: the same for the reports named into the outbox and a syncfs.
+outbox_order() {
+	awk '
+		/UID MOVE/ && !move { move = NR; exit }
+		/link(at)?\(.*\/outbox\/[^"]*\.eml"/ { write = NR; synced = 0 }
+		/syncfs\(/ && write { synced = 1 }
+		END { print !move ? "no move" : !write ? "no report" : synced ? "synced" : "not synced" }
+	' "$1"
+}
+is "$(outbox_order "$T/trace")" synced "the outbox is synced after its last report and before the UID MOVE"
 
 syncs=$(grep -cE '^[0-9]+ +(fsync|fdatasync)\(' "$T/trace")
 wal_syncs=$(grep -cE '^[0-9]+ +(fsync|fdatasync)\([0-9]+<[^>]*stockgate\.db-wal>' "$T/trace")
 echo "# $syncs syncs for $N messages, $wal_syncs of the WAL"
 is "$(awk -v s="$syncs" -v n="$N" 'BEGIN { print (s <= 3 * n) ? "at most 3" : "more than 3" }')" \
 	"at most 3" "at most three syncs a message ($syncs for $N)"
+outbox_syncs=$(grep -cE '^[0-9]+ +(fsync|fdatasync|syncfs)\([0-9]+<[^>]*/outbox' "$T/trace")
+is "$(awk -v s="$outbox_syncs" -v n="$N" 'BEGIN { print (s > 0 && s < n / 2) ? "a chunk" : s }')" \
+	"a chunk" "the reports are synced once a chunk, not once a report ($outbox_syncs outbox syncs)"
 is "$(awk -v s="$wal_syncs" -v n="$N" 'BEGIN { print (s < n / 2) ? "a chunk" : "a message" }')" \
 	"a chunk" "the records are synced once a chunk, not once a message ($wal_syncs WAL syncs)"
 made=$(grep -E 'openat\(.*/stockgate-[0-9]+/[0-9]+/imap-[^"]*".*O_CREAT' "$T/trace" |

@@ -145,6 +145,53 @@ is "$(jf "$out" .outcome)/$(jf "$out" .resumed)" "duplicate/null" \
 is "$(sg status --format json | jq -c '.messages | [.applied, .duplicate]')" "[1,1]" \
 	"maildir: status counts the message once and the copy as a duplicate"
 
+# The dir: outbox is synced once a chunk, before its moves (HACKING.md): a report written and not
+# synced yet stays spooled, marked with the boot it was written in. A kill once all three are
+# written (before_move:3) and a poll in the same boot: the files are in the page cache, so none
+# is sent again; the poll syncs them (syncfs) before it moves the messages, and drops their
+# spooled copies. The same kill after two (before_move:2), then a poll after another boot
+# (SG_BOOT_ID stands for it): the two files may be gone, so both go again (SPEC 7: at worst
+# twice), the third once.
+# md_reports MID: the reports in the outbox in reply to MID.
+md_reports() { grep -l "^In-Reply-To: <$1>" "$OUTBOX"/*.eml 2>/dev/null | wc -l; }
+# md_setup: an empty store, outbox and Maildir holding the three messages.
+md_setup() {
+	rm -rf "$T/stockgate.db"* "$OUTBOX" "$MD"
+	mkdir -p "$OUTBOX" "$MD/new" "$MD/cur" "$MD/tmp"
+	setup_dealer D1 $KEY dealer@shop.example 2>/dev/null || notok "outbox: dealer and user"
+	for i in 0 1 2; do cp "${MSGS[$i]}" "$MD/new/170000001$i.${i}_$i.test"; done
+}
+md_setup
+SG_CRASH=before_move:3 sg poll >"$T/crash-ob.out" 2>"$T/crash-ob.err"; rc=$?
+is "$rc/$(grep -c . "$T/crash-ob.out")/$(outbox_count)" "137/3/3" \
+	"outbox before_move:3: three records, three reports written, then killed"
+is "$(sqlite3 "$T/stockgate.db" "SELECT count(*) FROM report_spool WHERE unsynced IS NOT NULL")" 3 \
+	"outbox before_move:3: the three reports stay spooled, not synced yet"
+ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 strace -f -o "$T/trace-ob" \
+	-e trace=syncfs,fsync,rename,renameat,renameat2 "$STOCKGATE" -c "$CONF" poll >"$T/ob.out" 2>"$T/ob.err"
+is "$?/$(jq -r .resumed "$T/ob.out" | tr '\n' ' ')" "0/true true true " \
+	"outbox, same boot: the next poll gives the three records again, resumed"
+is "$(outbox_count)/$(md_reports "${MIDS[0]}")$(md_reports "${MIDS[1]}")$(md_reports "${MIDS[2]}")" \
+	"3/111" "outbox, same boot: no report sent again, one each"
+is "$(awk '/syncfs\(/ && !m { s = 1 } /rename.*\.Processed/ && !m { m = NR; print s ? "synced" : "not synced" }' \
+	"$T/trace-ob")" synced "outbox, same boot: the outbox is synced before the first move"
+is "$(spooled stockgate)" 0 "outbox, same boot: no report left in the spool"
+is "$(find "$MD/.Processed" -type f | wc -l)" 3 "outbox, same boot: the three moved to .Processed"
+
+md_setup
+SG_CRASH=before_move:2 sg poll >"$T/crash-ob2.out" 2>"$T/crash-ob2.err"; rc=$?
+is "$rc/$(outbox_count)" "137/2" "outbox before_move:2: two reports written, then killed"
+out=$(SG_BOOT_ID=another-boot sg poll 2>"$T/ob2.err"); rc=$?
+is "$rc/$(printf '%s\n' "$out" | jq -r '.outcome + "/" + .report' | tr '\n' ' ')" \
+	"0/applied/written failed/written applied/written " "outbox, another boot: the next poll exits 0"
+is "$(md_reports "${MIDS[0]}")$(md_reports "${MIDS[1]}")$(md_reports "${MIDS[2]}")" 221 \
+	"outbox, another boot: the two unsynced reports sent again, the third once"
+like "$(cat "$T/ob2.err")" "may be lost: sent again" "outbox, another boot: the log says why they went again"
+is "$(spooled stockgate)/$(find "$MD/.Processed" -type f | wc -l)" 0/3 \
+	"outbox, another boot: the spool empty, the three in .Processed"
+out=$(SG_BOOT_ID=another-boot sg poll 2>>"$T/ob2.err")
+is "$out/$(outbox_count)" "/5" "outbox, another boot: a further poll does nothing"
+
 # A crash at every message in turn: each crashing poll finishes the previous message and dies
 # in the next one; then a normal poll.
 for point in after_apply after_report; do
