@@ -108,6 +108,10 @@ static sg_status dir_sync(sg_transport *t, bool all, char **err)
 
 	if (d->unsynced->len == 0 && !all)
 		return SG_OK;
+	/* the test hook SG_CRASH=outbox-sync: the disk refuses the sync */
+	if (sg_crash_due("outbox-sync"))
+		return sg_fail(err, SG_EIO, "report outbox %s: sync failed: %s", d->dir,
+			       g_strerror(EIO));
 	if (syncfs(d->dfd) < 0) {
 		int e = errno;
 		if (e == ENOSYS || e == EPERM) {

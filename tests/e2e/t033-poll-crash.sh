@@ -192,6 +192,19 @@ is "$(spooled stockgate)/$(find "$MD/.Processed" -type f | wc -l)" 0/3 \
 out=$(SG_BOOT_ID=another-boot sg poll 2>>"$T/ob2.err")
 is "$out/$(outbox_count)" "/5" "outbox, another boot: a further poll does nothing"
 
+# The outbox's sync refused (SG_CRASH=outbox-sync: the disk's error): the chunk is not moved and
+# its reports are marked to go again; the next poll sends each once more and moves them.
+md_setup
+SG_CRASH=outbox-sync sg poll >"$T/ob3.out" 2>"$T/ob3.err"
+is "$(grep -c . "$T/ob3.out")/$(outbox_count)/$(find "$MD/new" "$MD/cur" -type f | wc -l)" "3/3/3" \
+	"outbox sync refused: three records and reports, the three left in the Maildir"
+like "$(cat "$T/ob3.err")" "sync failed" "outbox sync refused: the log says so"
+out=$(sg poll 2>"$T/ob3b.err"); rc=$?
+is "$rc/$(md_reports "${MIDS[0]}")$(md_reports "${MIDS[1]}")$(md_reports "${MIDS[2]}")" "0/222" \
+	"outbox sync refused: the next poll sends each report again"
+is "$(spooled stockgate)/$(find "$MD/.Processed" -type f | wc -l)" 0/3 \
+	"outbox sync refused: the spool empty, the three in .Processed"
+
 # A crash at every message in turn: each crashing poll finishes the previous message and dies
 # in the next one; then a normal poll.
 for point in after_apply after_report; do
