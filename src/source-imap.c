@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 /* Deadlines: connecting, a stalled read (no byte for this long), and one command as a whole
@@ -36,6 +37,8 @@ typedef struct {
 	CURL *curl;
 	curl_socket_t sock;
 	bool broken; /* the stream is out of step (timeout, cut, refused literal): no more commands */
+	char *url;   /* what libcurl connects to (no mailbox), kept for imap_reconnect */
+	bool starttls;
 	char *where; /* "imap://host:port" for messages */
 	char *mailbox;
 	gint64 uidvalidity;
@@ -307,6 +310,7 @@ static void imap_close(sg_source *src)
 	}
 	if (s->curl)
 		curl_easy_cleanup(s->curl);
+	g_free(s->url);
 	g_free(s->where);
 	g_free(s->mailbox);
 	if (s->in)
@@ -318,6 +322,53 @@ static void imap_close(sg_source *src)
 	if (s->bodies)
 		g_ptr_array_unref(s->bodies);
 	g_free(s);
+}
+
+/* Connects, logs in and selects the mailbox: at open, and again in imap_reconnect. */
+static sg_status imap_session(imap_source *s, char **err)
+{
+	g_autofree char *quoted = sg_imap_quote(s->mailbox), *sel = NULL;
+	sg_status st = imap_connect(s, s->url, s->starttls, err);
+
+	if (!st)
+		st = imap_ok(s, "CAPABILITY", on_capability, s, err);
+	if (st)
+		return st;
+	sel = g_strdup_printf("SELECT %s", quoted);
+	s->uidvalidity = -1;
+	st = imap_ok(s, sel, on_select, s, err);
+	if (!st && s->uidvalidity < 0)
+		st = imap_fail(s, err, SG_ETEMP, "SELECT gave no UIDVALIDITY");
+	return st;
+}
+
+/*
+ * A new session in place of a broken one (a refused literal leaves the stream out of step),
+ * for the commands of the same poll: the listing's UIDs hold only while UIDVALIDITY does. The
+ * old socket is shut first so that libcurl's cleanup does not wait on the rest of a reply.
+ */
+static sg_status imap_reconnect(imap_source *s, char **err)
+{
+	gint64 uidvalidity = s->uidvalidity;
+	sg_status st;
+
+	if (s->curl) {
+		if (s->sock != CURL_SOCKET_BAD)
+			shutdown(s->sock, SHUT_RDWR);
+		curl_easy_cleanup(s->curl);
+		s->curl = NULL;
+	}
+	s->sock = CURL_SOCKET_BAD;
+	s->broken = false;
+	g_byte_array_set_size(s->in, 0);
+	if ((st = imap_session(s, err)) != SG_OK)
+		return st;
+	if (s->uidvalidity != uidvalidity) {
+		s->broken = true;
+		return imap_fail(s, err, SG_ETEMP, "UIDVALIDITY changed since the listing");
+	}
+	log_debug("%s/%s: connected again", s->where, s->mailbox);
+	return SG_OK;
 }
 
 typedef struct {
@@ -443,6 +494,7 @@ typedef struct {
 	sg_source_msg *m;
 	char *path;
 	fetch_ctx fc;
+	bool headers_only; /* the header block (a message over max_message_size) */
 } fetch_slot;
 
 /* A FETCH reply of a set goes to the file of its UID. */
@@ -513,28 +565,100 @@ static int kept_body(imap_source *s, guint i, char **path, char **err)
 	return fd;
 }
 
+/* One UID FETCH of the bodies (headers_only: the header blocks) of slots[0..n), each to its
+ * file. SG_EDATA when a literal is over cap (the connection is then broken). */
+static sg_status fetch_slots(imap_source *s, fetch_slot **slots, guint n, bool headers_only,
+			     gint64 cap, char **err)
+{
+	g_autoptr(GHashTable) by_uid = g_hash_table_new(g_int64_hash, g_int64_equal);
+	g_autoptr(GPtrArray) set = g_ptr_array_sized_new(n);
+	g_autofree char *text = NULL, *uids = NULL, *cmd = NULL;
+	sg_imap_cond c = SG_IMAP_NONE;
+	sg_status st;
+
+	for (guint i = 0; i < n; i++) {
+		g_ptr_array_add(set, slots[i]->m);
+		g_hash_table_insert(by_uid, &slots[i]->fc.uid, slots[i]);
+	}
+	uids = uid_set((sg_source_msg **)set->pdata, n);
+	cmd = g_strdup_printf("UID FETCH %s BODY.PEEK[%s]", uids, headers_only ? "HEADER" : "");
+	st = imap_cmd(s, cmd, (size_t)cap, IMAP_FETCH_TIMEOUT * (int)MIN(n, 100), on_set_body,
+		      by_uid, &c, &text, err);
+	if (st == SG_EDATA && err && *err) {
+		g_clear_pointer(err, g_free);
+		st = imap_fail(s, err, SG_EDATA, "a message of UIDs %s is larger than "
+			       "max_message_size (%" G_GINT64_FORMAT " bytes)", uids, cap);
+	}
+	if (!st && c != SG_IMAP_OK)
+		st = imap_fail(s, err, SG_ETEMP, "%s: %s", cmd, text ? text : "");
+	return st;
+}
+
+/*
+ * The set FETCH of slots[0..n) refused a literal over max_size: the server's RFC822.SIZE of
+ * a message understated its body. Failing the chunk would fail every poll on that message, and
+ * nothing after it would be handled: instead the bodies that did not come are fetched one at a
+ * time, on a new connection after each refusal, and a message whose body is refused gets its
+ * header block and a size over max_size, so that the pipeline fails it too_large as if its
+ * size had been told (SPEC 7).
+ */
+static sg_status fetch_one_by_one(imap_source *s, fetch_slot **slots, guint n, gint64 max_size,
+				  char **err)
+{
+	sg_status st;
+
+	for (guint i = 0; i < n; i++) {
+		fetch_slot *slot = slots[i];
+
+		if (slot->fc.got)
+			continue;
+		if (s->broken && (st = imap_reconnect(s, err)) != SG_OK)
+			return st;
+		st = fetch_slots(s, &slot, 1, false, max_size, err);
+		if (st != SG_EDATA) {
+			if (st)
+				return st;
+			continue;
+		}
+		g_clear_pointer(err, g_free);
+		log_warnx("%s: UID %" G_GINT64_FORMAT ": the server told RFC822.SIZE %" G_GINT64_FORMAT
+			  " but sends a body over max_message_size (%" G_GINT64_FORMAT
+			  " bytes): only its header block is fetched", slot->m->id, slot->m->uid,
+			  slot->m->size, max_size);
+		if ((st = imap_reconnect(s, err)) != SG_OK)
+			return st;
+		/* what a stray FETCH reply of that UID may have written before the refused one */
+		if (ftruncate(slot->fc.fd, 0) != 0 || lseek(slot->fc.fd, 0, SEEK_SET) != 0)
+			return sg_fail(err, SG_EIO, "%s: %s", slot->path, g_strerror(errno));
+		slot->fc.got = false;
+		slot->headers_only = true;
+		/* its true size is not known (the literal was refused unread): over the limit */
+		slot->m->size = max_size + 1;
+		if ((st = fetch_slots(s, &slot, 1, true, max_size, err)) != SG_OK)
+			return st;
+	}
+	return SG_OK;
+}
+
 /*
  * Fetches a set of messages with one UID FETCH for the whole bodies and, when some are over
- * max_size, one for their header blocks. The bodies are not synced to disk: the server keeps
- * each message until the move that follows its durable record, so a copy lost in a crash is
- * fetched again.
+ * max_size, one for their header blocks (a body over max_size all the same: fetch_one_by_one).
+ * The bodies are not synced to disk: the server keeps each message until the move that follows
+ * its durable record, so a copy lost in a crash is fetched again.
  */
 static sg_status imap_fetch_set(sg_source *src, sg_source_msg **ms, guint n, gint64 max_size,
 				char **err)
 {
 	imap_source *s = (imap_source *)src;
 	gint64 cap = max_size > 0 ? max_size : G_MAXINT32;
+	g_autoptr(GPtrArray) slots = g_ptr_array_new_with_free_func(g_free);
+	fetch_slot **sl;
 	sg_status st = SG_OK;
-	guint place = 0;
+	guint whole = 0;
 
-	for (int headers_only = 0; headers_only < 2 && !st; headers_only++) {
-		g_autoptr(GHashTable) by_uid = g_hash_table_new(g_int64_hash, g_int64_equal);
-		g_autoptr(GPtrArray) slots = g_ptr_array_new_with_free_func(g_free);
-		g_autoptr(GPtrArray) set = g_ptr_array_new();
-		g_autofree char *text = NULL, *uids = NULL, *cmd = NULL;
-		sg_imap_cond c = SG_IMAP_NONE;
-
-		for (guint i = 0; i < n && !st; i++) {
+	/* a place a message of the chunk: the whole bodies first, then the header blocks */
+	for (int headers_only = 0; headers_only < 2 && !st; headers_only++)
+		for (guint i = 0; i < n; i++) {
 			bool big = max_size > 0 && ms[i]->size > max_size;
 			fetch_slot *slot;
 
@@ -543,57 +667,51 @@ static sg_status imap_fetch_set(sg_source *src, sg_source_msg **ms, guint n, gin
 			slot = g_new0(fetch_slot, 1);
 			slot->m = ms[i];
 			slot->fc.uid = ms[i]->uid;
-			/* a place a message of the chunk, whole or headers only */
-			slot->fc.fd = kept_body(s, place++, &slot->path, err);
+			slot->headers_only = big;
+			slot->fc.fd = kept_body(s, slots->len, &slot->path, err);
 			g_ptr_array_add(slots, slot);
 			if (slot->fc.fd < 0) {
 				st = SG_EIO;
 				break;
 			}
-			g_ptr_array_add(set, ms[i]);
-			g_hash_table_insert(by_uid, &slot->fc.uid, slot);
+			whole += !big;
 		}
-		if (!st && set->len > 0) {
-			uids = uid_set((sg_source_msg **)set->pdata, set->len);
-			cmd = g_strdup_printf("UID FETCH %s BODY.PEEK[%s]", uids,
-					      headers_only ? "HEADER" : "");
-			st = imap_cmd(s, cmd, (size_t)cap, IMAP_FETCH_TIMEOUT * (int)MIN(set->len, 100),
-				      on_set_body, by_uid, &c, &text, err);
-			if (st == SG_EDATA && err && *err) {
-				g_clear_pointer(err, g_free);
-				st = imap_fail(s, err, SG_EDATA, "a message of UIDs %s is larger than "
-					       "max_message_size (%" G_GINT64_FORMAT " bytes)", uids, cap);
-			}
-			if (!st && c != SG_IMAP_OK)
-				st = imap_fail(s, err, SG_ETEMP, "%s: %s", cmd, text ? text : "");
+	sl = (fetch_slot **)slots->pdata;
+	if (!st && whole > 0) {
+		st = fetch_slots(s, sl, whole, false, cap, err);
+		if (st == SG_EDATA && max_size > 0) {
+			g_clear_pointer(err, g_free);
+			st = fetch_one_by_one(s, sl, whole, max_size, err);
 		}
-		for (guint i = 0; i < slots->len; i++) {
-			fetch_slot *slot = slots->pdata[i];
-			sg_source_msg *m = slot->m;
+	}
+	if (!st && slots->len > whole)
+		st = fetch_slots(s, sl + whole, slots->len - whole, true, cap, err);
+	for (guint i = 0; i < slots->len; i++) {
+		fetch_slot *slot = sl[i];
+		sg_source_msg *m = slot->m;
 
-			if (slot->fc.fd >= 0)
-				close(slot->fc.fd);
-			if (st != SG_EIO && slot->fc.write_failed)
-				st = sg_fail(err, SG_EIO, "%s: %s", slot->path,
-					     g_strerror(slot->fc.write_errno));
-			/* A body that came whole is kept even when the connection broke after it. */
-			if (st == SG_EIO || !slot->fc.got) {
-				if (!st)
-					log_warnx("%s: UID %" G_GINT64_FORMAT " is gone (moved by another "
-						  "poller?)", m->id, m->uid);
-				g_free(slot->path);
-				continue;
-			}
-			if (m->path && m->path_is_temp)
-				unlink(m->path);
-			g_free(m->path);
-			m->path = slot->path;
-			m->path_is_temp = false;
-			m->path_is_kept = true;
-			m->headers_only = headers_only;
-			if (!headers_only)
-				m->size = slot->fc.body_len;
+		if (slot->fc.fd >= 0)
+			close(slot->fc.fd);
+		if (st != SG_EIO && slot->fc.write_failed)
+			st = sg_fail(err, SG_EIO, "%s: %s", slot->path,
+				     g_strerror(slot->fc.write_errno));
+		/* A body that came whole is kept even when the connection broke after it. */
+		if (st == SG_EIO || !slot->fc.got) {
+			if (!st)
+				log_warnx("%s: UID %" G_GINT64_FORMAT " is gone (moved by another "
+					  "poller?)", m->id, m->uid);
+			g_free(slot->path);
+			continue;
 		}
+		if (m->path && m->path_is_temp)
+			unlink(m->path);
+		g_free(m->path);
+		m->path = slot->path;
+		m->path_is_temp = false;
+		m->path_is_kept = true;
+		m->headers_only = slot->headers_only;
+		if (!slot->headers_only)
+			m->size = slot->fc.body_len;
 	}
 	return st;
 }
@@ -750,20 +868,14 @@ sg_status sg_source_imap_open(const sg_config *cfg, sg_source **out, char **err)
 	s->in = g_byte_array_new();
 	s->folders = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	s->bodies = g_ptr_array_new_with_free_func(g_free);
+	s->url = g_strdup(conn);
+	s->starttls = !imaps;
+	s->sock = CURL_SOCKET_BAD;
 	if (!imaps && cfg->source.tls.off)
 		log_warnx("[source] tls = off: %s without TLS (meant for loopback tests only)",
 			  s->where);
 
-	st = imap_connect(s, conn, !imaps, err);
-	if (!st)
-		st = imap_ok(s, "CAPABILITY", on_capability, s, err);
-	if (!st) {
-		g_autofree char *sel = g_strdup_printf("SELECT %s", quoted);
-		s->uidvalidity = -1;
-		st = imap_ok(s, sel, on_select, s, err);
-		if (!st && s->uidvalidity < 0)
-			st = imap_fail(s, err, SG_ETEMP, "SELECT gave no UIDVALIDITY");
-	}
+	st = imap_session(s, err);
 	if (st) {
 		imap_close(&s->base);
 		goto out;

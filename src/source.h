@@ -32,9 +32,10 @@ typedef struct {
 	/* Moves the message to folder (created when missing). */
 	sg_status (*move)(sg_source *s, sg_source_msg *m, const char *folder, char **err);
 	/* Fetches ms[0..n) in one round trip, each message over
-	 * max_size (0: no limit) headers only, as fetch does. A message the server no longer has
-	 * keeps path NULL. The paths may be kept files (path_is_kept), valid until the next
-	 * fetch_set. SG_ETEMP when the connection failed. */
+	 * max_size (0: no limit) headers only, as fetch does; so is one whose body turns out over
+	 * max_size all the same (its listed size was smaller), its size then set over max_size.
+	 * A message the server no longer has keeps path NULL. The paths may be kept files
+	 * (path_is_kept), valid until the next fetch_set. SG_ETEMP when the connection failed. */
 	sg_status (*fetch_set)(sg_source *s, sg_source_msg **ms, guint n, gint64 max_size,
 			       char **err);
 	/* Moves ms[0..n) to folder with one command (or one

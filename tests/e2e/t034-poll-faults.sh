@@ -5,7 +5,9 @@
 # between two polls and in the middle of one (exit 75, nothing lost, the next poll finishes), a
 # message over max_message_size (failed too_large, answered only for a registered sender), the
 # gmime issue-165 input (Failed, unparseable, no report, the poll goes on), a message older than
-# max_age (Failed, stale, no report). SPEC 3 (poll, status), 5.6, 5.7, 7, 10; catalogue F9.
+# max_age (Failed, stale, no report), a server whose RFC822.SIZE understates a message over
+# max_message_size (failed too_large all the same, the rest of the chunk handled). SPEC 3 (poll,
+# status), 5.6, 5.7, 7, 10; catalogue F9.
 . "$(dirname "$0")/../lib.sh"
 MAIL=$FIX/poll/mail.py
 KEY=0123456789abcdef0123456789abcdef
@@ -244,15 +246,16 @@ start_capture cap-mid
 config
 # A warehouses message (W00, W01), then 79 remains messages, with their expected end state.
 check "80 messages appended" bash -c "$PY '$MAIL' backlog $IMAP_PORT INBOX 80 --warehouses 2 >'$T/expected.csv'"
-# start_proxy NAME REGEX [N]: tests/servers/imap_proxy.py in front of the Dovecot; sets PX_PORT.
+# start_proxy NAME [imap_proxy.py options]: tests/servers/imap_proxy.py in front of the Dovecot;
+# sets PX_PORT.
 start_proxy() {
-	sg_bg $PY "$SG_TOP/tests/servers/imap_proxy.py" "$T/$1" "$IMAP_PORT" --cut-at "$2" --nth "${3:-1}" \
-		>/dev/null 2>"$T/$1.log"
-	for i in $(seq 100); do [ -s "$T/$1/port" ] && break; sleep 0.1; done
-	PX_PORT=$(cat "$T/$1/port" 2>/dev/null)
+	local d=$T/$1; shift
+	sg_bg $PY "$SG_TOP/tests/servers/imap_proxy.py" "$d" "$IMAP_PORT" "$@" >/dev/null 2>"$d.log"
+	for i in $(seq 100); do [ -s "$d/port" ] && break; sleep 0.1; done
+	PX_PORT=$(cat "$d/port" 2>/dev/null)
 	wait_port "$PX_PORT"
 }
-start_proxy px-mid '^UID FETCH .*BODY\.PEEK\[' 2
+start_proxy px-mid --cut-at '^UID FETCH .*BODY\.PEEK\[' --nth 2
 IMAP_PORT=$PX_PORT config
 sg poll >"$T/mid1" 2>"$T/mid1.err"; rc=$?
 n1=$(grep -c . "$T/mid1")
@@ -276,7 +279,7 @@ is "$(grep -h '^In-Reply-To:' "$T/cap-mid"/*.eml | tr -d '\r' | sort | uniq -c |
 start_capture cap-move
 config
 for n in 1 2 3 4 5; do mk mv$n remains --rows W00:MV$n:$n --date "Sun, 22 Nov 2026 08:0$n:00 +0000"; inject "$T/msg/mv$n.eml"; done
-start_proxy px-move '^UID (MOVE|COPY) '
+start_proxy px-move --cut-at '^UID (MOVE|COPY) '
 IMAP_PORT=$PX_PORT config
 sg poll >"$T/mv1" 2>"$T/mv1.err"; rc=$?
 like "$(cat "$T/px-move/cut" 2>/dev/null)" "UID (MOVE|COPY)" "cut at the move: the proxy cut the set move"
@@ -293,5 +296,44 @@ is "$(cat "$T/mv1" "$T/mv2" | jq -r 'select(.outcome == "applied" and .resumed !
 is "$(rem | grep '^W00,')" "W00,MV5,5" "cut at the move: the store holds the last file"
 is "$(grep -h '^In-Reply-To:' "$T/cap-move"/*.eml | tr -d '\r' | sort | uniq -c | awk '$1 == 1' | wc -l)" 5 \
 	"cut at the move: one report per message"
+
+### G. A server whose RFC822.SIZE understates a message over max_message_size (the proxy says
+# 400 bytes for a 30K message): its literal in the chunk's body FETCH is refused and the
+# connection dropped. The chunk is fetched again one message at a time on a new connection: the
+# others are handled, the liar fails too_large as if its size had been told (D: answered for the
+# dealer, Processed), and the next poll has nothing left. Before, every poll failed on it and
+# nothing after it in the chunk was handled.
+start_capture cap-lie
+D='Sun, 22 Nov 2026'
+mk g1 remains --rows W00:G1:1 --date "$D 09:01:00 +0000"
+mk g2 remains --rows W00:G2:2 --date "$D 09:02:00 +0000" --pad 30000
+mk g3 remains --rows W00:G3:3 --date "$D 09:03:00 +0000"
+mk g4 remains --rows W00:G4:4 --date "$D 09:04:00 +0000" --pad 30000 --from stranger@else.example
+for m in g1 g2 g3 g4; do inject "$T/msg/$m.eml"; done
+uid=$(doveadm -c "$T/dc/dovecot.conf" -f tab fetch -u u 'uid hdr.message-id' mailbox INBOX ALL |
+	awk -F'\t' '$2 == "<g2@shop.example>" {print $1}')
+start_proxy px-lie --rewrite-size "$uid=400"
+IMAP_PORT=$PX_PORT config '' '[limits]' 'max_message_size = 20K'
+sg poll >"$T/lie1" 2>"$T/lie1.err"; rc=$?
+like "$(cat "$T/px-lie/rewritten" 2>/dev/null)" "UID $uid .*RFC822.SIZE 400|RFC822.SIZE 400 .*UID $uid" \
+	"size lie: the proxy told RFC822.SIZE 400 for UID $uid"
+is "$rc" 0 "size lie: poll exits 0"
+is "$(grep -c . "$T/lie1")" 4 "size lie: four records"
+out=$(cat "$T/lie1")
+is "$(jf "$(rec_of "$out" g1@shop.example)" .outcome)/$(jf "$(rec_of "$out" g3@shop.example)" .outcome)" \
+	"applied/applied" "size lie: the messages around the liar are applied"
+r=$(rec_of "$out" g2@shop.example)
+is "$(jf "$r" .outcome)/$(jf "$r" .reason)/$(jf "$r" .dealer)/$(jf "$r" .report)" "failed/too_large/D1/sent" \
+	"size lie: the liar failed too_large, answered for the dealer (SPEC 7, 5.7)"
+is "$(reports_for cap-lie g2@shop.example)" 1 "size lie: one report for the liar"
+r=$(rec_of "$out" g4@shop.example)
+is "$(jf "$r" .outcome)/$(jf "$r" .reason)/$(jf "$r" .report)" "failed/too_large/none" \
+	"size lie: an honest big message of the chunk failed too_large, not answered"
+like "$(cat "$T/lie1.err")" "UID $uid: .*RFC822.SIZE 400" "size lie: the log names the liar and its told size"
+is "$(where g1@shop.example) $(where g2@shop.example) $(where g3@shop.example) $(where g4@shop.example)" \
+	"Processed Processed Processed Processed" "size lie: all four moved out of INBOX"
+is "$(rem | grep '^W00,')" "W00,G3,3" "size lie: nothing of the liar applied"
+sg poll >"$T/lie2" 2>"$T/lie2.err"; rc=$?
+is "$rc/$(cat "$T/lie2")" "0/" "size lie: the next poll does nothing"
 
 done_testing
