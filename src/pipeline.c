@@ -1230,11 +1230,12 @@ static sg_status job_advance(sg_pipeline *p, sg_batch_job *job, double deadline,
 	sg_batch_opts o;
 	sg_batch_summary sum;
 	double left = deadline - (double)g_get_monotonic_time() / 1e6;
-	/* A VIN job waits for its reports up to report_wait, which may exceed max_defer. */
-	gint64 keep = cfg->source.max_defer;
-	if (strcmp(job->kind, "vin") == 0 && cfg->vin.callback_secret)
-		keep = MAX(keep, cfg->vin.report_wait);
-	bool expired = keep > 0 && sg_now() - job->created >= keep;
+	/* Calls start until max_defer after the job came. Past it a pass only looks (no call, so
+	 * nothing is paid for again or anew): the job ends once no row waits for a report the
+	 * service delivers later, each such row until its own wait_until ([vin] report_wait after
+	 * it was sent, so the latest of them bounds the job). */
+	bool expired = cfg->source.max_defer > 0 &&
+		       sg_now() - job->created >= cfg->source.max_defer;
 	sg_status st;
 
 	if ((st = sg_auth_sender(p->store, job->owner_email, job->kind, &a, err)) != SG_OK)
@@ -1264,6 +1265,7 @@ static sg_status job_advance(sg_pipeline *p, sg_batch_job *job, double deadline,
 	o.name = job->input_name;
 	o.max_rows = cfg->limits.max_rows;
 	o.max_field_length = cfg->limits.max_field_length;
+	o.no_calls = expired;
 	/* A poll must not block: new calls stop when the pass's time is spent, and a polling kind
 	 * checks its queue within it (the next pass goes on from the journal). */
 	o.budget = MAX(left, 0.001);
@@ -1296,7 +1298,7 @@ static sg_status job_advance(sg_pipeline *p, sg_batch_job *job, double deadline,
 		sg_auth_clear(&a);
 		return sg_fail(err, st, "job %" G_GINT64_FORMAT ": %s", job->id, e ? e : "failed");
 	}
-	if (sum.pending == 0 || expired) {
+	if (sum.pending == 0 || (expired && sum.waiting == 0)) {
 		detail = job_summary_text(cfg, job, &sum);
 		log_info("job %" G_GINT64_FORMAT ": ended: %ld rows: %ld ok, %ld invalid, %ld failed, "
 			 "%ld unknown, %ld pending", job->id, sum.rows, sum.ok, sum.invalid,
@@ -1308,8 +1310,9 @@ static sg_status job_advance(sg_pipeline *p, sg_batch_job *job, double deadline,
 	}
 	sg_auth_clear(&a);
 	out->under_way++;
-	log_info("job %" G_GINT64_FORMAT ": %ld of %ld rows still to do", job->id, sum.pending,
-		 sum.rows);
+	log_info("job %" G_GINT64_FORMAT ": %ld of %ld rows still to do, %ld of them waiting for "
+		 "their reports%s", job->id, sum.pending, sum.rows, sum.waiting,
+		 expired ? " (past max_defer: no new call)" : "");
 	if (strcmp(job->state, "running") != 0) {
 		g_free(job->state);
 		job->state = g_strdup("running");
