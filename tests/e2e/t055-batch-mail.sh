@@ -287,27 +287,10 @@ exec 9>&-
 SECRET=SGCANARYsecret0123456789abcdef0123456789
 SPORT=$(free_port)
 printf '%s\n' "$SECRET" >"$T/secret"; chmod 600 "$T/secret"
-write_config <<EOF
-[source]
-url = maildir:$MAIL
-poll_interval = 10
-max_defer = 1h
-
-[vin]
-url = $VURL/api/processing_queue
-token = $TOKEN
-tls = off
-callback_secret_file = $T/secret
-report_wait = 2h
-
-[frame]
-url = $FURL/reportrequestframe.ashx
-key = $FKEY
-tls = off
-
-[serve]
-listen = 127.0.0.1:$SPORT
-EOF
+# The configuration above, with a receiver and its clock settings.
+sed -i -e '/^\[source\]$/a max_defer = 1h' \
+	-e "/^\\[vin\\]\$/a callback_secret_file = $T/secret\\nreport_wait = 2h" "$CONF"
+printf '\n[serve]\nlisten = 127.0.0.1:%s\n' "$SPORT" >>"$CONF"
 "$STOCKGATE" -c "$CONF" serve 2>>"$T/serve.log" & _pids+=($!)
 wait_port "$SPORT" || notok "serve started"
 CB=http://127.0.0.1:$SPORT/vin/$SECRET
