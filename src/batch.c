@@ -1410,7 +1410,7 @@ static sg_status resume_rows(job *j, char **err)
 {
 	g_autoptr(GPtrArray) back = g_ptr_array_new();
 
-	if (j->o->dry_run)
+	if (j->o->dry_run || j->o->no_calls)
 		return SG_OK;
 	for (guint i = 0; i < j->rows->len; i++) {
 		brow *r = j->rows->pdata[i];
@@ -1430,16 +1430,19 @@ static sg_status resume_rows(job *j, char **err)
 
 /* ---- output ----------------------------------------------------------------------------- */
 
-static sg_row_status row_status(const job *j, const brow *r, const char **error, cJSON **res)
+/* A row's status for the output; *waiting when it is pending only until a report comes back. */
+static sg_row_status row_status(const job *j, const brow *r, const char **error, cJSON **res,
+				bool *waiting)
 {
 	*error = NULL;
 	*res = NULL;
+	*waiting = false;
 	if (r->invalid) {
 		*error = r->invalid;
 		return SG_ROW_INVALID;
 	}
 	if (r->leader >= 0)
-		return row_status(j, j->rows->pdata[r->leader], error, res);
+		return row_status(j, j->rows->pdata[r->leader], error, res, waiting);
 	if (r->pub.answer)
 		*res = cJSON_Parse(r->pub.answer);
 	if (state_is(r, "ok"))
@@ -1473,11 +1476,15 @@ static sg_row_status row_status(const job *j, const brow *r, const char **error,
 				return SG_ROW_UNKNOWN;
 			}
 			*error = "waiting for the report (stockgate serve files it)";
+			*waiting = true;
 			return SG_ROW_PENDING;
 		}
 	}
 	if (j->o->dry_run)
 		*error = r->pub.state ? "under way (dry run)" : "not sent (dry run)";
+	else if (j->o->no_calls)
+		*error = r->pub.state ? "not finished: the job's time ran out"
+				      : "not sent: the job's time ran out";
 	else if (r->pub.state)
 		*error = "not ready yet: re-run to continue";
 	else if (j->stop_reason)
@@ -1530,7 +1537,8 @@ static sg_status write_output(job *j, FILE *f, char **err)
 		brow *r = j->rows->pdata[i];
 		const char *error;
 		cJSON *res;
-		sg_row_status s = row_status(j, r, &error, &res);
+		bool waiting;
+		sg_row_status s = row_status(j, r, &error, &res, &waiting);
 		g_autofree char *dup = NULL;
 		char **resv = g_new0(char *, nres + 1);
 
@@ -1541,6 +1549,8 @@ static sg_status write_output(job *j, FILE *f, char **err)
 		case SG_ROW_UNKNOWN: j->sum->unknown++; break;
 		case SG_ROW_PENDING: j->sum->pending++; break;
 		}
+		if (waiting)
+			j->sum->waiting++;
 		if (r->leader >= 0) {
 			brow *l = j->rows->pdata[r->leader];
 			dup = g_strdup_printf("same as row %ld%s%s", l->pub.line, error ? ": " : "",
@@ -1676,7 +1686,7 @@ sg_status sg_batch_run(const sg_batch_kind *kind, const sg_config *cfg, sg_store
 	if ((st = resume_rows(j, err)) != SG_OK)
 		goto out;
 	sequence_rows(j);
-	if (kind->login && !o->dry_run && has_work(j)) {
+	if (kind->login && !o->dry_run && !o->no_calls && has_work(j)) {
 		/* The run's session (rental's token) before any call is built; a refusal stops
 		 * the job before it starts. */
 		g_autofree char *e = NULL;
@@ -1692,7 +1702,7 @@ sg_status sg_batch_run(const sg_batch_kind *kind, const sg_config *cfg, sg_store
 			continue;
 		if (state_is(r, "sent") && !o->retry_unknown)
 			continue;
-		if (o->dry_run)
+		if (o->dry_run || o->no_calls)
 			continue;
 		j->total_work++;
 		if (state_is(r, "sent"))

@@ -145,6 +145,9 @@ typedef struct {
 	int concurrency;           /* parallel calls, >= 1 (default 4) */
 	double rate;               /* calls started per second, 0 = unlimited */
 	bool dry_run;              /* validate and report; no call, no journal write */
+	bool no_calls;             /* start no call: read the journal and write the output, a
+	                            * row waiting for its report settled by its own wait_until
+	                            * (an e-mailed job past max_defer only looks, never pays) */
 	bool retry_unknown;        /* call again rows found "sent" without an answer */
 	bool progress;             /* a progress line on stderr */
 	double max_wait;           /* seconds a polling kind waits for its rows in this run */
@@ -171,6 +174,8 @@ void sg_batch_opts_init(sg_batch_opts *o);
 
 typedef struct {
 	long rows, ok, invalid, failed, unknown, pending;
+	long waiting;    /* of pending: sent, waiting for a report the service delivers later
+	                  * (a vin row before its wait_until; `serve` files the report) */
 	long duplicates; /* rows that share the call of an earlier identical row */
 	long warnings;   /* valid rows with a doubt (a VIN failing the ISO 3779 check digit) */
 	long calls;      /* HTTP calls made in this run */

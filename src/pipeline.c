@@ -781,7 +781,8 @@ static bool is_too_large(const sg_pipeline *p, const sg_source_msg *m)
 
 /* Read: the message parsed in the worker while this process hashes it (the hash says whether it
  * is new; when it is not, the parse is dropped), and the next message's parse started, to run
- * in the worker while this one is applied here. Stale or too large: only hashed. */
+ * in the worker while this one is applied here. A stale one is parsed too, for its record's
+ * sender (5.7); too large: only hashed (authenticate reads its header block). */
 static sg_status read_message(handling *h, char **err)
 {
 	const sg_source_msg *m = h->m, *next = h->p->next;
@@ -789,14 +790,14 @@ static sg_status read_message(handling *h, char **err)
 	/* Every run that reads mail makes its scratch directory, which sweeps away what killed
 	 * runs left there (t027), even when this one writes nothing to it. */
 	sg_scratch_dir(NULL);
-	if (!h->stale && !h->too_large)
+	if (!h->too_large)
 		h->parsed = sg_message_parse_hashed(m->path, &h->lim, &h->msg, &h->why, &h->sha,
 						    &h->e);
 	else if (m->path)
 		h->sha = sg_sha256_file(m->path);
 	else
 		h->sha = sg_sha256_hex(m->id, strlen(m->id));
-	if (next && !is_stale(h->p, next, h->now) && !is_too_large(h->p, next))
+	if (next && !is_too_large(h->p, next))
 		sg_message_parse_ahead(next->path, &h->lim);
 	if (!h->sha)
 		return sg_fail(err, SG_EIO, "%s: cannot read the message: %s", m->id,
@@ -820,9 +821,9 @@ static sg_status look_up(handling *h, char **err)
 	return st;
 }
 
-/* A message that cannot be read as a whole (too large, too complex, unparseable) fails;
- * too_large and too_complex are answered only when From is a user with the role, unparseable
- * never. */
+/* A message that is not read as a whole (stale, too large, too complex, unparseable) fails;
+ * too_large and too_complex are answered only when From is a user with the role, stale and
+ * unparseable never. The record names the sender whenever its headers were read. */
 static sg_status fail_unread(handling *h, const char *reason, char **err)
 {
 	sg_pipeline *p = h->p;
@@ -841,8 +842,8 @@ static sg_status fail_unread(handling *h, const char *reason, char **err)
 		if (st != SG_OK)
 			return st;
 		set_sender(r, h->msg, &h->auth, h->method);
-		h->answer = strcmp(reason, "unparseable") != 0 && !h->auth.reason &&
-			    !h->auth.automatic;
+		h->answer = (strcmp(reason, "too_large") == 0 || strcmp(reason, "too_complex") == 0) &&
+			    !h->auth.reason && !h->auth.automatic;
 	}
 	return SG_OK;
 }
@@ -857,19 +858,18 @@ static sg_status authenticate(handling *h, char **err)
 	sg_message *msg;
 	sg_status st;
 
+	if (h->too_large && h->m->path) {
+		/* Only the headers are read, for the reply decision and the record. */
+		const char *ignored = NULL;
+		sg_message_parse(h->m->path, &h->lim, &h->msg, &ignored, NULL);
+	}
 	if (h->stale) {
-		r->outcome = "failed";
-		r->reason = "stale";
-		return SG_OK;
+		/* Parsed for its headers alone: what the parser said of the rest is no reason. */
+		g_clear_pointer(&h->e, g_free);
+		return fail_unread(h, "stale", err);
 	}
-	if (h->too_large) {
-		if (h->m->path) {
-			/* Only the headers are read, for the reply decision. */
-			const char *ignored = NULL;
-			sg_message_parse(h->m->path, &h->lim, &h->msg, &ignored, NULL);
-		}
+	if (h->too_large)
 		return fail_unread(h, "too_large", err);
-	}
 	if (h->parsed != SG_OK && h->parsed != SG_EDATA)
 		return sg_fail(err, h->parsed, "%s: %s", h->m->id, h->e ? h->e : "cannot parse");
 	if (h->why || h->parsed == SG_EDATA)
@@ -1230,11 +1230,12 @@ static sg_status job_advance(sg_pipeline *p, sg_batch_job *job, double deadline,
 	sg_batch_opts o;
 	sg_batch_summary sum;
 	double left = deadline - (double)g_get_monotonic_time() / 1e6;
-	/* A VIN job waits for its reports up to report_wait, which may exceed max_defer. */
-	gint64 keep = cfg->source.max_defer;
-	if (strcmp(job->kind, "vin") == 0 && cfg->vin.callback_secret)
-		keep = MAX(keep, cfg->vin.report_wait);
-	bool expired = keep > 0 && sg_now() - job->created >= keep;
+	/* Calls start until max_defer after the job came. Past it a pass only looks (no call, so
+	 * nothing is paid for again or anew): the job ends once no row waits for a report the
+	 * service delivers later, each such row until its own wait_until ([vin] report_wait after
+	 * it was sent, so the latest of them bounds the job). */
+	bool expired = cfg->source.max_defer > 0 &&
+		       sg_now() - job->created >= cfg->source.max_defer;
 	sg_status st;
 
 	if ((st = sg_auth_sender(p->store, job->owner_email, job->kind, &a, err)) != SG_OK)
@@ -1264,6 +1265,7 @@ static sg_status job_advance(sg_pipeline *p, sg_batch_job *job, double deadline,
 	o.name = job->input_name;
 	o.max_rows = cfg->limits.max_rows;
 	o.max_field_length = cfg->limits.max_field_length;
+	o.no_calls = expired;
 	/* A poll must not block: new calls stop when the pass's time is spent, and a polling kind
 	 * checks its queue within it (the next pass goes on from the journal). */
 	o.budget = MAX(left, 0.001);
@@ -1296,7 +1298,7 @@ static sg_status job_advance(sg_pipeline *p, sg_batch_job *job, double deadline,
 		sg_auth_clear(&a);
 		return sg_fail(err, st, "job %" G_GINT64_FORMAT ": %s", job->id, e ? e : "failed");
 	}
-	if (sum.pending == 0 || expired) {
+	if (sum.pending == 0 || (expired && sum.waiting == 0)) {
 		detail = job_summary_text(cfg, job, &sum);
 		log_info("job %" G_GINT64_FORMAT ": ended: %ld rows: %ld ok, %ld invalid, %ld failed, "
 			 "%ld unknown, %ld pending", job->id, sum.rows, sum.ok, sum.invalid,
@@ -1308,8 +1310,9 @@ static sg_status job_advance(sg_pipeline *p, sg_batch_job *job, double deadline,
 	}
 	sg_auth_clear(&a);
 	out->under_way++;
-	log_info("job %" G_GINT64_FORMAT ": %ld of %ld rows still to do", job->id, sum.pending,
-		 sum.rows);
+	log_info("job %" G_GINT64_FORMAT ": %ld of %ld rows still to do, %ld of them waiting for "
+		 "their reports%s", job->id, sum.pending, sum.rows, sum.waiting,
+		 expired ? " (past max_defer: no new call)" : "");
 	if (strcmp(job->state, "running") != 0) {
 		g_free(job->state);
 		job->state = g_strdup("running");

@@ -45,8 +45,10 @@ typedef struct {
  * its results CSV (the list's columns, then status, error and the kind's columns, in the
  * list's encoding and delimiter) is mailed to the sender with a report, threaded under the
  * request; a report the transport cannot take now waits for the next pass. A job whose owner is
- * no longer a user with the role ends without a report; a job not ended after [source]
- * max_defer ends with its unfinished rows as pending. Nothing is done in a dry run. Returns
+ * no longer a user with the role ends without a report. A job starts calls until [source]
+ * max_defer after it came; past it a pass starts none (sg_batch_opts.no_calls) and ends the job
+ * with its unfinished rows as pending once no row waits for a report (sg_batch_summary.waiting:
+ * a vin row until its own wait_until, which bounds the job). Nothing is done in a dry run. Returns
  * SG_OK, or a local failure (SG_EIO: the store, the job's files) with *err set.
  */
 sg_status sg_pipeline_jobs(sg_pipeline *p, double budget, sg_jobs_pass *out, char **err);

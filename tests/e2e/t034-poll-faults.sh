@@ -5,9 +5,9 @@
 # between two polls and in the middle of one (exit 75, nothing lost, the next poll finishes), a
 # message over max_message_size (failed too_large, answered only for a registered sender), the
 # gmime issue-165 input (Failed, unparseable, no report, the poll goes on), a message older than
-# max_age (Failed, stale, no report), a server whose RFC822.SIZE understates a message over
-# max_message_size (failed too_large all the same, the rest of the chunk handled). SPEC 3 (poll,
-# status), 5.6, 5.7, 7, 10; catalogue F9.
+# max_age (Failed, stale, no report; its record names the sender), a server whose RFC822.SIZE
+# understates a message over max_message_size (failed too_large all the same, the rest of the
+# chunk handled). SPEC 3 (poll, status), 5.6, 5.7, 7, 10; catalogue F9.
 . "$(dirname "$0")/../lib.sh"
 MAIL=$FIX/poll/mail.py
 KEY=0123456789abcdef0123456789abcdef
@@ -209,6 +209,8 @@ out=$(sg poll 2>"$T/err"); rc=$?
 is "$rc" 0 "stale: poll exits 0"
 r=$(printf '%s\n' "$out" | sed -n 1p)
 is "$(jf "$r" .outcome)/$(jf "$r" .reason)/$(jf "$r" .report)" "failed/stale/none" "stale: failed, stale, not answered"
+is "$(jf "$r" '[.from, .message_id, .dealer] | join(" ")')" "dealer@shop.example f1@shop.example D1" \
+	"stale: the record names the sender, the Message-ID and the dealer (5.7)"
 is "$(where f1@shop.example)" Failed "stale: moved to Failed"
 is "$(reports_for cap-stale f1@shop.example)" 0 "stale: no report captured"
 is "$(jf "$(printf '%s\n' "$out" | sed -n 2p)" .outcome)" applied "stale: the fresh message is applied"

@@ -3,7 +3,8 @@
 # with the role is accepted (record applied, a job, an acknowledgement), advanced by
 # `batch run-jobs` and by `poll` over a Maildir, and its results CSV mailed back once; the role,
 # the attachment and the kind are checked; a crash mid-job charges no VIN twice; a frame job
-# spans several passes; a results report the transport refuses waits for the next pass.
+# spans several passes; a results report the transport refuses waits for the next pass; with a
+# receiver, a VIN job waits for each row's report up to the row's own wait_until (SG_NOW).
 . "$(dirname "$0")/../lib.sh"
 
 TOKEN=SGCANARYvin0123456789
@@ -278,5 +279,66 @@ flock -n 9
 sg batch run-jobs 2>/dev/null; rc=$?
 is "$rc" 75 "run-jobs while a poll holds the lock: exit 75"
 exec 9>&-
+
+# 13. With a receiver (`serve`), a mailed VIN job lives as long as its rows wait for their
+# reports, each to its own wait_until, even past created + max_defer (and past created +
+# report_wait, when a row went out later than the job came); those polls call nothing. The clock
+# is SG_NOW: the jobs come at T0, their rows go out at T0+30m (wait_until T0+2h30m).
+SECRET=SGCANARYsecret0123456789abcdef0123456789
+SPORT=$(free_port)
+printf '%s\n' "$SECRET" >"$T/secret"; chmod 600 "$T/secret"
+# The configuration above, with a receiver and its clock settings.
+sed -i -e '/^\[source\]$/a max_defer = 1h' \
+	-e "/^\\[vin\\]\$/a callback_secret_file = $T/secret\\nreport_wait = 2h" "$CONF"
+printf '\n[serve]\nlisten = 127.0.0.1:%s\n' "$SPORT" >>"$CONF"
+"$STOCKGATE" -c "$CONF" serve 2>>"$T/serve.log" & _pids+=($!)
+wait_port "$SPORT" || notok "serve started"
+CB=http://127.0.0.1:$SPORT/vin/$SECRET
+WVIN=WBA5R1C53LA777001 NVIN=WBA5R1C53LA777002
+printf 'vin,check_type,brand,language\n%s,check_data_bmw_full,BMW,ru\n' "$WVIN" >"$T/wait.csv"
+printf 'vin,check_type,brand,language\n%s,check_data_bmw_full,BMW,ru\n' "$NVIN" >"$T/never.csv"
+mkmsg "$T/w1.eml" vin@shop.example vin "$T/wait.csv"
+mkmsg "$T/w2.eml" vin@shop.example vin "$T/never.csv"
+T0=$(date +%s)
+SG_NOW=$T0 sg process "$T/w1.eml" >/dev/null 2>&1
+SG_NOW=$T0 sg process "$T/w2.eml" >/dev/null 2>&1
+c0=$(vstats | jq -r .charged)
+SG_NOW=$((T0 + 1800)) sg poll >/dev/null 2>&1
+is "$(( $(vstats | jq -r .charged) - c0 ))" 2 "the poll at T0+30m sends both rows"
+is "$(jobs_pending)" 2 "both jobs wait for their reports"
+n0=$(outbox_count) r0=$(vstats | jq -r .requests)
+SG_NOW=$((T0 + 5400)) sg poll >/dev/null 2>"$T/w.err"
+SG_NOW=$((T0 + 8000)) sg poll >/dev/null 2>>"$T/w.err"
+is "$(outbox_count)" "$n0" "polls past created + max_defer (and + report_wait), before wait_until: no results report"
+is "$(jobs_pending)" 2 "the jobs are still under way"
+is "$(vstats | jq -r .requests)" "$r0" "the waiting polls call the service not once"
+like "$(cat "$T/w.err")" "1 of them waiting for their reports \\(past max_defer: no new call\\)" \
+	"the log says the row waits and no call starts"
+wid=$(sqlite3 "$T/stockgate.db" "SELECT json_extract(answer, '\$.id') FROM journal WHERE kind = 'vin'
+	AND state = 'waiting' AND json_extract(answer, '\$.vin') = '$WVIN'")
+printf '%%PDF-1.4\nreport for %s\n%%%%EOF\n' "$WVIN" >"$T/w.pdf"
+is "$(curl -s -o /dev/null -w '%{http_code}' -F "uid=$wid" -F status=ok -F "vin=$WVIN" \
+	-F "url=https://reports.example/$wid.pdf" -F "file=@$T/w.pdf;type=application/pdf" "$CB")" 200 \
+	"serve files the report of the waiting row"
+SG_NOW=$((T0 + 8500)) sg poll >/dev/null 2>&1
+is "$(outbox_count)" $((n0 + 1)) "the next poll sends the results report of the job whose report came"
+res=$(newest)
+like "$(report_text "$res")" "Задание [0-9]+ завершено: строк 1: успешно 1" "the results report counts the row ok"
+report_part "$res" wait-results.csv >"$T/w.csv"
+like "$(sed -n 2p "$T/w.csv")" "^$WVIN,.*,ok,,$wid,.*,ok,https://reports.example/$wid.pdf,.*/2-$WVIN\\.pdf\$" \
+	"the row is ok with its report's status, link and file"
+like "$(report_part "$res" "2-$WVIN.pdf")" "report for $WVIN" "the report is attached"
+is "$(jobs_pending)" 1 "the job whose report never came still waits"
+is "$(vstats | jq -r .requests)" "$r0" "still without a call"
+SG_NOW=$((T0 + 9100)) sg poll >/dev/null 2>&1
+is "$(outbox_count)" $((n0 + 2)) "past its row's wait_until the other job ends"
+res=$(newest)
+report_part "$res" never-results.csv >"$T/n.csv"
+like "$(sed -n 2p "$T/n.csv")" "^$NVIN,.*,unknown,no_report" "its row is unknown, no_report"
+like "$(report_text "$res")" "без ответа 1" "the results report counts it unknown"
+is "$(jobs_pending)" 0 "no job is left"
+is "$(vstats | jq -r .requests)" "$r0" "and nothing was sent again"
+is "$(vstats | jq -r --arg w "$WVIN/check_data_bmw_full" --arg n "$NVIN/check_data_bmw_full" '[.per_item[$w], .per_item[$n]] | join(" ")')" \
+	"1 1" "each of the two VINs charged once"
 
 done_testing
