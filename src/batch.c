@@ -535,6 +535,18 @@ static sg_status journal_load(job *j, char **err)
 
 static void set_state(brow *r, const char *state, const char *answer);
 
+/* Undoes a charged call the service did not carry out: its cost is no longer reserved (the
+ * job's budget is not spent on money never charged) and, with restore, the row's journal state
+ * goes back to what it was before the call, so that a later run makes it. */
+static void give_back(brow *r, bool restore)
+{
+	if (restore)
+		set_state(r, r->prev_state, r->prev_answer);
+	r->reserved = r->prev_reserved;
+	r->charged_now = false;
+	r->dirty = true;
+}
+
 /* A cost in hundredths of the currency unit: sums of decimal prices stay exact. */
 static gint64 cents(double v)
 {
@@ -576,8 +588,7 @@ static int reserve(job *j, sqlite3_stmt *sum, brow *r)
 	set_state(r, "failed", txt);
 	cJSON_free(txt);
 	cJSON_Delete(a);
-	r->reserved = r->prev_reserved;
-	r->charged_now = false;
+	give_back(r, false);
 	r->over_budget = true;
 	log_info("%s:%ld: failed: %s", j->input_name, r->pub.line, msg);
 	return 1;
@@ -903,11 +914,8 @@ sg_status sg_batch_fetch(const sg_batch_conn *conn, const char *method, const ch
 /* Undoes the "sent" of a charged call the service surely did not carry out. */
 static void unsend(brow *r)
 {
-	if (r->charged_now) {
-		set_state(r, r->prev_state, r->prev_answer);
-		r->reserved = r->prev_reserved;
-		r->charged_now = false;
-	}
+	if (r->charged_now)
+		give_back(r, true);
 }
 
 static void fail_row(job *j, brow *r, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
@@ -1156,11 +1164,9 @@ static void on_done(job *j, brow *r, CURLcode rc)
 		retry(j, r, r->pub.error ? r->pub.error : "transient error", ra, false);
 		break;
 	case SG_STEP_STOP:
-		if (was_charged) {
+		if (was_charged)
 			/* The service refused the call: nothing was charged, nothing stays reserved. */
-			set_state(r, r->prev_state, r->prev_answer);
-			r->reserved = r->prev_reserved;
-		}
+			give_back(r, true);
 		stop_job(j, "the service refused access: %s (check [%s] in the config and the "
 			 "account)", r->pub.error ? r->pub.error : "", j->conn.section);
 		row_gone(j, r);
@@ -1171,8 +1177,9 @@ static void on_done(job *j, brow *r, CURLcode rc)
 		if (j->kind->login == NULL ||
 		    j->kind->login(j->conn.state, &j->conn, &r->pub, j->o->timeout,
 				   j->o->connect_timeout, &e) != SG_OK) {
+			/* The refused call did not act: the row and its reservation as before. */
 			if (was_charged)
-				set_state(r, r->prev_state, r->prev_answer);
+				give_back(r, true);
 			stop_job(j, "%s", e ? e : "the service refused the session");
 			row_gone(j, r);
 			break;
@@ -1182,7 +1189,7 @@ static void on_done(job *j, brow *r, CURLcode rc)
 		call_clear(r);
 		if (!j->kind->next(j->conn.state, &r->pub, &r->call)) {
 			if (was_charged)
-				set_state(r, r->prev_state, r->prev_answer);
+				give_back(r, true);
 			row_gone(j, r);
 			break;
 		}
