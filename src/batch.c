@@ -655,11 +655,13 @@ static sg_status journal_flush(job *j, brow **rs, size_t n, char **err)
 			       "input_sha256 = ?2 AND row <> ?3",
 			       -1, &sum, NULL) != SQLITE_OK)
 		goto fail;
-	for (size_t i = 0; i < n; i++) {
-		brow *r = rs[i];
+	/* Claims last: a reservation given back in the same commit (a refused call's) is free
+	 * for the rows claimed after it, whatever their order in the list. */
+	for (size_t k = 0; k < 2 * n; k++) {
+		brow *r = rs[k % n];
 		sqlite3_stmt *s;
 
-		if (!r->dirty)
+		if (!r->dirty || r->claiming != (k >= n))
 			continue;
 		if (r->claiming && r->call.cost > 0) {
 			switch (reserve(j, sum, r)) {
@@ -1126,6 +1128,7 @@ static void on_done(job *j, brow *r, CURLcode rc)
 	bool was_charged = r->charged_now;
 	r->charged_now = false;
 	g_clear_pointer(&r->pub.error, g_free);
+	r->pub.uncharged = false;
 	g_autofree char *before = g_strdup(r->pub.state);
 	sg_step step = j->kind->answer(j->conn.state, &r->pub, http, (const char *)r->body->data,
 				       r->body->len - 1);
@@ -1133,6 +1136,9 @@ static void on_done(job *j, brow *r, CURLcode rc)
 		r->dirty = true;
 	switch (step) {
 	case SG_STEP_DONE:
+		if (was_charged && r->pub.uncharged)
+			/* A clean refusal: the row is finished, and what it reserved is free. */
+			give_back(r, false);
 		if (!state_is(r, "ok"))
 			fail_row(j, r, "%s", r->pub.error ? r->pub.error : "no usable answer");
 		row_gone(j, r);

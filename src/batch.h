@@ -48,6 +48,10 @@ typedef struct {
 	char *answer;  /* journal answer (JSON text) or NULL (g_malloc'd) */
 	int phase;     /* the kind's in-memory step within a state (not journalled) */
 	char *error;   /* a failure reason when the kind finishes the row as failed (g_malloc'd) */
+	bool uncharged; /* set by answer() with SG_STEP_DONE: the answer to a charged call says
+	                 * the service did not carry it out (a clean refusal, nothing charged), so
+	                 * the engine gives its reservation back; false (the default) when the
+	                 * answer does not prove it */
 } sg_batch_row;
 
 /* One HTTP call a kind asks for. The engine frees url and body. */
