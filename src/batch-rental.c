@@ -612,7 +612,9 @@ static sg_step rental_answer(void *state, sg_batch_row *row, long http, const ch
 		row->error = g_strdup_printf("code 500: %s", text);
 		return SG_STEP_UNKNOWN;
 	}
-	if (code == 0 || code == 22) {
+	{
+		/* The result columns, of a refused row too: the engine keeps them beside its
+		 * error when it fails the row. */
 		cJSON *a = cJSON_CreateObject();
 		g_autofree char *c = g_strdup_printf("%ld", code);
 		char *txt;
@@ -621,12 +623,14 @@ static sg_step rental_answer(void *state, sg_batch_row *row, long http, const ch
 		cJSON_AddStringToObject(a, "message", text);
 		cJSON_AddStringToObject(a, "odo", odo);
 		txt = cJSON_PrintUnformatted(a);
-		g_free(row->state);
 		g_free(row->answer);
-		row->state = g_strdup("ok");
 		row->answer = g_strdup(txt);
 		cJSON_free(txt);
 		cJSON_Delete(a);
+	}
+	if (code == 0 || code == 22) {
+		g_free(row->state);
+		row->state = g_strdup("ok");
 		return SG_STEP_DONE;
 	}
 	row->error = g_strdup_printf("code %ld: %s", code, text);

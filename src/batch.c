@@ -925,14 +925,26 @@ static void fail_row(job *j, brow *r, const char *fmt, ...)
 {
 	va_list ap;
 	g_autofree char *msg = NULL;
-	g_autofree char *ans = NULL;
+	char *ans;
+	cJSON *a = cJSON_CreateObject();
+	cJSON *had = r->pub.answer ? cJSON_Parse(r->pub.answer) : NULL;
 
 	va_start(ap, fmt);
 	msg = g_strdup_vprintf(fmt, ap);
 	va_end(ap);
-	g_autofree char *q = sg_batch_json_str(msg);
-	ans = g_strdup_printf("{\"error\":%s}", q);
+	cJSON_AddStringToObject(a, "error", msg);
+	/* What the service answered in the kind's result columns (rental's code) stays with the
+	 * row, beside the reason: only those keys, not the kind's own state in the answer. */
+	for (const char *const *c = j->kind->result_columns; cJSON_IsObject(had) && *c; c++) {
+		cJSON *v = cJSON_GetObjectItemCaseSensitive(had, *c);
+		if (v && strcmp(*c, "error") != 0)
+			cJSON_AddItemToObject(a, *c, cJSON_Duplicate(v, true));
+	}
+	ans = cJSON_PrintUnformatted(a);
+	cJSON_Delete(a);
+	cJSON_Delete(had);
 	set_state(r, "failed", ans);
+	cJSON_free(ans);
 	log_info("%s:%ld: failed: %s", j->input_name, r->pub.line, msg);
 	row_gone(j, r);
 }
@@ -1561,7 +1573,8 @@ static sg_status write_output(job *j, FILE *f, char **err)
 			error = dup;
 		}
 		for (size_t c = 0; c < nres; c++)
-			resv[c] = s == SG_ROW_OK || s == SG_ROW_PENDING
+			/* A failed row too: the columns the service's answer filled (its code). */
+			resv[c] = s == SG_ROW_OK || s == SG_ROW_PENDING || s == SG_ROW_FAILED
 					  ? result_cell(res, k->result_columns[c]) : g_strdup("");
 		if (w) {
 			const char **cells = g_new0(const char *, ncol);

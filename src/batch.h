@@ -16,7 +16,8 @@
  *   (none)    nothing done yet;
  *   "sent"    a charged call was committed as made and no answer is recorded: `unknown`;
  *   "ok"      finished; answer = JSON object of the result columns;
- *   "failed"  finished; answer = {"error": "..."}.
+ *   "failed"  finished; answer = {"error": "...", and the result columns the row's answer
+ *             held when it failed (rental's code, message, odo)}.
  * Any other state (frame's "queued") means the row is under way: `pending` if the run ends.
  */
 
@@ -75,7 +76,8 @@ typedef struct {
 /* What a kind makes of an answer. It may change row->state and row->answer: the engine journals
  * any change before it acts on the step. */
 typedef enum {
-	SG_STEP_DONE,  /* finished: state "ok" (answer = result object) or "failed" (row->error) */
+	SG_STEP_DONE,  /* finished: state "ok" (answer = result object) or "failed" (row->error;
+	                * the result columns of row->answer, if any, are kept beside it) */
 	SG_STEP_NEXT,  /* moved on: ask next() again now */
 	SG_STEP_WAIT,  /* not ready yet: ask next() again after the poll interval */
 	SG_STEP_RETRY, /* a transient error: the same call again after a backoff */

@@ -162,6 +162,13 @@ like "$(sed -n 7p "$T/c.out")" ',failed,not sent: row 6 for the same ra failed' 
 like "$(sed -n 8p "$T/c.out")" ',invalid,te_expected: [0-9]+ is before ts_expected' "an end before the start is invalid"
 like "$(sed -n 9p "$T/c.out")" ',invalid,end location: end_lat without end_lon' "a latitude without a longitude is invalid"
 is "$(stats | jq -r '.starts["9002"]')" 2 "the emulator counts the double start it refused"
+# A row the service failed carries its answer in the result columns (SPEC 9: code, message,
+# odo), as an ok row does; a row failed unsent has none.
+col() { $PY -c 'import csv, sys; r = list(csv.DictReader(open(sys.argv[1])))[int(sys.argv[2]) - 2]; print(r[sys.argv[3]])' "$@"; }
+is "$(col "$T/c.out" 2 code)" 3 "the refused stop's code column holds the service's code (3)"
+like "$(col "$T/c.out" 2 message)" "^договор аренды не найден" "… and message its meaning"
+is "$(col "$T/c.out" 4 code)" 20 "the refused second start: code 20"
+is "$(col "$T/c.out" 6 code)" "" "a row failed unsent has no code"
 printf 'cmd,mva,ra,plate_number,driver_name,driver_phone,ts_expected,te_expected,start_address\nstart,500,9004,X1,Анна,+7 4,1740812400,1740848400,Курск\n' >"$T/c2.csv"
 sg batch rental "$T/c2.csv" -o "$T/c2.out" 2>/dev/null; rc=$?
 is "$rc" 0 "code 22 alone exits 0"
