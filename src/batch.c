@@ -1192,6 +1192,8 @@ static void on_done(job *j, brow *r, CURLcode rc)
 	case SG_STEP_RENEW: {
 		g_autofree char *e = NULL;
 
+		/* login blocks this loop (up to four tries of --timeout, with backoff): the other
+		 * transfers in flight are not read meanwhile and their --timeout keeps running. */
 		if (j->kind->login == NULL ||
 		    j->kind->login(j->conn.state, &j->conn, &r->pub, j->o->timeout,
 				   j->o->connect_timeout, &e) != SG_OK) {
