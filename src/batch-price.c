@@ -492,6 +492,17 @@ static bool account_refused(const char *posible, bool paying)
 			   (paying && strcmp(posible, "not_enough_money") == 0));
 }
 
+/* Whether an answer to get_price says the service did not carry it out, so nothing was
+ * charged: where the billing block is there its posible decides (anything but yes refused the
+ * debit); without one, a service message that is not SUCCESS (the error envelope) refused the
+ * call. An answer that cannot be read, or a SUCCESS without prices, proves nothing. */
+static bool not_charged(const sg_price_answer *a)
+{
+	if (a->posible)
+		return strcmp(a->posible, "yes") != 0;
+	return a->result && g_ascii_strcasecmp(a->result, "SUCCESS") != 0;
+}
+
 static sg_step price_answer(void *state, sg_batch_row *row, long http, const char *body,
 			    size_t len)
 {
@@ -508,6 +519,8 @@ static sg_step price_answer(void *state, sg_batch_row *row, long http, const cha
 					     err);
 		return SG_STEP_DONE;
 	}
+	/* A refused get_price gives its reservation back (STOP does so by itself). */
+	row->uncharged = !stage1 && not_charged(&a);
 	if (http >= 300) {
 		row->error = g_strdup_printf("%s: HTTP %ld%s%s", what, http, a.text ? ": " : "",
 					     a.text ? a.text : "");

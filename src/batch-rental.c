@@ -481,34 +481,29 @@ static void rental_close(void *state)
 	g_free(s);
 }
 
-/* One generate_token call (a GET with a JSON body, as the seed sends it). *again: a transient
- * failure worth another try after *wait seconds (-1: backoff). */
-static sg_status token_call(rental_state *s, const sg_batch_conn *conn, double timeout,
-			    double connect_timeout, bool *again, double *wait, char **err)
+/* The generate_token request's body; it holds the password: explicit_bzero it, then g_free. */
+static char *token_body(const rental_state *s)
 {
 	g_autofree char *lq = sg_batch_json_str(s->login), *pq = sg_batch_json_str(s->password);
 	char *body = g_strdup_printf("{\"cmd\":\"generate_token\",\"login\":%s,\"password\":%s}",
 				     lq, pq);
-	g_autofree char *answer = NULL, *odo = NULL, *msg = NULL, *e = NULL;
-	long http = 0, code;
-	bool permanent;
-	sg_status st;
 
-	*again = false;
-	st = sg_batch_fetch(conn, "GET", body, NULL, timeout, connect_timeout, &http, &answer, wait,
-			    &permanent, &e);
-	explicit_bzero(body, strlen(body));
 	explicit_bzero(pq, strlen(pq));
-	g_free(body);
-	if (st != SG_OK) {
-		/* generate_token changes nothing: a failure on the way may be tried again. */
-		*again = !permanent;
-		st = sg_fail(err, SG_ETEMP, "[rental] generate_token: %s", e);
-	} else if (http == 401 || http == 403) {
+	return body;
+}
+
+/* Reads a generate_token answer into the run's token. SG_ETEMP for an answer worth another
+ * try (429, 5xx), SG_EUNAVAIL for a refusal or an answer without a token. */
+static sg_status token_read(rental_state *s, long http, const char *answer, char **err)
+{
+	g_autofree char *odo = NULL, *msg = NULL, *e = NULL;
+	long code;
+	sg_status st = SG_OK;
+
+	if (http == 401 || http == 403) {
 		st = sg_fail(err, SG_EUNAVAIL, "[rental] the service refused the login (HTTP %ld): "
 			     "check login and password_file", http);
 	} else if (http == 429 || http >= 500) {
-		*again = true;
 		st = sg_fail(err, SG_ETEMP, "[rental] generate_token: HTTP %ld", http);
 	} else if (sg_batch_rental_parse(answer, strlen(answer), &code, &odo, &msg, &e) != SG_OK) {
 		st = sg_fail(err, SG_EUNAVAIL, "[rental] generate_token: HTTP %ld: %s", http, e);
@@ -532,22 +527,41 @@ static sg_status token_call(rental_state *s, const sg_batch_conn *conn, double t
 	}
 	if (msg)
 		explicit_bzero(msg, strlen(msg));
-	if (answer)
-		explicit_bzero(answer, strlen(answer));
 	return st;
 }
 
-static sg_status rental_login(void *state, const sg_batch_conn *conn, const sg_batch_row *stale,
-			      double timeout, double connect_timeout, char **err)
+/* One generate_token call (a GET with a JSON body, as the seed sends it). *again: a transient
+ * failure worth another try after *wait seconds (-1: backoff). */
+static sg_status token_call(rental_state *s, const sg_batch_conn *conn, double timeout,
+			    double connect_timeout, bool *again, double *wait, char **err)
+{
+	char *body = token_body(s);
+	g_autofree char *answer = NULL, *e = NULL;
+	long http = 0;
+	bool permanent;
+	sg_status st;
+
+	*again = false;
+	st = sg_batch_fetch(conn, "GET", body, NULL, timeout, connect_timeout, &http, &answer, wait,
+			    &permanent, &e);
+	explicit_bzero(body, strlen(body));
+	g_free(body);
+	if (st != SG_OK) {
+		/* generate_token changes nothing: a failure on the way may be tried again. */
+		*again = !permanent;
+		return sg_fail(err, SG_ETEMP, "[rental] generate_token: %s", e);
+	}
+	st = token_read(s, http, answer, err);
+	*again = st == SG_ETEMP;
+	explicit_bzero(answer, strlen(answer));
+	return st;
+}
+
+static sg_status rental_login(void *state, const sg_batch_conn *conn, double timeout,
+			      double connect_timeout, char **err)
 {
 	rental_state *s = state;
 
-	if (stale && stale->phase != s->gen)
-		return SG_OK; /* renewed since that call was made */
-	if (stale && s->ok_in_gen == 0)
-		return sg_fail(err, SG_EUNAVAIL, "[rental] a freshly generated token was refused "
-			       "at once (code 4, %s): check login and password_file",
-			       code_words(s, 4));
 	for (int attempt = 1;; attempt++) {
 		g_autofree char *e = NULL;
 		bool again;
@@ -566,6 +580,32 @@ static sg_status rental_login(void *state, const sg_batch_conn *conn, const sg_b
 		log_debug("%s; again in %.1fs", e, MIN(wait, 60.0));
 		g_usleep((gulong)(MIN(wait, 60.0) * 1e6));
 	}
+}
+
+static sg_status rental_renew(void *state, const sg_batch_row *stale, sg_batch_call *call,
+			      char **err)
+{
+	rental_state *s = state;
+
+	if (stale->phase != s->gen)
+		return SG_OK; /* renewed since that call was made */
+	if (s->ok_in_gen == 0)
+		return sg_fail(err, SG_EUNAVAIL, "[rental] a freshly generated token was refused "
+			       "at once (code 4, %s): check login and password_file",
+			       code_words(s, 4));
+	call->url = g_strdup(s->url);
+	call->method = "GET";
+	call->body = token_body(s);
+	call->content_type = "application/json";
+	call->what = "generate_token";
+	return SG_OK;
+}
+
+static sg_status rental_renewed(void *state, long http, const char *body, size_t len,
+				char **err)
+{
+	(void)len;
+	return token_read(state, http, body, err);
 }
 
 static const char *cmd_name(const char *cmd)
@@ -612,7 +652,9 @@ static sg_step rental_answer(void *state, sg_batch_row *row, long http, const ch
 		row->error = g_strdup_printf("code 500: %s", text);
 		return SG_STEP_UNKNOWN;
 	}
-	if (code == 0 || code == 22) {
+	{
+		/* The result columns, of a refused row too: the engine keeps them beside its
+		 * error when it fails the row. */
 		cJSON *a = cJSON_CreateObject();
 		g_autofree char *c = g_strdup_printf("%ld", code);
 		char *txt;
@@ -621,12 +663,14 @@ static sg_step rental_answer(void *state, sg_batch_row *row, long http, const ch
 		cJSON_AddStringToObject(a, "message", text);
 		cJSON_AddStringToObject(a, "odo", odo);
 		txt = cJSON_PrintUnformatted(a);
-		g_free(row->state);
 		g_free(row->answer);
-		row->state = g_strdup("ok");
 		row->answer = g_strdup(txt);
 		cJSON_free(txt);
 		cJSON_Delete(a);
+	}
+	if (code == 0 || code == 22) {
+		g_free(row->state);
+		row->state = g_strdup("ok");
 		return SG_STEP_DONE;
 	}
 	row->error = g_strdup_printf("code %ld: %s", code, text);
@@ -645,4 +689,6 @@ const sg_batch_kind sg_batch_rental = {
 	.next = rental_next,
 	.answer = rental_answer,
 	.login = rental_login,
+	.renew = rental_renew,
+	.renewed = rental_renewed,
 };

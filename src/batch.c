@@ -215,6 +215,13 @@ static sg_status conn_check(const sg_batch_conn *c, char **err)
 	return sg_fail(err, SG_ECONFIG, "[%s] url: not an https:// URL", c->section);
 }
 
+/* A transport error that trying again will not mend: TLS or the URL. */
+static bool permanent_error(CURLcode rc)
+{
+	return rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
+	       rc == CURLE_UNSUPPORTED_PROTOCOL || rc == CURLE_URL_MALFORMAT;
+}
+
 static double mono_now(void)
 {
 	return (double)g_get_monotonic_time() / 1e6;
@@ -272,6 +279,12 @@ struct job {
 
 	GQueue ready;     /* brow *, to call now */
 	GPtrArray *waits; /* brow *, to call at their due time */
+	/* The session's renewal (kind->renew): a call of its own in the loop, not a row of the
+	 * list; the rows refused for the stale session wait for it in renew_wait. */
+	struct brow *renewal;
+	GPtrArray *renew_wait;
+	bool renewing;     /* the renewal is under way (in flight, or waiting for renew_due) */
+	double renew_due;  /* monotonic time of its next try, 0 when none waits */
 	CURLM *multi;
 	int active;
 	double started, rate_next, pause_until, deadline;
@@ -535,6 +548,18 @@ static sg_status journal_load(job *j, char **err)
 
 static void set_state(brow *r, const char *state, const char *answer);
 
+/* Undoes a charged call the service did not carry out: its cost is no longer reserved (the
+ * job's budget is not spent on money never charged) and, with restore, the row's journal state
+ * goes back to what it was before the call, so that a later run makes it. */
+static void give_back(brow *r, bool restore)
+{
+	if (restore)
+		set_state(r, r->prev_state, r->prev_answer);
+	r->reserved = r->prev_reserved;
+	r->charged_now = false;
+	r->dirty = true;
+}
+
 /* A cost in hundredths of the currency unit: sums of decimal prices stay exact. */
 static gint64 cents(double v)
 {
@@ -576,8 +601,7 @@ static int reserve(job *j, sqlite3_stmt *sum, brow *r)
 	set_state(r, "failed", txt);
 	cJSON_free(txt);
 	cJSON_Delete(a);
-	r->reserved = r->prev_reserved;
-	r->charged_now = false;
+	give_back(r, false);
 	r->over_budget = true;
 	log_info("%s:%ld: failed: %s", j->input_name, r->pub.line, msg);
 	return 1;
@@ -644,11 +668,13 @@ static sg_status journal_flush(job *j, brow **rs, size_t n, char **err)
 			       "input_sha256 = ?2 AND row <> ?3",
 			       -1, &sum, NULL) != SQLITE_OK)
 		goto fail;
-	for (size_t i = 0; i < n; i++) {
-		brow *r = rs[i];
+	/* Claims last: a reservation given back in the same commit (a refused call's) is free
+	 * for the rows claimed after it, whatever their order in the list. */
+	for (size_t k = 0; k < 2 * n; k++) {
+		brow *r = rs[k % n];
 		sqlite3_stmt *s;
 
-		if (!r->dirty)
+		if (!r->dirty || r->claiming != (k >= n))
 			continue;
 		if (r->claiming && r->call.cost > 0) {
 			switch (reserve(j, sum, r)) {
@@ -825,17 +851,22 @@ static sg_status start_call(job *j, brow *r)
 		r->headers = curl_slist_append(r->headers, "Expect:");
 		curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->call.body);
 	}
+	if (r->call.method)
+		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->call.method);
 	if (r->call.header)
 		r->headers = curl_slist_append(r->headers, r->call.header);
 	if (r->headers)
 		curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
 	r->active = true;
 	j->active++;
-	j->sum->calls++;
+	if (r != j->renewal) /* a session's calls are not the list's (nor is the first login) */
+		j->sum->calls++;
 	if (sg_log_level() >= SG_LOG_DEBUG) {
 		g_autofree char *u = sg_batch_redact_url(r->call.url);
-		log_debug("batch %s: row %ld: %s %s %s", j->kind->name, r->pub.line, r->call.what,
-			  r->call.body ? "POST" : "GET", u);
+		g_autofree char *who = r == j->renewal ? g_strdup("the session")
+						       : g_strdup_printf("row %ld", r->pub.line);
+		log_debug("batch %s: %s: %s %s %s", j->kind->name, who, r->call.what,
+			  r->call.method ? r->call.method : r->call.body ? "POST" : "GET", u);
 	}
 	curl_multi_add_handle(j->multi, e);
 	return SG_OK;
@@ -890,8 +921,7 @@ sg_status sg_batch_fetch(const sg_batch_conn *conn, const char *method, const ch
 	*retry_after = sg_batch_retry_after(r.retry_after, sg_now());
 	g_free(r.retry_after);
 	if (rc != CURLE_OK) {
-		*permanent = rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
-			     rc == CURLE_UNSUPPORTED_PROTOCOL || rc == CURLE_URL_MALFORMAT;
+		*permanent = permanent_error(rc);
 		g_byte_array_unref(r.body);
 		return sg_fail(err, SG_ETEMP, "%s", curl_easy_strerror(rc));
 	}
@@ -903,11 +933,8 @@ sg_status sg_batch_fetch(const sg_batch_conn *conn, const char *method, const ch
 /* Undoes the "sent" of a charged call the service surely did not carry out. */
 static void unsend(brow *r)
 {
-	if (r->charged_now) {
-		set_state(r, r->prev_state, r->prev_answer);
-		r->reserved = r->prev_reserved;
-		r->charged_now = false;
-	}
+	if (r->charged_now)
+		give_back(r, true);
 }
 
 static void fail_row(job *j, brow *r, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
@@ -915,14 +942,26 @@ static void fail_row(job *j, brow *r, const char *fmt, ...)
 {
 	va_list ap;
 	g_autofree char *msg = NULL;
-	g_autofree char *ans = NULL;
+	char *ans;
+	cJSON *a = cJSON_CreateObject();
+	cJSON *had = r->pub.answer ? cJSON_Parse(r->pub.answer) : NULL;
 
 	va_start(ap, fmt);
 	msg = g_strdup_vprintf(fmt, ap);
 	va_end(ap);
-	g_autofree char *q = sg_batch_json_str(msg);
-	ans = g_strdup_printf("{\"error\":%s}", q);
+	cJSON_AddStringToObject(a, "error", msg);
+	/* What the service answered in the kind's result columns (rental's code) stays with the
+	 * row, beside the reason: only those keys, not the kind's own state in the answer. */
+	for (const char *const *c = j->kind->result_columns; cJSON_IsObject(had) && *c; c++) {
+		cJSON *v = cJSON_GetObjectItemCaseSensitive(had, *c);
+		if (v && strcmp(*c, "error") != 0)
+			cJSON_AddItemToObject(a, *c, cJSON_Duplicate(v, true));
+	}
+	ans = cJSON_PrintUnformatted(a);
+	cJSON_Delete(a);
+	cJSON_Delete(had);
 	set_state(r, "failed", ans);
+	cJSON_free(ans);
 	log_info("%s:%ld: failed: %s", j->input_name, r->pub.line, msg);
 	row_gone(j, r);
 }
@@ -1048,6 +1087,112 @@ static bool rebuild_call(job *j, brow *r)
 	return false;
 }
 
+/* The renewal's call is done with: its body held the secret, its answer the new one. */
+static void renewal_clear(brow *l)
+{
+	if (l->call.body)
+		explicit_bzero(l->call.body, strlen(l->call.body));
+	if (l->body && l->body->len)
+		explicit_bzero(l->body->data, l->body->len);
+	call_clear(l);
+}
+
+/* The renewal ended: the rows it held go again with the new session (failure NULL and the job
+ * goes on), or they are as before their refused call and the job stops (with failure). */
+static void renew_end(job *j, const char *failure)
+{
+	j->renewing = false;
+	j->renew_due = 0;
+	renewal_clear(j->renewal);
+	if (failure)
+		stop_job(j, "%s", failure);
+	/* Backwards, so that pushed to the head they keep their order, first in line: they are
+	 * journalled "sent" and should not wait behind new rows. */
+	for (guint i = j->renew_wait->len; i-- > 0;) {
+		brow *r = j->renew_wait->pdata[i];
+		if (j->stopping) {
+			unsend(r);
+			row_gone(j, r);
+			continue;
+		}
+		r->attempts = 1; /* the refused call did not act: not journalled again */
+		g_queue_push_head(&j->ready, r);
+	}
+	g_ptr_array_set_size(j->renew_wait, 0);
+}
+
+/* A row refused for a stale session waits for the renewal, which starts unless it is under
+ * way or the session was renewed since the row's call. */
+static void renew_start(job *j, brow *r)
+{
+	g_autofree char *e = NULL;
+
+	if (j->stopping) {
+		unsend(r);
+		row_gone(j, r);
+		return;
+	}
+	g_ptr_array_add(j->renew_wait, r);
+	if (j->renewing)
+		return;
+	if (j->renewal == NULL) {
+		j->renewal = g_new0(brow, 1);
+		j->renewal->index = -1;
+		j->renewal->leader = -1;
+	}
+	call_clear(j->renewal);
+	if (j->kind->renew == NULL ||
+	    j->kind->renew(j->conn.state, &r->pub, &j->renewal->call, &e) != SG_OK) {
+		renew_end(j, e ? e : "the service refused the session");
+		return;
+	}
+	if (j->renewal->call.url == NULL) {
+		renew_end(j, NULL);
+		return;
+	}
+	j->renewing = true;
+	j->renewal->attempts = 0;
+	if (start_call(j, j->renewal) != SG_OK)
+		renew_end(j, "cannot start a call");
+}
+
+/* The renewal's answer: the rows go on, it is tried again after a backoff, or the job stops. */
+static void renewal_done(job *j, CURLcode rc)
+{
+	brow *l = j->renewal;
+	g_autofree char *e = NULL;
+	long http = 0;
+	double ra;
+	sg_status st;
+
+	curl_easy_getinfo(l->easy, CURLINFO_RESPONSE_CODE, &http);
+	ra = sg_batch_retry_after(l->retry_after, sg_now());
+	end_call(j, l);
+	l->attempts++;
+	if (rc != CURLE_OK) {
+		/* generate_token changes nothing: a failure on the way may be tried again. */
+		st = permanent_error(rc) || l->too_big ? SG_EUNAVAIL : SG_ETEMP;
+		e = g_strdup_printf("[%s] %s: %s", j->conn.section, l->call.what,
+				    l->too_big ? "an answer too large" : curl_easy_strerror(rc));
+	} else {
+		g_byte_array_append(l->body, (const guint8 *)"", 1);
+		st = j->kind->renewed(j->conn.state, http, (const char *)l->body->data,
+				      l->body->len - 1, &e);
+	}
+	if (l->body->len)
+		explicit_bzero(l->body->data, l->body->len);
+	if (st == SG_OK) {
+		renew_end(j, NULL);
+	} else if (st == SG_ETEMP && l->attempts < 4 && !j->stopping) {
+		double d = ra >= 0 ? MIN(ra, 60.0)
+				   : sg_batch_backoff(l->attempts, 0.5, 8, g_random_double());
+		log_debug("%s; again in %.1fs", e, d);
+		j->renew_due = mono_now() + MAX(d, 0.001);
+	} else {
+		renew_end(j, j->stopping ? NULL : e ? e : "the service refused the session");
+	}
+}
+
 static void on_done(job *j, brow *r, CURLcode rc)
 {
 	long http = 0;
@@ -1065,8 +1210,7 @@ static void on_done(job *j, brow *r, CURLcode rc)
 			r->too_big ? g_strdup_printf("%s: an answer over %d KiB, not the service's",
 						     r->call.what, BATCH_MAX_ANSWER / 1024)
 				   : g_strdup_printf("%s: %s", r->call.what, curl_easy_strerror(rc));
-		if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
-		    rc == CURLE_UNSUPPORTED_PROTOCOL || rc == CURLE_URL_MALFORMAT) {
+		if (permanent_error(rc)) {
 			unsend(r);
 			stop_job(j, "%s", why);
 			row_gone(j, r);
@@ -1118,6 +1262,7 @@ static void on_done(job *j, brow *r, CURLcode rc)
 	bool was_charged = r->charged_now;
 	r->charged_now = false;
 	g_clear_pointer(&r->pub.error, g_free);
+	r->pub.uncharged = false;
 	g_autofree char *before = g_strdup(r->pub.state);
 	sg_step step = j->kind->answer(j->conn.state, &r->pub, http, (const char *)r->body->data,
 				       r->body->len - 1);
@@ -1125,6 +1270,9 @@ static void on_done(job *j, brow *r, CURLcode rc)
 		r->dirty = true;
 	switch (step) {
 	case SG_STEP_DONE:
+		if (was_charged && r->pub.uncharged)
+			/* A clean refusal: the row is finished, and what it reserved is free. */
+			give_back(r, false);
 		if (!state_is(r, "ok"))
 			fail_row(j, r, "%s", r->pub.error ? r->pub.error : "no usable answer");
 		row_gone(j, r);
@@ -1156,42 +1304,19 @@ static void on_done(job *j, brow *r, CURLcode rc)
 		retry(j, r, r->pub.error ? r->pub.error : "transient error", ra, false);
 		break;
 	case SG_STEP_STOP:
-		if (was_charged) {
+		if (was_charged)
 			/* The service refused the call: nothing was charged, nothing stays reserved. */
-			set_state(r, r->prev_state, r->prev_answer);
-			r->reserved = r->prev_reserved;
-		}
+			give_back(r, true);
 		stop_job(j, "the service refused access: %s (check [%s] in the config and the "
 			 "account)", r->pub.error ? r->pub.error : "", j->conn.section);
 		row_gone(j, r);
 		break;
-	case SG_STEP_RENEW: {
-		g_autofree char *e = NULL;
-
-		if (j->kind->login == NULL ||
-		    j->kind->login(j->conn.state, &j->conn, &r->pub, j->o->timeout,
-				   j->o->connect_timeout, &e) != SG_OK) {
-			if (was_charged)
-				set_state(r, r->prev_state, r->prev_answer);
-			stop_job(j, "%s", e ? e : "the service refused the session");
-			row_gone(j, r);
-			break;
-		}
+	case SG_STEP_RENEW:
 		/* The refused call did not act: it goes again with the new session, still
-		 * journalled "sent" (attempts > 0: not journalled again; unsend restores). */
-		call_clear(r);
-		if (!j->kind->next(j->conn.state, &r->pub, &r->call)) {
-			if (was_charged)
-				set_state(r, r->prev_state, r->prev_answer);
-			row_gone(j, r);
-			break;
-		}
+		 * journalled "sent" (unsend restores it if the renewal fails). */
 		r->charged_now = was_charged;
-		r->attempts = 1;
-		/* First in line: it is journalled "sent" and should not wait behind new rows. */
-		g_queue_push_head(&j->ready, r);
+		renew_start(j, r);
 		break;
-	}
 	case SG_STEP_UNKNOWN:
 		if (!state_is(r, "sent")) {
 			fail_row(j, r, "%s", r->pub.error ? r->pub.error : "no usable answer");
@@ -1271,18 +1396,32 @@ static sg_status run_calls(job *j, char **err)
 				i++;
 			}
 		}
+		/* The renewal's next try, or none when the job stops. */
+		if (j->renew_due > 0) {
+			if (j->stopping) {
+				renew_end(j, NULL);
+			} else if (j->renew_due <= now) {
+				j->renew_due = 0;
+				if (start_call(j, j->renewal) != SG_OK)
+					renew_end(j, "cannot start a call");
+			} else {
+				wait = MIN(wait, j->renew_due - now);
+			}
+		}
 		if (j->stopping)
 			while (!g_queue_is_empty(&j->ready)) {
 				brow *r = g_queue_pop_head(&j->ready);
 				unsend(r);
 				row_gone(j, r);
 			}
-		if (g_queue_is_empty(&j->ready) && j->waits->len == 0 && j->active == 0)
+		if (g_queue_is_empty(&j->ready) && j->waits->len == 0 && j->active == 0 &&
+		    !j->renewing)
 			break;
 
 		/* Start what concurrency, rate and a server's Retry-After allow. */
 		g_ptr_array_set_size(launch, 0);
-		while (!g_queue_is_empty(&j->ready) &&
+		/* While the session is renewed no row goes out: the stale one would be refused. */
+		while (!g_queue_is_empty(&j->ready) && !j->renewing &&
 		       j->active + (int)launch->len < j->o->concurrency) {
 			if (now < j->pause_until) {
 				wait = MIN(wait, j->pause_until - now);
@@ -1376,7 +1515,10 @@ static sg_status run_calls(job *j, char **err)
 					brow *r = NULL;
 					curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &r);
 					g_ptr_array_add(done, r);
-					on_done(j, r, m->data.result);
+					if (r == j->renewal)
+						renewal_done(j, m->data.result);
+					else
+						on_done(j, r, m->data.result);
 				}
 			if (done->len) {
 				answers = true;
@@ -1385,7 +1527,8 @@ static sg_status run_calls(job *j, char **err)
 			g_ptr_array_free(done, TRUE);
 		}
 		progress(j, false);
-		if (wait > 0 && (j->active > 0 || j->waits->len || !g_queue_is_empty(&j->ready)))
+		if (wait > 0 && (j->active > 0 || j->waits->len || !g_queue_is_empty(&j->ready) ||
+				 j->renewing))
 			curl_multi_poll(j->multi, NULL, 0, (int)(MAX(wait, 0.001) * 1000), NULL);
 	}
 out:
@@ -1395,6 +1538,10 @@ out:
 		if (r->active)
 			end_call(j, r);
 	}
+	if (j->renewal && j->renewal->active)
+		end_call(j, j->renewal);
+	if (j->renewal)
+		renewal_clear(j->renewal);
 	if (st == SG_OK)
 		st = journal_flush(j, (brow **)j->rows->pdata, j->rows->len, err);
 	progress(j, true);
@@ -1558,7 +1705,8 @@ static sg_status write_output(job *j, FILE *f, char **err)
 			error = dup;
 		}
 		for (size_t c = 0; c < nres; c++)
-			resv[c] = s == SG_ROW_OK || s == SG_ROW_PENDING
+			/* A failed row too: the columns the service's answer filled (its code). */
+			resv[c] = s == SG_ROW_OK || s == SG_ROW_PENDING || s == SG_ROW_FAILED
 					  ? result_cell(res, k->result_columns[c]) : g_strdup("");
 		if (w) {
 			const char **cells = g_new0(const char *, ncol);
@@ -1658,6 +1806,7 @@ sg_status sg_batch_run(const sg_batch_kind *kind, const sg_config *cfg, sg_store
 	j->input_name = o->name ? g_strdup(o->name) : g_path_get_basename(o->input);
 	j->rows = g_ptr_array_new_with_free_func(brow_free);
 	j->waits = g_ptr_array_new();
+	j->renew_wait = g_ptr_array_new();
 	g_queue_init(&j->ready);
 
 	j->conn.max_cost = o->max_cost;
@@ -1691,8 +1840,7 @@ sg_status sg_batch_run(const sg_batch_kind *kind, const sg_config *cfg, sg_store
 		 * the job before it starts. */
 		g_autofree char *e = NULL;
 		curl_global_init(CURL_GLOBAL_DEFAULT);
-		if (kind->login(j->conn.state, &j->conn, NULL, o->timeout, o->connect_timeout, &e) !=
-		    SG_OK)
+		if (kind->login(j->conn.state, &j->conn, o->timeout, o->connect_timeout, &e) != SG_OK)
 			stop_job(j, "%s", e ? e : "the service refused the session");
 	}
 
@@ -1736,6 +1884,9 @@ out:
 		kind->close(j->conn.state);
 	g_ptr_array_free(j->rows, TRUE);
 	g_ptr_array_free(j->waits, TRUE);
+	g_ptr_array_free(j->renew_wait, TRUE);
+	if (j->renewal)
+		brow_free(j->renewal);
 	g_queue_clear(&j->ready);
 	sg_csv_info_clear(&j->info);
 	g_free(j->colmap);

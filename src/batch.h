@@ -16,7 +16,8 @@
  *   (none)    nothing done yet;
  *   "sent"    a charged call was committed as made and no answer is recorded: `unknown`;
  *   "ok"      finished; answer = JSON object of the result columns;
- *   "failed"  finished; answer = {"error": "..."}.
+ *   "failed"  finished; answer = {"error": "...", and the result columns the row's answer
+ *             held when it failed (rental's code, message, odo)}.
  * Any other state (frame's "queued") means the row is under way: `pending` if the run ends.
  */
 
@@ -48,6 +49,10 @@ typedef struct {
 	char *answer;  /* journal answer (JSON text) or NULL (g_malloc'd) */
 	int phase;     /* the kind's in-memory step within a state (not journalled) */
 	char *error;   /* a failure reason when the kind finishes the row as failed (g_malloc'd) */
+	bool uncharged; /* set by answer() with SG_STEP_DONE: the answer to a charged call says
+	                 * the service did not carry it out (a clean refusal, nothing charged), so
+	                 * the engine gives its reservation back; false (the default) when the
+	                 * answer does not prove it */
 } sg_batch_row;
 
 /* One HTTP call a kind asks for. The engine frees url and body. */
@@ -60,6 +65,8 @@ typedef struct {
 	                           * outcome is unknown, and a 5xx answer leaves it unknown (the
 	                           * service took the request and may have acted on it) */
 	const char *what;         /* static step name for logs: "submit", "setqueue", … */
+	const char *method;       /* static: "GET" sends the body with a GET (PILOT's
+	                           * generate_token); NULL: POST with a body, else GET */
 	char *header;             /* one more request header ("Authorization: Bearer …"), or
 	                           * NULL; it carries a secret and is never logged; engine frees */
 	double cost;              /* a charged call's price: reserved against opts->max_cost in
@@ -71,12 +78,13 @@ typedef struct {
 /* What a kind makes of an answer. It may change row->state and row->answer: the engine journals
  * any change before it acts on the step. */
 typedef enum {
-	SG_STEP_DONE,  /* finished: state "ok" (answer = result object) or "failed" (row->error) */
+	SG_STEP_DONE,  /* finished: state "ok" (answer = result object) or "failed" (row->error;
+	                * the result columns of row->answer, if any, are kept beside it) */
 	SG_STEP_NEXT,  /* moved on: ask next() again now */
 	SG_STEP_WAIT,  /* not ready yet: ask next() again after the poll interval */
 	SG_STEP_RETRY, /* a transient error: the same call again after a backoff */
 	SG_STEP_STOP,  /* the service refused our credentials or access: stop the whole job */
-	SG_STEP_RENEW, /* the session expired before the call acted: kind->login renews it and
+	SG_STEP_RENEW, /* the session expired before the call acted: kind->renew renews it and
 	                * the row is sent again (still journalled "sent") */
 	SG_STEP_UNKNOWN, /* the service failed after it took the call: the row stays "sent"
 	                  * (unknown), never called again by itself */
@@ -115,11 +123,21 @@ typedef struct sg_batch_kind {
 	 * handles those, 5xx and transport errors itself). body is NUL-terminated. */
 	sg_step (*answer)(void *state, sg_batch_row *row, long http, const char *body, size_t len);
 	/* Optional: a kind with a session (rental's token) opens it before the first call of a
-	 * run (stale NULL), and renews it after answer() said SG_STEP_RENEW for stale. It blocks
-	 * (one call, with its own few retries). SG_OK: calls go on; else the job stops with *err,
-	 * which names the setting and never holds the secret. */
-	sg_status (*login)(void *state, const sg_batch_conn *conn, const sg_batch_row *stale,
-			   double timeout, double connect_timeout, char **err);
+	 * run. It blocks (one call, with its own few retries; no other call is under way then).
+	 * SG_OK: calls go on; else the job stops with *err, which names the setting and never
+	 * holds the secret. */
+	sg_status (*login)(void *state, const sg_batch_conn *conn, double timeout,
+			   double connect_timeout, char **err);
+	/* With login: the session's renewal after answer() said SG_STEP_RENEW for stale, made as
+	 * a call of the job's loop, so that the other transfers go on meanwhile. renew() fills
+	 * *call (never charged; its body may hold the secret: the engine wipes it) and returns
+	 * SG_OK, or leaves call->url NULL when the session was renewed since stale's call (stale
+	 * goes again at once); anything else stops the job with *err. renewed() reads the answer
+	 * (HTTP status and body, NUL-terminated): SG_OK, SG_ETEMP for one worth trying again (the
+	 * engine does, a few times, after a backoff or its Retry-After), else the job stops. */
+	sg_status (*renew)(void *state, const sg_batch_row *stale, sg_batch_call *call,
+			   char **err);
+	sg_status (*renewed)(void *state, long http, const char *body, size_t len, char **err);
 	/* Optional. A finished row this run takes up again (price: a row stage 1 left without its
 	 * prices, now that a budget allows stage 2): sets row->state and row->answer to where it
 	 * continues and returns true. NULL: finished rows stay finished. */

@@ -567,7 +567,7 @@ static sg_status rental_check(const sg_config *cfg, char **said, char **err)
 
 	if (st != SG_OK)
 		return st;
-	st = k->login(conn.state, &conn, NULL, HTTP_TIMEOUT, HTTP_CONNECT_TIMEOUT, &e);
+	st = k->login(conn.state, &conn, HTTP_TIMEOUT, HTTP_CONNECT_TIMEOUT, &e);
 	k->close(conn.state);
 	u = sg_batch_redact_url(cfg->rental.url);
 	if (st == SG_OK) {

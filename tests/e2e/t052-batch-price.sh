@@ -276,6 +276,23 @@ is "$(head -1 "$T/e.out")" "$HDR,status,error,has_value,notice_count,cost,price_
 is "$(grep -cE ',ok,,1,[0-9]+,1,[0-9]+,' "$T/e.out")" 10 "ten rows priced"
 is "$(grep -c 'over_budget' "$T/e.out")" $((data - 10)) "the others over budget"
 
+# 11. A get_price the service refuses cleanly (nothing debited) gives its reservation back: a
+# cap just enough for the other rows buys every one of them. One call at a time, so that each
+# claim comes after the refusal's answer is journalled.
+printf 'name\nфара noprice\nстекло 1\nкапот 2\nбампер 3\nзеркало 4\nдверь 5\n' >"$T/g.csv"
+d0=$(st .debited)
+sg batch price "$T/g.csv" --concurrency 1 --max-cost 5 >"$T/g.out" 2>/dev/null; rc=$?
+is "$rc" 65 "a refused get_price: exit 65 (its row failed)"
+like "$(sed -n 2p "$T/g.out")" ';failed;get_price: error_serviceunreach: E0503_SERVICE_UNREACHABLE' \
+	"the refused row is failed with the service's reason"
+is "$(grep -c 'over_budget' "$T/g.out")" 0 "no row is over budget: the refusal spent nothing of the cap"
+is "$(tail -n +3 "$T/g.out" | grep -cE ';ok;;1;[0-9]+;1;[0-9]+;[0-9]+;[0-9]+$')" 5 "the five other rows are bought"
+spent=$(( $(st .debited) - d0 ))
+is "$spent" 5 "the emulator debited five"
+gsha=$(sha256sum "$T/g.csv" | cut -d' ' -f1)
+is "$(sqlite3 "$T/stockgate.db" "SELECT SUM(reserved) FROM journal WHERE kind = 'price' AND \
+	input_sha256 = '$gsha'")" $((spent * 100)) "the journal reserves exactly what was charged"
+
 # --max-cost is price's: given to another kind, even as 0, it is a usage error, not ignored.
 for cost in 0 10; do
 	sg batch vin "$T/a.csv" --max-cost $cost >/dev/null 2>"$T/mc.err"; rc=$?

@@ -11,7 +11,8 @@ CDATA text). --form 1c gives techinfo as XML elements, jctrade as JSON inside CD
 alternates by request_id. get_price_info answers three messages (billing with posible and cost,
 account with money, the result with has_value, request_id, notice_count); a name or oem holding
 "nodata" has has_value 0, one holding "badrow" gets an error envelope (result ERROR, posible
-error_incorrectdata). get_price debits cost from the balance and answers the prices; when the
+error_incorrectdata), one holding "noprice" has data but its get_price is refused cleanly (billing
+posible error_serviceunreach, result ERROR, nothing debited). get_price debits cost from the balance and answers the prices; when the
 balance is short it answers posible not_enough_money and debits nothing. A wrong s_sn answers
 posible no_account; {"set_blocked": true} makes every answer accaunt_blocked.
 
@@ -185,7 +186,9 @@ class PriceHandler(Handler):
             st.price_calls[str(rid)] = st.price_calls.get(str(rid), 0) + 1
             req = st.requests_by_id.get(rid)
             short = st.balance < st.cost
-            if req is not None and not short:
+            refused = req is not None and "noprice" in (
+                req.get("name", "") + " " + req.get("oem", "")).lower()
+            if req is not None and not short and not refused:
                 st.balance -= st.cost
                 st.debited += st.cost
                 st.charged += 1
@@ -193,6 +196,11 @@ class PriceHandler(Handler):
         if req is None:
             self.xml([message("ERROR", "E0404_REQUEST_NOT_FOUND", "get_price", MAIN,
                               "Запрос не найден", techinfo({}, jc))])
+            return
+        if refused:
+            self.xml([self.billing(-1, "error_serviceunreach", jc),
+                      message("ERROR", "E0503_SERVICE_UNREACHABLE", "get_price", MAIN,
+                              "Сервис цен временно недоступен", techinfo({}, jc))])
             return
         if short:
             self.refusal("not_enough_money", "get_price", jc)

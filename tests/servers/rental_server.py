@@ -26,11 +26,16 @@ they spare generate_token unless {"set_fault_token": true}):
   POST /_control  also {"set_code500": N} (the next N contract calls act, then answer code
                   500), {"set_bad_tokens": true} (tokens are generated but never accepted),
                   {"set_stop_code": 6 or 7} (every contract call answers it), {"set_token_calls": N}
+                  (tokens issued from then on serve N calls), {"set_hold_last": true} (the answer
+                  to a token's last good call waits until the next generate_token arrives, at
+                  most 10 s, and says "held" in message; that generate_token answers 1 s later)
 """
 import json
 import os
 import secrets
 import sys
+import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from vin_server import Handler, State, serve  # noqa: E402
@@ -88,6 +93,12 @@ class RentalHandler(Handler):
             with st.lock:
                 st.tokens[tok] = st.token_calls
                 st.extra["tokens"].append(tok)
+                release = st.holding
+            if release:
+                # The held answer goes now; this one a second later: a client that reads
+                # answers while its renewal is under way has read the held one by then.
+                st.token_asked.set()
+                time.sleep(1)
             self.answer(0, tok)
             return
         if method != "POST" or cmd not in ("start", "update", "stop"):
@@ -95,6 +106,7 @@ class RentalHandler(Handler):
             return
         auth = self.headers.get("Authorization") or ""
         tok = auth[7:] if auth.startswith("Bearer ") else None
+        hold = False
         with st.lock:
             left = st.tokens.get(tok, 0)
             if st.bad_tokens or left <= 0:
@@ -103,6 +115,10 @@ class RentalHandler(Handler):
             else:
                 st.tokens[tok] = left - 1
                 refused = False
+                hold = st.hold_last and left == 1
+                if hold:
+                    st.holding = True
+                    st.token_asked.clear()
         if refused:
             self.answer(4, "Authentication error")
             return
@@ -119,6 +135,13 @@ class RentalHandler(Handler):
             return
         if fail500:
             self.answer(500, "Internal server error")
+            return
+        if hold:
+            st.token_asked.wait(10)
+            with st.lock:
+                st.holding = False
+                st.extra["held"] += 1
+            self.answer(code, "held", odo)
             return
         self.answer(code, "", odo)
 
@@ -206,7 +229,9 @@ def main(argv):
         i += 2
     st.tokens, st.contracts, st.cars, st.odo = {}, {}, {}, {}
     st.code500, st.bad_tokens, st.stop_code, st.fault_token = 0, False, 0, False
-    st.extra.update({"token_calls": 0, "refused": 0, "starts": {}, "stops": {}, "order": {},
+    st.hold_last, st.holding, st.token_asked = False, False, threading.Event()
+    st.extra.update({"token_calls": 0, "refused": 0, "held": 0, "starts": {}, "stops": {},
+                     "order": {},
                      "max_starts": 0, "max_stops": 0, "contracts": {}, "last": {}, "tokens": []})
     serve(RentalHandler, st, port)
 
