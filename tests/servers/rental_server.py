@@ -28,7 +28,8 @@ they spare generate_token unless {"set_fault_token": true}):
                   {"set_stop_code": 6 or 7} (every contract call answers it), {"set_token_calls": N}
                   (tokens issued from then on serve N calls), {"set_hold_last": true} (the answer
                   to a token's last good call waits until the next generate_token arrives, at
-                  most 10 s, and says "held" in message; that generate_token answers 1 s later)
+                  most 10 s, and says "held" in message; that generate_token answers only after
+                  {"release_token": true}, at most 120 s later)
 """
 import json
 import os
@@ -95,10 +96,11 @@ class RentalHandler(Handler):
                 st.extra["tokens"].append(tok)
                 release = st.holding
             if release:
-                # The held answer goes now; this one a second later: a client that reads
-                # answers while its renewal is under way has read the held one by then.
+                # The held answer goes now; this one when the test says, once it has seen
+                # the client read the held one while its renewal was under way.
                 st.token_asked.set()
-                time.sleep(1)
+                st.token_release.wait(120)
+                st.token_release.clear()
             self.answer(0, tok)
             return
         if method != "POST" or cmd not in ("start", "update", "stop"):
@@ -201,6 +203,9 @@ class RentalHandler(Handler):
 
     def hooks(self, method, body):
         st = self.state
+        if self.path == "/_control" and method == "POST" and \
+                json.loads(body or b"{}").get("release_token"):
+            st.token_release.set()
         with st.lock:
             st.extra["max_starts"] = max(st.extra["starts"].values(), default=0)
             st.extra["max_stops"] = max(st.extra["stops"].values(), default=0)
@@ -230,6 +235,7 @@ def main(argv):
     st.tokens, st.contracts, st.cars, st.odo = {}, {}, {}, {}
     st.code500, st.bad_tokens, st.stop_code, st.fault_token = 0, False, 0, False
     st.hold_last, st.holding, st.token_asked = False, False, threading.Event()
+    st.token_release = threading.Event()
     st.extra.update({"token_calls": 0, "refused": 0, "held": 0, "starts": {}, "stops": {},
                      "order": {},
                      "max_starts": 0, "max_stops": 0, "contracts": {}, "last": {}, "tokens": []})
