@@ -3,7 +3,7 @@
 # row's report with different bytes (held at the named pause point serve-file-written) leave the
 # row naming a file that holds the bytes of the delivery it records; a report the service
 # delivers before it answers the request (so before `batch vin` records the row as waiting) is
-# filed with its row, not left unknown.
+# filed with its row, not left unknown; a chunked body past max_body is refused at once.
 . "$(dirname "$0")/../lib.sh"
 
 TOKEN=SGCANARYvin0123456789
@@ -124,5 +124,43 @@ is "$(unknown)" "$before_unknown" "and it is no longer unknown"
 
 kill -TERM $SERVE_PID; wait $SERVE_PID
 is "$?" 0 "serve exits 0 on SIGTERM"
+
+# 4. A chunked body (no Content-Length) past [serve] max_body is answered 413 as soon as it
+# passes, and the connection closed: not read until the peer stops or the timeout. serve's
+# timeout is 600 s and the client gives up after 60 s, so only an answer at once passes.
+sed 's|^max_connections = 4$|max_connections = 4\nmax_body = 1K\ntimeout = 600|' "$CONF" >"$T/small.conf"
+chmod 600 "$T/small.conf"
+"$STOCKGATE" -c "$T/small.conf" serve 2>>"$T/serve.log" & SERVE_PID=$!
+_pids+=($SERVE_PID)
+wait_port "$SPORT"
+out=$($PY - "$SPORT" "$SECRET" <<'PY'
+import socket, sys, time
+port, secret = sys.argv[1:3]
+s = socket.create_connection(("127.0.0.1", int(port)))
+s.settimeout(60)
+s.sendall(("POST /vin/%s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+           "Transfer-Encoding: chunked\r\n\r\n" % secret).encode())
+chunk = b"x" * 4096
+s.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))  # past 1K; the body never ends
+data, end = b"", "closed"
+try:
+    while True:
+        b = s.recv(4096)
+        if not b:
+            break
+        data += b
+except socket.timeout:
+    end = "timeout"
+except ConnectionResetError:
+    end = "reset"
+print(data.split(b"\r\n")[0].decode() or "no answer", "/", end)
+PY
+)
+like "$out" '^HTTP/1\.1 413 .* / (closed|reset)$' "a chunked body past max_body: 413 at once, the connection ended ($out)"
+like "$(cat "$T/serve.log")" 'a body beyond \[serve\] max_body \(413\)' "the refusal is logged"
+is "$(curl -s -o /dev/null -w '%{http_code}' -H 'Transfer-Encoding: chunked' -H 'Content-Type: application/json' \
+	--data-binary '{"id":"none-small","status":"ok"}' "$CB")" 200 "a chunked body within max_body is received (200)"
+kill -TERM $SERVE_PID; wait $SERVE_PID
+
 unlike "$(cat "$T/serve.log" "$T/fast.err")" "$TOKEN|$SECRET" "neither the token nor the secret is logged"
 done_testing
