@@ -15,15 +15,7 @@ sg_bg $PY "$SG_TOP/tests/servers/vin_server.py" "$PORT" --token "$TOKEN" --callb
 wait_port "$PORT" || { notok "vin emulator started"; done_testing; exit 1; }
 printf '%s\n' "$SECRET" >"$T/secret"; chmod 600 "$T/secret"
 write_config <<EOF2
-[vin]
-url = $URL/api/processing_queue
-token = $TOKEN
-tls = off
-callback_secret_file = $T/secret
-report_wait = 1h
-
-[serve]
-listen = 127.0.0.1:$SPORT
+$(vin_serve_config)
 # One connection a receiver thread (libmicrohttpd shares the limit among its 4): a delivery held
 # at the pause point holds its thread, and the next connection goes to another.
 max_connections = 4
@@ -33,7 +25,7 @@ q() { sqlite3 "$DB" "$1"; }
 unknown() { sg status --format json | jq -r .deliveries_unknown; }
 # one_row FILE VIN: a list of one row.
 one_row() { printf 'vin,check_type,brand,language\n%s,check_data_bmw_full,BMW,ru\n' "$2" >"$1"; }
-# row_of FILE: the journal's state, answer of the list's one row.
+# row_sql FILE: the FROM and WHERE of the journal rows of the list FILE.
 row_sql() { echo "FROM journal WHERE kind = 'vin' AND input_sha256 = '$(sha256sum "$1" | cut -d' ' -f1)'"; }
 # post_report ID PDF: a multipart delivery of the report PDF for the queue's ID; prints the HTTP code.
 post_report() {
