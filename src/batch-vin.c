@@ -266,6 +266,7 @@ static char *vin_validate(char **vals, const char **warning)
 }
 
 typedef struct {
+	const sg_config *cfg;
 	const char *url, *token;
 	bool waits;         /* a receiver is configured: a queued row waits for its report */
 	gint64 report_wait; /* seconds */
@@ -282,6 +283,7 @@ static sg_status vin_open(const sg_config *cfg, sg_batch_conn *conn, char **err)
 		return sg_fail(err, SG_ECONFIG, "[vin] token_file (or token) is not set: the vin "
 			       "service's access token");
 	s = g_new0(vin_state, 1);
+	s->cfg = cfg;
 	s->url = cfg->vin.url;
 	s->token = cfg->vin.token;
 	s->waits = cfg->vin.callback_secret != NULL;
@@ -395,6 +397,8 @@ static sg_step vin_answer(void *state, sg_batch_row *row, long http, const char 
 	return vs->waits ? SG_STEP_WAIT : SG_STEP_DONE;
 }
 
+static bool vin_settle(void *state, sqlite3 *db, const char *input_sha256, sg_batch_row *row);
+
 const sg_batch_kind sg_batch_vin = {
 	.name = "vin",
 	.columns = vin_columns,
@@ -405,6 +409,7 @@ const sg_batch_kind sg_batch_vin = {
 	.validate = vin_validate,
 	.next = vin_next,
 	.answer = vin_answer,
+	.settle = vin_settle,
 };
 
 static size_t collect(char *p, size_t size, size_t n, void *ud)
@@ -547,20 +552,47 @@ static int find_row(sqlite3 *db, const sg_delivery *d, const char *delivery_sha,
 	return rc;
 }
 
-/* Writes the report file under dir/name (temp, fsync, rename, fsync of the directory). */
-static sg_status write_report(const char *dir, const char *name, const sg_delivery *d,
-			      char **path, char **err)
+/* The bytes of a delivery's report in a temp file beside dir/name (fsynced), for place_report
+ * to rename under the row's lock; *tmp: its name (g_free). */
+static sg_status write_report_temp(const char *dir, const char *name, const sg_delivery *d,
+				   char **tmp, char **err)
+{
+	g_autofree char *e = NULL, *path = g_build_filename(dir, name, NULL);
+
+	if (g_mkdir_with_parents(dir, 0750) != 0)
+		return sg_fail(err, SG_EIO, "%s: cannot create: %s", dir, g_strerror(errno));
+	if ((*tmp = sg_write_temp(path, d->file, d->file_len, 0640, &e)) == NULL)
+		return sg_fail(err, SG_EIO, "%s", e);
+	return SG_OK;
+}
+
+/* Renames a report file (a temp, or a delivery kept in unmatched/) to dir/name, and fsyncs the
+ * directory: *path (g_free). */
+static sg_status place_report(const char *from, const char *dir, const char *name, char **path,
+			      char **err)
 {
 	g_autofree char *e = NULL;
 
 	if (g_mkdir_with_parents(dir, 0750) != 0)
 		return sg_fail(err, SG_EIO, "%s: cannot create: %s", dir, g_strerror(errno));
 	*path = g_build_filename(dir, name, NULL);
-	if (!sg_write_atomic(*path, d->file, d->file_len, 0640, &e)) {
+	if (!sg_rename_durable(from, *path, &e)) {
 		g_clear_pointer(path, g_free);
 		return sg_fail(err, SG_EIO, "%s", e);
 	}
 	return SG_OK;
+}
+
+/* Writes the report file under dir/name at once (temp, fsync, rename, fsync of the directory). */
+static sg_status write_report(const char *dir, const char *name, const sg_delivery *d,
+			      char **path, char **err)
+{
+	g_autofree char *tmp = NULL;
+	sg_status st = write_report_temp(dir, name, d, &tmp, err);
+
+	if (st == SG_OK && (st = place_report(tmp, dir, name, path, err)) != SG_OK)
+		unlink(tmp);
+	return st;
 }
 
 /* The VIN of a waiting row's answer, checked, or "VIN". */
@@ -589,13 +621,66 @@ static void add_opt(cJSON *o, const char *k, const char *v)
 	cJSON_AddStringToObject(o, k, v ? v : "");
 }
 
+/*
+ * Journals a delivery's result in a waiting (or failed) row, inside the caller's write
+ * transaction: its fields, the delivery's digest (its repeat finds the row again, find_row) and
+ * report_file, which is in place already. *what: filed or failed; *journalled (optional): the
+ * answer written (g_free). An SQLite code: SQLITE_DONE when written.
+ */
+static int file_row(sqlite3 *db, const char *sha, gint64 line, const char *answer,
+		    const sg_delivery *d, const char *delivery_sha, const char *report_file,
+		    sg_vin_delivered *what, char **journalled)
+{
+	cJSON *was = cJSON_Parse(answer), *res = cJSON_CreateObject();
+	cJSON *id = cJSON_GetObjectItemCaseSensitive(was, "id");
+	cJSON *msg = cJSON_GetObjectItemCaseSensitive(was, "message");
+	g_autofree char *v = answer_vin(answer);
+	sqlite3_stmt *s = NULL;
+	char *txt;
+	int rc;
+
+	add_opt(res, "id", cJSON_IsString(id) ? id->valuestring : d->id);
+	add_opt(res, "message", cJSON_IsString(msg) ? msg->valuestring : NULL);
+	add_opt(res, "vin", v);
+	add_opt(res, "report_status", d->status ? d->status : d->failed ? "error" : "ok");
+	add_opt(res, "report_url", d->url);
+	add_opt(res, "delivery", delivery_sha);
+	if (d->failed) {
+		g_autofree char *e = g_strdup_printf("the service reported a failure: %s",
+						     d->error ? d->error : d->status);
+		add_opt(res, "error", e);
+		*what = SG_VIN_FAILED;
+	} else {
+		add_opt(res, "report_file", report_file);
+		*what = SG_VIN_FILED;
+	}
+	txt = cJSON_PrintUnformatted(res);
+	cJSON_Delete(was);
+	cJSON_Delete(res);
+	rc = sqlite3_prepare_v2(db, "UPDATE journal SET state = ?1, answer = ?2 WHERE "
+				"kind = 'vin' AND input_sha256 = ?3 AND row = ?4",
+				-1, &s, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_text(s, 1, *what == SG_VIN_FAILED ? "failed" : "ok", -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 2, txt, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 3, sha, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 4, line);
+		rc = sqlite3_step(s);
+	}
+	sqlite3_finalize(s);
+	if (rc == SQLITE_DONE && journalled)
+		*journalled = g_strdup(txt);
+	cJSON_free(txt);
+	return rc;
+}
+
 sg_status sg_batch_vin_deliver(const sg_config *cfg, sg_store *store, const sg_delivery *d,
 			       const char *body_sha256, sg_vin_delivered *what, char **file,
 			       char **err)
 {
 	sqlite3 *db = sg_store_db(store);
 	g_autofree char *sha = NULL, *state = NULL, *answer = NULL, *reports = NULL;
-	g_autofree char *path = NULL;
+	g_autofree char *path = NULL, *tmp = NULL, *placed = NULL;
 	gint64 line = 0;
 	sg_status st = SG_OK;
 	sqlite3_stmt *s = NULL;
@@ -604,9 +689,11 @@ sg_status sg_batch_vin_deliver(const sg_config *cfg, sg_store *store, const sg_d
 	*what = SG_VIN_UNKNOWN;
 	*file = NULL;
 	reports = sg_batch_vin_reports_dir(cfg);
-	/* The report file is written (and fsynced) before the write lock is taken, so that
-	 * deliveries filed at once share the disk and queue only for their commits. A file whose
-	 * row turns out not to be waiting any more was a repeat: same name, same bytes. */
+	/* The report's bytes are written (and fsynced) to a temp file before the write lock is
+	 * taken, so that deliveries filed at once share the disk and queue only for their
+	 * commits. Only under the lock, with the row still waiting, is it renamed to the row's
+	 * name: two deliveries of one row (a retry with other bytes) cannot leave the row naming
+	 * the one's file while it holds the other's bytes. */
 	if (d->file && !d->failed) {
 		rc = find_row(db, d, body_sha256, &sha, &line, &state, &answer);
 		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
@@ -614,17 +701,21 @@ sg_status sg_batch_vin_deliver(const sg_config *cfg, sg_store *store, const sg_d
 		if (rc == SQLITE_ROW && strcmp(state, "waiting") == 0) {
 			g_autofree char *dir = NULL, *name = NULL;
 			report_place(reports, sha, line, answer, d->file_ext, &dir, &name);
-			if ((st = write_report(dir, name, d, &path, err)) != SG_OK)
+			if ((st = write_report_temp(dir, name, d, &tmp, err)) != SG_OK)
 				return st;
 		}
 		g_clear_pointer(&sha, g_free);
 		g_clear_pointer(&state, g_free);
 		g_clear_pointer(&answer, g_free);
 	}
+	/* Test hook: a delivery's file is written, the row not yet locked. */
+	sg_pause_point("serve-file-written");
 	/* IMMEDIATE: the write lock now, so the row read is the row written (a CLI re-run, a poll
 	 * or another delivery may journal beside us). */
-	if ((rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL)) != SQLITE_OK)
-		return db_err(db, rc, err);
+	if ((rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL)) != SQLITE_OK) {
+		st = db_err(db, rc, err);
+		goto out;
+	}
 	rc = find_row(db, d, body_sha256, &sha, &line, &state, &answer);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
 		st = db_err(db, rc, err);
@@ -634,8 +725,8 @@ sg_status sg_batch_vin_deliver(const sg_config *cfg, sg_store *store, const sg_d
 	if (rc == SQLITE_DONE) {
 		/* Nobody asked for it (or its list's journal is gone): kept for the operator, the
 		 * file too, once a distinct delivery (the file is named by its hash, so a
-		 * repeat writes the same bytes under the same name). */
-		g_clear_pointer(&path, g_free);
+		 * repeat writes the same bytes under the same name). A `batch vin` that journals
+		 * its row waiting later takes it from here (vin_settle). */
 		if (d->file) {
 			g_autofree char *dir = g_build_filename(reports, "unmatched", NULL);
 			g_autofree char *name = g_strdup_printf("%.16s.%s", body_sha256, d->file_ext);
@@ -669,64 +760,23 @@ sg_status sg_batch_vin_deliver(const sg_config *cfg, sg_store *store, const sg_d
 		}
 	} else if (strcmp(state, "waiting") != 0 &&
 		   !(strcmp(state, "failed") == 0 && !d->failed)) {
-		/* Filed before, or failed and failed again: a repeat changes nothing. (A report
-		 * that comes after an error status is filed: it was paid for.) */
+		/* Filed before, or failed and failed again: a repeat changes nothing (its temp
+		 * file goes). (A report that comes after an error status is filed: it was paid
+		 * for.) */
 		*what = SG_VIN_REPEAT;
-		g_clear_pointer(&path, g_free);
 	} else {
-		cJSON *was = cJSON_Parse(answer), *res = cJSON_CreateObject();
-		cJSON *id = cJSON_GetObjectItemCaseSensitive(was, "id");
-		cJSON *msg = cJSON_GetObjectItemCaseSensitive(was, "message");
-		g_autofree char *v = answer_vin(answer);
-		char *txt;
-
-		add_opt(res, "id", cJSON_IsString(id) ? id->valuestring : d->id);
-		add_opt(res, "message", cJSON_IsString(msg) ? msg->valuestring : NULL);
-		add_opt(res, "vin", v);
-		add_opt(res, "report_status", d->status ? d->status : d->failed ? "error" : "ok");
-		add_opt(res, "report_url", d->url);
-		/* Which delivery this was: its repeat finds this row again (find_row). */
-		add_opt(res, "delivery", body_sha256);
-		if (d->failed) {
-			g_autofree char *e = g_strdup_printf("the service reported a failure: %s",
-							     d->error ? d->error : d->status);
-			add_opt(res, "error", e);
-			*what = SG_VIN_FAILED;
-		} else {
-			if (d->file) {
-				g_autofree char *dir = NULL, *name = NULL, *want = NULL;
-				report_place(reports, sha, line, answer, d->file_ext, &dir, &name);
-				want = g_build_filename(dir, name, NULL);
-				/* Written above, unless the match moved to another row meanwhile. */
-				if (path == NULL || strcmp(path, want) != 0) {
-					g_clear_pointer(&path, g_free);
-					if ((st = write_report(dir, name, d, &path, err)) != SG_OK) {
-						cJSON_Delete(was);
-						cJSON_Delete(res);
-						goto fail;
-					}
-				}
-			}
-			add_opt(res, "report_file", path);
-			*what = SG_VIN_FILED;
+		if (d->file && !d->failed) {
+			g_autofree char *dir = NULL, *name = NULL;
+			report_place(reports, sha, line, answer, d->file_ext, &dir, &name);
+			/* Written above, unless the row was not waiting yet when looked at. */
+			if (tmp == NULL && (st = write_report_temp(dir, name, d, &tmp, err)) != SG_OK)
+				goto fail;
+			if ((st = place_report(tmp, dir, name, &path, err)) != SG_OK)
+				goto fail;
+			g_clear_pointer(&tmp, g_free);
+			placed = g_strdup(path);
 		}
-		txt = cJSON_PrintUnformatted(res);
-		cJSON_Delete(was);
-		cJSON_Delete(res);
-		rc = sqlite3_prepare_v2(db, "UPDATE journal SET state = ?1, answer = ?2 WHERE "
-					"kind = 'vin' AND input_sha256 = ?3 AND row = ?4",
-					-1, &s, NULL);
-		if (rc == SQLITE_OK) {
-			sqlite3_bind_text(s, 1, *what == SG_VIN_FAILED ? "failed" : "ok", -1,
-					  SQLITE_STATIC);
-			sqlite3_bind_text(s, 2, txt, -1, SQLITE_TRANSIENT);
-			sqlite3_bind_text(s, 3, sha, -1, SQLITE_STATIC);
-			sqlite3_bind_int64(s, 4, line);
-			rc = sqlite3_step(s);
-		}
-		cJSON_free(txt);
-		sqlite3_finalize(s);
-		s = NULL;
+		rc = file_row(db, sha, line, answer, d, body_sha256, path, what, NULL);
 		if (rc != SQLITE_DONE) {
 			st = db_err(db, rc, err);
 			goto fail;
@@ -737,12 +787,179 @@ sg_status sg_batch_vin_deliver(const sg_config *cfg, sg_store *store, const sg_d
 		goto fail;
 	}
 	*file = g_steal_pointer(&path);
-	return SG_OK;
+	goto out;
 fail:
+	/* Still under the lock: the row's name holds nothing of a delivery not filed. */
+	if (placed)
+		unlink(placed);
 	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-	/* A file renamed into place for a row whose update did not commit is written again by
-	 * the service's retry, under the same name. */
+out:
+	if (tmp)
+		unlink(tmp);
 	return st;
+}
+
+/* An unknown delivery (the deliveries table) for a waiting row: by the queue's id, else one
+ * that names no id by the row's VIN (a delivery with an id may be for another row of the same
+ * VIN whose answer is still on its way). Of several, a report before a failure (a report that
+ * comes after an error status is filed, as serve does), then the latest. SQLITE_ROW with *d,
+ * *key (deliveries.id), *body_sha and *file filled; SQLITE_DONE when there is none. */
+static int find_unknown(sqlite3 *db, const char *id, const char *vin, sg_delivery *d,
+			gint64 *key, char **body_sha, char **file)
+{
+	static const char *const by_id =
+		"SELECT id, body_sha256, delivery_id, vin, status, url, file FROM deliveries "
+		"WHERE delivery_id = ?1 ORDER BY received DESC, id DESC";
+	static const char *const by_vin =
+		"SELECT id, body_sha256, delivery_id, vin, status, url, file FROM deliveries "
+		"WHERE delivery_id IS NULL AND vin = ?1 ORDER BY received DESC, id DESC";
+	int rc = SQLITE_DONE;
+
+	for (int pass = 0; pass < 2 && rc == SQLITE_DONE; pass++) {
+		const char *k = pass == 0 ? id : vin;
+		sqlite3_stmt *s = NULL;
+		bool found = false;
+		if (k == NULL || *k == 0 || (pass == 1 && !vin_plain(k)))
+			continue;
+		if ((rc = sqlite3_prepare_v2(db, pass == 0 ? by_id : by_vin, -1, &s, NULL)) !=
+		    SQLITE_OK)
+			return rc;
+		sqlite3_bind_text(s, 1, k, -1, SQLITE_STATIC);
+		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+			const char *status = (const char *)sqlite3_column_text(s, 4);
+			bool failed = status && sg_delivery_status_failed(status);
+			if (found && (failed || !d->failed))
+				continue;
+			sg_delivery_clear(d);
+			g_clear_pointer(body_sha, g_free);
+			g_clear_pointer(file, g_free);
+			*key = sqlite3_column_int64(s, 0);
+			*body_sha = g_strdup((const char *)sqlite3_column_text(s, 1));
+			d->id = g_strdup((const char *)sqlite3_column_text(s, 2));
+			d->vin = g_strdup((const char *)sqlite3_column_text(s, 3));
+			d->status = g_strdup(status);
+			d->url = g_strdup((const char *)sqlite3_column_text(s, 5));
+			d->failed = failed;
+			*file = g_strdup((const char *)sqlite3_column_text(s, 6));
+			found = true;
+		}
+		sqlite3_finalize(s);
+		if (rc == SQLITE_DONE && found)
+			rc = SQLITE_ROW;
+	}
+	return rc;
+}
+
+/* The kind's settle (batch.h): a waiting row takes the delivery serve kept as unknown because
+ * it came before the row was journalled waiting (a fast service), its file moved to the row's
+ * name, in one transaction. */
+static bool vin_settle(void *state, sqlite3 *db, const char *input_sha256, sg_batch_row *row)
+{
+	vin_state *vs = state;
+	g_autofree char *reports = NULL, *id = NULL, *vin = NULL, *body_sha = NULL;
+	g_autofree char *from = NULL, *jstate = NULL, *answer = NULL, *path = NULL, *txt = NULL;
+	g_autofree char *err = NULL;
+	sg_delivery d = { 0 };
+	sg_vin_delivered what;
+	sqlite3_stmt *s = NULL;
+	gint64 key = 0;
+	int rc;
+
+	if (!vs->waits || g_strcmp0(row->state, "waiting") != 0 || row->answer == NULL)
+		return false;
+	{
+		cJSON *a = cJSON_Parse(row->answer);
+		cJSON *i = cJSON_GetObjectItemCaseSensitive(a, "id");
+		cJSON *v = cJSON_GetObjectItemCaseSensitive(a, "vin");
+		id = cJSON_IsString(i) ? g_strdup(i->valuestring) : NULL;
+		vin = cJSON_IsString(v) ? g_strdup(v->valuestring) : NULL;
+		cJSON_Delete(a);
+	}
+	/* A first look without the write lock: the row is journalled waiting, so a delivery
+	 * that is not among the unknown ones now finds the row itself when it comes. */
+	rc = find_unknown(db, id, vin, &d, &key, &body_sha, &from);
+	sg_delivery_clear(&d);
+	if (rc != SQLITE_ROW)
+		return false;
+	/* Under the lock: the row still waiting and the delivery still unknown (serve, or
+	 * another run of the list, may have filed either meanwhile). */
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		goto fail;
+	rc = sqlite3_prepare_v2(db, "SELECT state, answer FROM journal WHERE kind = 'vin' AND "
+				"input_sha256 = ?1 AND row = ?2", -1, &s, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_text(s, 1, input_sha256, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 2, row->line);
+		if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+			jstate = g_strdup((const char *)sqlite3_column_text(s, 0));
+			answer = g_strdup((const char *)sqlite3_column_text(s, 1));
+		}
+	}
+	sqlite3_finalize(s);
+	s = NULL;
+	if (g_strcmp0(jstate, "waiting") != 0 || g_strcmp0(answer, row->answer) != 0) {
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		return false;
+	}
+	g_clear_pointer(&body_sha, g_free);
+	g_clear_pointer(&from, g_free);
+	if ((rc = find_unknown(db, id, vin, &d, &key, &body_sha, &from)) == SQLITE_DONE) {
+		/* Another run of the list took it first. */
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		return false;
+	}
+	if (rc != SQLITE_ROW)
+		goto fail;
+	reports = sg_batch_vin_reports_dir(vs->cfg);
+	if (from && !d.failed) {
+		/* Its file moves from unmatched/ to the row's name (the extension is ours: the
+		 * name was made by serve from the bytes). */
+		const char *ext = strrchr(from, '.');
+		g_autofree char *dir = NULL, *name = NULL;
+		if (ext == NULL || (strcmp(ext, ".pdf") != 0 && strcmp(ext, ".html") != 0)) {
+			err = g_strdup_printf("%s: not a report file of serve's", from);
+			goto fail;
+		}
+		report_place(reports, input_sha256, row->line, answer, ext + 1, &dir, &name);
+		if (place_report(from, dir, name, &path, &err) != SG_OK)
+			goto fail;
+	}
+	rc = file_row(db, input_sha256, row->line, answer, &d, body_sha, path, &what, &txt);
+	if (rc == SQLITE_DONE) {
+		rc = sqlite3_prepare_v2(db, "DELETE FROM deliveries WHERE id = ?1", -1, &s, NULL);
+		if (rc == SQLITE_OK) {
+			sqlite3_bind_int64(s, 1, key);
+			rc = sqlite3_step(s);
+		}
+		sqlite3_finalize(s);
+	}
+	if (rc != SQLITE_DONE || sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		/* The file goes back where the deliveries table says it is. */
+		if (path && rename(path, from) != 0)
+			log_warnx("%s: cannot move back to %s: %s", path, from, g_strerror(errno));
+		goto fail;
+	}
+	/* A failure's file (it came with an error status) is nobody's now. */
+	if (from && path == NULL)
+		unlink(from);
+	log_info("vin: row %ld: the report serve received before the row was waiting is %s%s%s",
+		 row->line, what == SG_VIN_FAILED ? "a failure" : "filed", path ? ": " : "",
+		 path ? path : "");
+	g_free(row->state);
+	g_free(row->answer);
+	row->state = g_strdup(what == SG_VIN_FAILED ? "failed" : "ok");
+	row->answer = g_steal_pointer(&txt);
+	sg_delivery_clear(&d);
+	return true;
+fail:
+	if (err == NULL)
+		err = g_strdup(sqlite3_errmsg(db));
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	/* It stays unknown; the next run (or --wait's next look) tries again. */
+	log_warnx("vin: row %ld: a delivery received before the row was waiting is not filed: %s",
+		  row->line, err);
+	sg_delivery_clear(&d);
+	return false;
 }
 
 GPtrArray *sg_batch_vin_report_files(const sg_config *cfg, sg_store *store, const char *input_sha256)

@@ -258,6 +258,7 @@ typedef struct brow {
 	struct curl_slist *headers;
 	char *retry_after;
 	bool dirty; /* journal needs writing */
+	bool written; /* journal_flush wrote it in the transaction it is committing */
 	/* A kind's sequence (rental's ra): the neighbours of the row in file order, and whether
 	 * it waits for the one before it to end ok. */
 	struct brow *seq_prev, *seq_next;
@@ -627,7 +628,18 @@ static bool resume_over_budget(brow *r)
 	return ok;
 }
 
-/* Writes the journal entries of the rows marked dirty, in one transaction (one fsync). */
+/* The kind settles a row from what the db holds (kind->settle), once the row is journalled. */
+static void settle(job *j, brow *r)
+{
+	if (j->kind->settle && !j->o->dry_run && !r->active &&
+	    j->kind->settle(j->conn.state, j->db, j->sha, &r->pub)) {
+		g_free(r->known);
+		r->known = g_strdup(r->pub.state);
+	}
+}
+
+/* Writes the journal entries of the rows marked dirty, in one transaction (one fsync); then
+ * the kind may settle the rows written. */
 static sg_status journal_flush(job *j, brow **rs, size_t n, char **err)
 {
 	sqlite3_stmt *up = NULL, *del = NULL, *claim = NULL, *sum = NULL;
@@ -711,6 +723,7 @@ static sg_status journal_flush(job *j, brow **rs, size_t n, char **err)
 		} else {
 			g_free(r->known);
 			r->known = g_strdup(r->pub.state);
+			r->written = true;
 		}
 		r->claiming = false;
 	}
@@ -722,8 +735,13 @@ static sg_status journal_flush(job *j, brow **rs, size_t n, char **err)
 		db_exec(j->db, "ROLLBACK", NULL);
 		return st;
 	}
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		rs[i]->dirty = false;
+		if (rs[i]->written) {
+			rs[i]->written = false;
+			settle(j, rs[i]);
+		}
+	}
 	return SG_OK;
 fail:
 	sg_fail(err, SG_EIO, "journal: %s", sqlite3_errmsg(j->db));
@@ -732,6 +750,8 @@ fail:
 	sqlite3_finalize(claim);
 	sqlite3_finalize(sum);
 	db_exec(j->db, "ROLLBACK", NULL);
+	for (size_t i = 0; i < n; i++)
+		rs[i]->written = false;
 	return SG_EIO;
 }
 
@@ -1832,6 +1852,11 @@ sg_status sg_batch_run(const sg_batch_kind *kind, const sg_config *cfg, sg_store
 	j->db = sg_store_db(store);
 	if ((st = journal_init(j, err)) != SG_OK || (st = journal_load(j, err)) != SG_OK)
 		goto out;
+	for (guint i = 0; i < j->rows->len; i++) {
+		brow *r = j->rows->pdata[i];
+		if (r->known && !r->invalid && r->leader < 0)
+			settle(j, r);
+	}
 	if ((st = resume_rows(j, err)) != SG_OK)
 		goto out;
 	sequence_rows(j);

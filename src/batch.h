@@ -145,6 +145,12 @@ typedef struct sg_batch_kind {
 	/* Optional, NULL-terminated: keys of the "ok" answer that --format json carries as they
 	 * are (any JSON value) after the result columns (price's details). */
 	const char *const *json_columns;
+	/* Optional. Called for each row once it is journalled, and for each row this run finds
+	 * in the journal, to settle it from what the db holds already, in a write transaction of
+	 * the kind's own (vin: a row journalled waiting takes the report `serve` received before
+	 * it, kept as unknown). Sets row->state and row->answer as it journalled them and returns
+	 * true when it did. */
+	bool (*settle)(void *state, sqlite3 *db, const char *input_sha256, sg_batch_row *row);
 } sg_batch_kind;
 
 extern const sg_batch_kind sg_batch_vin;
@@ -250,10 +256,12 @@ struct sg_delivery_s;
 /*
  * Files one parsed delivery (delivery.h) in one transaction: the journal row found by the
  * delivery's digest (sg_delivery_sha256: a repeat), else by the id, else by the VIN among rows
- * still waiting (the most recent) gets its result, and the report
- * file is written first to <state dir>/reports/<input sha256, 16 digits>/<row>-<VIN>.<ext>
- * (temp, fsync, rename). Unknown deliveries go to the deliveries table (their file to
- * reports/unmatched/). *file: the path written, or NULL (g_free). SG_ETEMP when the db stays
+ * still waiting (the most recent) gets its result, and the report file, written first to a temp
+ * file (fsynced) outside the lock, is renamed under it, with the row still waiting, to
+ * <state dir>/reports/<input sha256, 16 digits>/<row>-<VIN>.<ext>; a delivery that finds the
+ * row filed meanwhile leaves nothing there. Unknown deliveries go to the deliveries table
+ * (their file to reports/unmatched/), where `batch vin` finds them when it journals their row
+ * waiting (kind->settle). *file: the path written, or NULL (g_free). SG_ETEMP when the db stays
  * busy, SG_EIO on a write failure: the caller must not answer 2xx then.
  */
 sg_status sg_batch_vin_deliver(const sg_config *cfg, sg_store *st,

@@ -368,7 +368,7 @@ static char *field(reader *r, const char *const *names)
 }
 
 /* Status words that mean the report will not come (the exact words are not documented). */
-static bool status_failed(const char *s)
+bool sg_delivery_status_failed(const char *s)
 {
 	static const char *const words[] = { "error", "failed", "fail", "failure", "rejected",
 					     "refused", "not_found", "notfound", "not found",
@@ -430,7 +430,7 @@ sg_status sg_delivery_parse(const char *content_type, const char *query, const c
 		if (d->error && (strcmp(d->error, "false") == 0 || strcmp(d->error, "0") == 0 ||
 				 strcmp(d->error, "null") == 0))
 			g_clear_pointer(&d->error, g_free);
-		d->failed = (d->status && status_failed(d->status)) || d->error != NULL;
+		d->failed = (d->status && sg_delivery_status_failed(d->status)) || d->error != NULL;
 		if (d->id == NULL && d->vin == NULL)
 			ok = fail(&r, "no_id", "the delivery names no id (id, uid, order_uiid, "
 				  "order_uuid) and no vin");

@@ -20,6 +20,9 @@ typedef struct sg_delivery_s {
 
 void sg_delivery_clear(sg_delivery *d);
 
+/* Whether a status word of the service says the report failed ("error", "rejected", …). */
+bool sg_delivery_status_failed(const char *status);
+
 /*
  * The SHA-256 (hex, g_free) of what a delivery says: its fields and its file, not the bytes it
  * came in, so that a repeat with another multipart boundary (a client draws one per request)

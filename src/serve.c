@@ -41,7 +41,6 @@ typedef struct {
 
 typedef struct {
 	GByteArray *body;
-	bool too_big;
 	bool counted;
 } request;
 
@@ -184,6 +183,35 @@ static enum MHD_Result deliver(server *s, struct MHD_Connection *c, request *rq)
 	return reply_json(c, MHD_HTTP_OK, NULL);
 }
 
+/*
+ * Answers 413 in the middle of a body, and ends the connection. libmicrohttpd queues no
+ * response before the body has ended, so the answer is written on the socket here (nothing
+ * else has been written on it but a possible "100 Continue"), with the end of our side after
+ * it; the caller returns MHD_NO, and the library closes the connection. What the peer has sent
+ * meanwhile is read first, so that the close does not reset the connection before the peer
+ * has the answer.
+ */
+static void refuse_too_big(struct MHD_Connection *c)
+{
+	static const char body[] = "{\"ok\":false,\"error\":\"too_large\"}";
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	g_autofree char *answer = NULL;
+	char buf[16384];
+
+	if (ci == NULL)
+		return;
+	answer = g_strdup_printf("HTTP/1.1 413 Content Too Large\r\nContent-Type: application/json\r\n"
+				 "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+				 sizeof body - 1, body);
+	if (send(ci->connect_fd, answer, strlen(answer), MSG_NOSIGNAL) < 0) {
+		/* The peer is gone: the close is all there is to do. */
+	}
+	shutdown(ci->connect_fd, SHUT_WR);
+	for (int i = 0; i < 64 && recv(ci->connect_fd, buf, sizeof buf, MSG_DONTWAIT) > 0; i++)
+		;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
 				  const char *method, const char *version,
 				  const char *upload, size_t *upload_size, void **con_cls)
@@ -224,18 +252,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return MHD_YES;
 	}
 	if (*upload_size) {
-		/* A body without a length (chunked) is counted as it comes. */
-		if (!rq->too_big && rq->body->len + *upload_size > (guint64)s->cfg->serve.max_body)
-			rq->too_big = true;
-		if (!rq->too_big)
-			g_byte_array_append(rq->body, (const guint8 *)upload, (guint)*upload_size);
+		/* A body without a length (chunked) is counted as it comes, and refused as soon
+		 * as it passes the limit: waiting for its end would hold the connection until the
+		 * peer stops sending (or the timeout). */
+		if (rq->body->len + *upload_size > (guint64)s->cfg->serve.max_body) {
+			g_autofree char *who = peer(c);
+			*upload_size = 0;
+			log_warnx("serve: %s: a body beyond [serve] max_body (413)", who);
+			refuse_too_big(c);
+			return MHD_NO;
+		}
+		g_byte_array_append(rq->body, (const guint8 *)upload, (guint)*upload_size);
 		*upload_size = 0;
 		return MHD_YES;
-	}
-	if (rq->too_big) {
-		g_autofree char *who = peer(c);
-		log_warnx("serve: %s: a body beyond [serve] max_body (413)", who);
-		return reply_json(c, MHD_HTTP_CONTENT_TOO_LARGE, "too_large");
 	}
 	return deliver(s, c, rq);
 }

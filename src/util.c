@@ -275,12 +275,13 @@ bool sg_write_all(int fd, const void *buf, size_t len)
 	return true;
 }
 
-bool sg_write_atomic(const char *path, const void *data, size_t len, int mode, char **err)
+char *sg_write_temp(const char *path, const void *data, size_t len, int mode, char **err)
 {
 	g_autofree char *dir = g_path_get_dirname(path);
 	g_autofree char *base = g_path_get_basename(path);
-	g_autofree char *tmp = g_strdup_printf("%s/.%s.XXXXXX", dir, base);
-	int fd, dfd, e;
+	char *tmp = g_strdup_printf("%s/.%s.XXXXXX", dir, base);
+	int fd, e;
+	bool ok;
 
 	fd = g_mkstemp_full(tmp, O_WRONLY | O_CLOEXEC, mode ? mode : 0600);
 	if (fd < 0) {
@@ -288,20 +289,33 @@ bool sg_write_atomic(const char *path, const void *data, size_t len, int mode, c
 		if (err && !*err)
 			*err = g_strdup_printf("%s: cannot create a file in %s: %s", path, dir,
 					       g_strerror(e));
-		return false;
+		g_free(tmp);
+		return NULL;
 	}
-	if (fchmod(fd, (mode_t)(mode ? mode : 0600)) < 0 || !sg_write_all(fd, data, len) ||
-	    fsync(fd) < 0) {
+	ok = fchmod(fd, (mode_t)(mode ? mode : 0600)) == 0 && sg_write_all(fd, data, len) &&
+	     fsync(fd) == 0;
+	e = errno;
+	if (close(fd) < 0 && ok) {
+		ok = false;
 		e = errno;
-		close(fd);
+	}
+	if (!ok) {
 		unlink(tmp);
+		g_free(tmp);
 		if (err && !*err)
 			*err = g_strdup_printf("%s: write failed: %s", path, g_strerror(e));
-		return false;
+		return NULL;
 	}
-	if (close(fd) < 0 || rename(tmp, path) < 0) {
+	return tmp;
+}
+
+bool sg_rename_durable(const char *tmp, const char *path, char **err)
+{
+	g_autofree char *dir = g_path_get_dirname(path);
+	int dfd, e;
+
+	if (rename(tmp, path) < 0) {
 		e = errno;
-		unlink(tmp);
 		if (err && !*err)
 			*err = g_strdup_printf("%s: cannot write: %s", path, g_strerror(e));
 		return false;
@@ -313,6 +327,17 @@ bool sg_write_atomic(const char *path, const void *data, size_t len, int mode, c
 		close(dfd);
 	}
 	return true;
+}
+
+bool sg_write_atomic(const char *path, const void *data, size_t len, int mode, char **err)
+{
+	g_autofree char *tmp = sg_write_temp(path, data, len, mode, err);
+
+	if (tmp && !sg_rename_durable(tmp, path, err)) {
+		unlink(tmp);
+		return false;
+	}
+	return tmp != NULL;
 }
 
 char *sg_oauth2_token(const char *section, const char *command, char **err)

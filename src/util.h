@@ -30,6 +30,13 @@ char *sg_sanitize_filename(const char *name);
 bool sg_write_all(int fd, const void *buf, size_t len);
 /* Writes data to path atomically (temp file in the same directory, fsync, rename). */
 bool sg_write_atomic(const char *path, const void *data, size_t len, int mode, char **err);
+/* The first half of sg_write_atomic: data in a new temp file ".NAME.XXXXXX" beside path,
+ * fsynced; its name (g_free), or NULL with *err. The caller renames it into place when the name
+ * is its to take (sg_rename_durable), or unlinks it. */
+char *sg_write_temp(const char *path, const void *data, size_t len, int mode, char **err);
+/* The second half: renames tmp (any file of the same file system) to path and fsyncs path's
+ * directory; on failure tmp stays where it was. */
+bool sg_rename_durable(const char *tmp, const char *path, char **err);
 
 /*
  * The process's scratch directory, for files that live one run (a fetched message, standard
@@ -53,3 +60,7 @@ void sg_crash_point(const char *name);
 /* Whether this passing of the point is the one $SG_CRASH names (every passing without ":N",
  * only the Nth with it), for a hook that acts elsewhere (message-child: the parser worker). */
 bool sg_crash_due(const char *name);
+/* Test hook: when $SG_PAUSE names this point, its Nth passing (counted across threads) waits
+ * on the FIFO "$SG_PAUSE_FIFO.N" if the test made one: it writes "point\n" into it (the test
+ * reads it: the point is reached), then reads it to its end (the test writes: go on). */
+void sg_pause_point(const char *name);

@@ -61,6 +61,15 @@ write_imap_config() {
 	} | write_config
 }
 
+# vin_serve_config: for write_config's stdin, the [vin] section of the vin emulator on $PORT
+# (token $TOKEN, the callback secret in $T/secret) and the head of [serve], on $SPORT.
+vin_serve_config() {
+	printf '[vin]\nurl = http://127.0.0.1:%s/api/processing_queue\ntoken = %s\ntls = off\n' \
+		"$PORT" "$TOKEN"
+	printf 'callback_secret_file = %s/secret\nreport_wait = 1h\n\n[serve]\nlisten = 127.0.0.1:%s\n' \
+		"$T" "$SPORT"
+}
+
 sg() { "$STOCKGATE" -c "$CONF" "$@"; }
 
 # A dealer D1 with key KEY1 and a user with the remains_upload role; ids and keys may be overridden.

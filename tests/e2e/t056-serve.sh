@@ -19,15 +19,7 @@ write_config <<EOF2
 url = maildir:$T/Maildir
 poll_interval = 1
 
-[vin]
-url = $URL/api/processing_queue
-token = $TOKEN
-tls = off
-callback_secret_file = $T/secret
-report_wait = 1h
-
-[serve]
-listen = 127.0.0.1:$SPORT
+$(vin_serve_config)
 timeout = 2
 EOF2
 # Room for two of the emulator's reports (about 475 bytes each) in a results mail.

@@ -2,7 +2,7 @@
 """vin_server.py: an emulator of the VIN report service of seed 000 (processing_queue, get_balance).
 
 usage: vin_server.py PORT [--token T] [--balance N] [--price N] [--latency S]
-                           [--callback URL] [--delay S]
+                           [--callback URL] [--delay S] [--deliver-first FORM]
 
 POST any path with a JSON body {token, vin, check_type, car_brand, report_language, [telegram_id,
 client_email, your_email]}: 200 {"status":"ok","id":N,"message":...} when accepted (charged),
@@ -25,6 +25,10 @@ Test hooks (shared with frame_server.py):
                   {"delivered": N, "failed": N, "codes": [...]}.
 With --delay S the results also go by themselves S seconds after acceptance, retried each
 second until a 2xx (a real service's behaviour; the tests use /_deliver, which does not race).
+With --deliver-first FORM (or POST /_control {"set_deliver_first": FORM}, null to stop) an
+accepted request's result is delivered to the callback in that form, synchronously, BEFORE the
+request itself is answered (a fast service: the report is there before the client could record
+that it waits for it); one that got no 2xx is left for /_deliver.
 Faults apply to the service's requests, not to the hooks. "drop" closes the connection before
 doing anything; "drop_after" charges first, then closes (an ambiguous outcome); "huge" answers
 200 with 2 MB of JSON, doing nothing.
@@ -74,6 +78,7 @@ class State:
         self.accepted = []  # [{"id", "vin", "delivered"}] of the vin service
         self.callback = None
         self.delay = None
+        self.deliver_first = None
         self.form_i = 0
 
     def take_fault(self):
@@ -245,14 +250,20 @@ class VinHandler(Handler):
                 key = vin + "/" + ct
                 st.per_item[key] = st.per_item.get(key, 0) + 1
                 rid = st.charged
-                st.accepted.append({"id": rid, "vin": vin, "delivered": False,
-                                    "at": time.time()})
+                item = {"id": rid, "vin": vin, "delivered": False, "at": time.time()}
+                st.accepted.append(item)
         if refuse:
             self.reply(402, {"error": "Недостаточно средств на балансе"})
             return
         if drop_after:
             self.drop()
             return
+        if st.deliver_first and st.callback:
+            code = post(st.callback, *delivery_request(item, st.deliver_first, "ok", "report.pdf"))
+            with st.lock:
+                st.extra["delivered_first"] = st.extra.get("delivered_first", 0) + (200 <= code < 300)
+            if 200 <= code < 300:
+                item["delivered"] = True
         self.reply(200, {"status": "ok", "id": rid, "message": "Запрос принят в очередь"})
 
 
@@ -400,6 +411,8 @@ def main(argv):
             st.callback = v
         elif a == "--delay":
             st.delay = float(v)
+        elif a == "--deliver-first":
+            st.deliver_first = v
         else:
             sys.exit("vin_server.py: unknown option " + a)
         i += 2
